@@ -1,0 +1,148 @@
+/*
+ * storage.h - a node's durable store: one LMDB environment per data dir.
+ *
+ * Layout. Database "data": key = u16 big-endian partition | user key, so
+ * one partition is one contiguous range (handoff and anti-entropy scan
+ * ranges). Value = an encoded record (quorum/dvv.h) that storage treats as
+ * opaque bytes. Database "meta": format version, node id, partition count
+ * and the storage epoch.
+ *
+ * Threads. Reads run on the caller's (loop) thread in a reused read-only
+ * transaction. Writes are queued to one worker thread that takes everything
+ * queued, applies it in one write transaction (group commit), commits,
+ * satisfies the fsync policy, and then reports each op back on the loop
+ * thread through a uv_async_t. Ops are applied in submission order, so two
+ * writes to one key submitted in order are stored in order. An op's done
+ * callback runs only after its commit satisfies the fsync policy:
+ *   always    commit is synced before done runs (ack after fsync)
+ *   interval  done runs after commit; a sync happens every interval ms
+ *   never     done runs after commit; the OS writes back when it likes
+ *
+ * The apply callback runs on the worker thread inside the write transaction
+ * and sees the key's current value, so read-modify-write (version merge) is
+ * atomic with respect to every other write. It must be thread-safe: pure
+ * functions of its inputs (quorum/ is).
+ *
+ * One process at a time: storage_open() takes an exclusive flock() on
+ * DIR/LOCK and fails with RK_ELOCKED when another process holds it.
+ */
+#ifndef RINGKV_STORAGE_H
+#define RINGKV_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+enum storage_fsync {
+    STORAGE_FSYNC_ALWAYS = 0,
+    STORAGE_FSYNC_INTERVAL,
+    STORAGE_FSYNC_NEVER,
+    STORAGE_FSYNC_MAX
+};
+
+struct storage_opts {
+    const char *dir;            /* created (mode 0700) if missing */
+    enum storage_fsync fsync;   /* see above */
+    uint32_t fsync_interval_ms; /* for STORAGE_FSYNC_INTERVAL, >= 1 */
+    uint64_t map_size;          /* LMDB map size in bytes */
+    uint32_t partitions;        /* Q; stored at creation, must match later */
+    const char *node_id;        /* stored at creation, must match later */
+    uint64_t new_epoch;         /* stored as the epoch if the store is new;
+                                   nonzero, drawn at random by the caller */
+};
+
+struct storage_info {
+    uint64_t epoch; /* the store's epoch (new_epoch if created) */
+    bool created;   /* the store was empty and has just been created */
+};
+
+struct storage;
+
+/* Opens (or creates) the store in o->dir on loop. Errors (with a one-line
+ * explanation in err[0..errlen)):
+ *   RK_ELOCKED   another process has the data dir open
+ *   RK_ECORRUPT  files exist but are not a valid ringkv store (bad LMDB
+ *                file, missing or unreadable meta); never starts empty over
+ *                existing data
+ *   RK_ECONFIG   partitions or node_id differ from the ones stored
+ *   -errno       the directory cannot be created or read
+ * On success *out is owned by the caller until storage_close(). */
+int storage_open(struct storage **out, uv_loop_t *loop,
+                 const struct storage_opts *o, struct storage_info *info,
+                 char *err, size_t errlen);
+
+/* Finishes every queued op (their done callbacks run before this returns),
+ * syncs, stops the worker and closes the environment. The uv handle is
+ * closed and the memory freed once the loop runs again. NULL is a no-op. */
+void storage_close(struct storage *s);
+
+/* ---- reads (loop thread) ------------------------------------------------ */
+
+/* Called with the stored value, or val == NULL (len 0) when the key is
+ * absent. val is valid only during the call. The callback's return value is
+ * returned by storage_get. */
+typedef int (*storage_read_fn)(void *arg, const uint8_t *val, size_t len);
+
+/* Looks key up in partition and calls fn once. Returns fn's result, or
+ * RK_ESTORAGE when LMDB fails (fn is then not called). */
+int storage_get(struct storage *s, uint32_t partition, const uint8_t *key,
+                uint32_t key_len, storage_read_fn fn, void *arg);
+
+/* ---- writes (submitted on the loop thread, applied on the worker) ------- */
+
+struct storage_op;
+
+/* Worker thread, inside the write transaction. old is the current value
+ * (NULL, 0 when absent). Returns:
+ *   STORAGE_APPLY_PUT     store *out (out_len bytes, malloc'd by apply;
+ *                         storage takes ownership)
+ *   STORAGE_APPLY_DELETE  remove the key
+ *   STORAGE_APPLY_NOOP    leave it as it is (*out may still be set, and is
+ *                         then reported as the op's result)
+ *   < 0                   fail this op (op->status); others still commit */
+typedef int (*storage_apply_fn)(struct storage_op *op, const uint8_t *old,
+                                size_t old_len, uint8_t **out, size_t *out_len);
+#define STORAGE_APPLY_PUT    0
+#define STORAGE_APPLY_DELETE 1
+#define STORAGE_APPLY_NOOP   2
+
+/* Loop thread, after the op's commit satisfied the fsync policy (or it
+ * failed). op->status and op->result are set. op->result is freed by
+ * storage when done returns; copy what you keep. done may free op. */
+typedef void (*storage_done_fn)(struct storage_op *op);
+
+struct storage_op {
+    /* set by the caller; key must stay valid until done */
+    uint32_t partition;
+    const uint8_t *key;
+    uint32_t key_len;
+    storage_apply_fn apply;
+    storage_done_fn done;
+    void *arg;
+    /* results, valid in done */
+    int status;      /* 0, the apply error, or RK_ESTORAGE (not applied) */
+    uint8_t *result; /* the bytes apply produced (NULL if none) */
+    size_t result_len;
+    /* private to storage */
+    struct storage_op *next_;
+};
+
+/* Queues op. Returns 0, or RK_ESHUTTING_DOWN after storage_close() began
+ * (done is then not called). */
+int storage_submit(struct storage *s, struct storage_op *op);
+
+struct storage_stats {
+    uint64_t commits;   /* write transactions committed */
+    uint64_t ops;       /* ops applied */
+    uint64_t syncs;     /* explicit fsyncs */
+    uint64_t max_batch; /* most ops in one commit */
+    uint64_t failures;  /* failed commits */
+    uint64_t queued;    /* ops waiting now */
+    uint64_t keys;      /* entries in "data" */
+};
+
+void storage_get_stats(struct storage *s, struct storage_stats *st);
+
+#endif

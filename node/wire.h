@@ -1,0 +1,175 @@
+/*
+ * wire.h - ringkv's native wire codec: framing, structural pre-validation,
+ * and encode/decode of requests and responses. Shared by the node (server
+ * side) and the client library; docs/protocol.md is the normative spec.
+ *
+ *   frame := u32 big-endian length L | L bytes holding exactly one msgpack
+ *            value (a map with string keys, see docs/protocol.md)
+ *
+ * Untrusted bytes never reach msgpack-c before wire_prevalidate() has walked
+ * them: msgpack-c 4.0 reserves memory for a container's *declared* count, so
+ * a 5-byte header could make it allocate half a gigabyte. The pre-validator
+ * checks that every declared count and length fits in the bytes that remain
+ * and bounds the nesting depth, without allocating.
+ *
+ * Decoded requests and responses borrow: their pointers point into the frame
+ * bytes (and, for arrays, into the caller's msgpack_zone), so they live as
+ * long as both do.
+ */
+#ifndef RINGKV_WIRE_H
+#define RINGKV_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "node/errors.h"
+
+#define WIRE_HDR_LEN    4
+#define WIRE_MAX_DEPTH  8   /* our messages nest at most 4 deep */
+#define WIRE_MAX_VALUES 256 /* values in one get response */
+#define WIRE_MAX_STATS  256 /* entries in one stats response */
+#define WIRE_MAX_MSG    512 /* bytes of an error message kept */
+
+/* ---- growable output buffer ------------------------------------------ */
+
+struct wire_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Zero-initialised is a valid empty buffer; wire_buf_init() sets that. */
+void wire_buf_init(struct wire_buf *b);
+/* Frees the storage; the buffer is empty and reusable afterwards. */
+void wire_buf_free(struct wire_buf *b);
+/* Ensures room for extra more bytes. Returns 0 or -ENOMEM (b unchanged). */
+int wire_buf_reserve(struct wire_buf *b, size_t extra);
+/* Appends n bytes. Returns 0 or -ENOMEM. */
+int wire_buf_append(struct wire_buf *b, const void *p, size_t n);
+/* Drops the first n bytes (n <= len), keeping the rest. */
+void wire_buf_consume(struct wire_buf *b, size_t n);
+
+/* A msgpack_packer that appends to b (msgpack_packer_init with a write
+ * callback). Packing fails (returns -1) only when memory runs out. */
+void wire_packer_init(msgpack_packer *pk, struct wire_buf *b);
+
+/* Frames: wire_frame_begin() reserves the 4-byte header and returns its
+ * offset; pack one msgpack value; wire_frame_end() writes the length.
+ * Returns 0 or -ENOMEM. */
+int wire_frame_begin(struct wire_buf *b, size_t *start);
+void wire_frame_end(struct wire_buf *b, size_t start);
+
+/* ---- framing and pre-validation --------------------------------------- */
+
+/* Reads the body length from a 4-byte header. Returns 0 with *len set;
+ * RK_ETOO_LARGE when it exceeds max_frame; RK_EBAD_REQUEST when it is 0. */
+int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
+                   uint32_t *len);
+
+/* Walks p[0..n) without allocating and checks that it holds exactly one
+ * msgpack value: every str/bin/ext length and every array/map count fits in
+ * the bytes that remain (each element needs at least one byte), nesting is
+ * at most max_depth (<= 64) deep, no reserved byte (0xc1) appears, and
+ * nothing trails the value. Returns 0, or RK_EBAD_REQUEST with *why set to a
+ * static string naming the problem. */
+int wire_prevalidate(const uint8_t *p, size_t n, unsigned max_depth,
+                     const char **why);
+
+/* ---- messages ---------------------------------------------------------- */
+
+enum wire_op {
+    WIRE_OP_NONE = 0,
+    WIRE_OP_GET,   /* "get"   */
+    WIRE_OP_PUT,   /* "put"   */
+    WIRE_OP_DEL,   /* "del"   */
+    WIRE_OP_PING,  /* "ping"  */
+    WIRE_OP_STATS, /* "stats" */
+    WIRE_OP_MAX
+};
+
+/* The wire name of op ("get", ...), or "?" for an invalid op. */
+const char *wire_op_name(enum wire_op op);
+
+struct wire_limits {
+    uint32_t max_frame; /* body bytes */
+    uint32_t max_key;   /* bytes; keys are 1..max_key long */
+    uint32_t max_value; /* bytes */
+};
+
+/* Sizes used when no configuration says otherwise. */
+#define WIRE_DEFAULT_MAX_FRAME (8u << 20)
+#define WIRE_DEFAULT_MAX_KEY   1024u
+#define WIRE_DEFAULT_MAX_VALUE (4u << 20)
+
+struct wire_req {
+    uint64_t id;
+    enum wire_op op;
+    const uint8_t *key; /* get, put, del */
+    uint32_t key_len;
+    const uint8_t *value; /* put */
+    uint32_t value_len;
+    const uint8_t *ctx; /* put, del: opaque causal context; NULL if none */
+    uint32_t ctx_len;
+    uint8_t r, w; /* requested quorum; 0 = the node's default */
+};
+
+/* Decodes one request body (already framed). Pre-validates, unpacks into
+ * zone (the caller clears or destroys it when done with *out), then checks
+ * every field: "id" (uint, required), "op" (known string), "key" (bin or
+ * str, 1..max_key bytes, required for get/put/del), "value" (bin or str,
+ * <= max_value, required for put), "ctx" (bin), "r"/"w" (uint 1..255).
+ * Unknown keys are ignored (forward compatibility).
+ *
+ * Returns 0; or an error with *why set to a static string:
+ *   RK_EBAD_REQUEST  structure or field types wrong
+ *   RK_EUNKNOWN_OP   op string not known (out->id is valid)
+ *   RK_ETOO_LARGE    key or value over the limit (out->id is valid)
+ * out->id is 0 when the id itself could not be read. */
+int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
+                    msgpack_zone *zone, struct wire_req *out, const char **why);
+
+/* Appends one framed request. Returns 0 or -ENOMEM. */
+int wire_encode_req(struct wire_buf *b, const struct wire_req *req);
+
+struct wire_value {
+    const uint8_t *data;
+    uint32_t len;
+};
+
+struct wire_stat {
+    const char *name; /* NUL-terminated */
+    const char *sval; /* string value, or NULL for the integer ival */
+    int64_t ival;
+};
+
+struct wire_resp {
+    uint64_t id;
+    enum wire_op op; /* which payload fields are meaningful (not on wire) */
+    int err;         /* 0 = ok, else an RK_E* / -errno code */
+    bool definite;   /* err: true when nothing was applied */
+    const char *msg; /* err: message (NUL-terminated), NULL = default */
+    /* get: live values (siblings); empty means not found */
+    const struct wire_value *values;
+    uint32_t nvalues;
+    /* get, put, del: causal context covering what was read / written */
+    const uint8_t *ctx;
+    uint32_t ctx_len;
+    /* stats */
+    const struct wire_stat *stats;
+    uint32_t nstats;
+};
+
+/* Appends one framed response. Returns 0 or -ENOMEM. */
+int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp);
+
+/* Decodes one response body (client side; the server is untrusted too).
+ * Responses do not name their op, so every field present is decoded and
+ * out->op is WIRE_OP_NONE. Arrays (values, stats) and strings are allocated
+ * in zone or borrowed from p. Returns 0 or RK_EBAD_REQUEST with *why set. */
+int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
+                     struct wire_resp *out, const char **why);
+
+#endif
