@@ -1,0 +1,284 @@
+/*
+ * resp.c - RESP2 command parser and reply encoders (see resp.h).
+ *
+ * Design: the parser keeps no state between calls. Each call walks the
+ * command at the start of the buffer from scratch:
+ *
+ *   multibulk:  *<argc>\r\n  then argc times  $<len>\r\n<len bytes>\r\n
+ *   inline:     word [ ' ' | '\t' word ]... \n        (\r before \n dropped)
+ *
+ * and returns either the bytes the whole command occupies, 0 when it has not
+ * all arrived, or an error. Bulk payloads are skipped by their declared
+ * length, never scanned, so re-parsing after each read costs only the
+ * headers.
+ *
+ * Invariants:
+ *   - Every length or count is compared with its limit digit by digit while
+ *     the header is read, so an oversized header is refused before its CRLF
+ *     (let alone its payload) arrives; a header never has more than
+ *     RESP_MAX_DIGITS digits, so no arithmetic here can overflow.
+ *   - Every prefix of a valid command returns 0: no byte is judged before it
+ *     is present.
+ *   - Nothing is read outside buf[0..len); argv[i] is written only for
+ *     i < lim->max_args.
+ *   - Encoders reserve their whole output first, so on -ENOMEM the buffer is
+ *     unchanged.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node/errors.h"
+#include "node/resp.h"
+
+/* Digits allowed in a count or length (leading zeros included): enough for
+ * any uint32_t, small enough that a header line stays tiny. */
+#define RESP_MAX_DIGITS 20
+
+static int resp_fail(const char **why, int err, const char *msg)
+{
+    if (why != NULL)
+        *why = msg;
+    return err;
+}
+
+/*
+ * Reads "<digits>\r\n" starting at buf[*pos] (just after the '*' or '$').
+ * Returns 1 with *val set and *pos past the CRLF, 0 when more bytes are
+ * needed, or an error: RK_EPROTO for anything that is not a non-negative
+ * decimal number followed by CRLF, too_large_err when the value exceeds max.
+ */
+static int resp_read_len(const uint8_t *buf, size_t len, size_t *pos,
+                         uint64_t max, int too_large_err, const char *what,
+                         uint64_t *val, const char **why)
+{
+    size_t i = *pos;
+    uint64_t v = 0;
+    unsigned ndigits = 0;
+
+    for (;; i++) {
+        if (i >= len)
+            return 0;
+        uint8_t c = buf[i];
+        if (c >= '0' && c <= '9') {
+            if (++ndigits > RESP_MAX_DIGITS)
+                return resp_fail(why, RK_EPROTO, "length has too many digits");
+            v = v * 10 + (uint64_t)(c - '0');
+            if (v > max)
+                return resp_fail(why, too_large_err, what);
+            continue;
+        }
+        if (c == '-')
+            return resp_fail(why, RK_EPROTO, "negative length");
+        if (c != '\r' || ndigits == 0)
+            return resp_fail(why, RK_EPROTO, "invalid length");
+        break;
+    }
+    /* buf[i] == '\r' */
+    if (i + 1 >= len)
+        return 0;
+    if (buf[i + 1] != '\n')
+        return resp_fail(why, RK_EPROTO, "expected \\r\\n after length");
+    *pos = i + 2;
+    *val = v;
+    return 1;
+}
+
+static int resp_parse_multibulk(const uint8_t *buf, size_t len,
+                                const struct resp_limits *lim,
+                                struct resp_cmd *cmd, const char **why)
+{
+    size_t pos = 1; /* past '*' */
+    uint64_t argc;
+    int rc = resp_read_len(buf, len, &pos, lim->max_args, RK_ETOO_LARGE,
+                           "too many arguments", &argc, why);
+    if (rc <= 0)
+        return rc;
+
+    for (uint64_t i = 0; i < argc; i++) {
+        if (pos >= len)
+            return 0;
+        if (buf[pos] != '$')
+            return resp_fail(why, RK_EPROTO, "expected '$' before argument");
+        pos++;
+        uint64_t n;
+        rc = resp_read_len(buf, len, &pos, lim->max_bulk, RK_ETOO_LARGE,
+                           "argument too long", &n, why);
+        if (rc <= 0)
+            return rc;
+        /* The payload and its CRLF: judge the terminator bytes present. */
+        if (len - pos <= n)
+            return 0;
+        size_t end = pos + (size_t)n;
+        if (buf[end] != '\r')
+            return resp_fail(why, RK_EPROTO, "argument not followed by \\r\\n");
+        if (end + 1 >= len)
+            return 0;
+        if (buf[end + 1] != '\n')
+            return resp_fail(why, RK_EPROTO, "argument not followed by \\r\\n");
+        cmd->argv[i].p = buf + pos;
+        cmd->argv[i].len = (uint32_t)n;
+        pos = end + 2;
+    }
+    cmd->argc = (uint32_t)argc;
+    if (pos > INT32_MAX)
+        return resp_fail(why, RK_ETOO_LARGE, "command too long");
+    return (int)pos;
+}
+
+static int resp_is_blank(uint8_t c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int resp_parse_inline(const uint8_t *buf, size_t len,
+                             const struct resp_limits *lim,
+                             struct resp_cmd *cmd, const char **why)
+{
+    /* A line of max_inline bytes may be followed by "\r\n": look no further
+     * than that for the '\n'. */
+    size_t scan = len;
+    if ((uint64_t)lim->max_inline + 2 < scan)
+        scan = (size_t)lim->max_inline + 2;
+    const uint8_t *nl = memchr(buf, '\n', scan);
+    if (nl == NULL) {
+        if (len >= (uint64_t)lim->max_inline + 2)
+            return resp_fail(why, RK_ETOO_LARGE, "inline command too long");
+        return 0;
+    }
+    size_t consumed = (size_t)(nl - buf) + 1;
+    size_t end = (size_t)(nl - buf);
+    if (end > 0 && buf[end - 1] == '\r')
+        end--;
+    if (end > lim->max_inline)
+        return resp_fail(why, RK_ETOO_LARGE, "inline command too long");
+    if (consumed > INT32_MAX)
+        return resp_fail(why, RK_ETOO_LARGE, "inline command too long");
+
+    uint32_t argc = 0;
+    size_t i = 0;
+    while (i < end) {
+        while (i < end && resp_is_blank(buf[i]))
+            i++;
+        if (i == end)
+            break;
+        size_t start = i;
+        while (i < end && !resp_is_blank(buf[i]))
+            i++;
+        if (argc >= lim->max_args)
+            return resp_fail(why, RK_ETOO_LARGE, "too many arguments");
+        cmd->argv[argc].p = buf + start;
+        cmd->argv[argc].len = (uint32_t)(i - start);
+        argc++;
+    }
+    cmd->argc = argc;
+    return (int)consumed;
+}
+
+int resp_parse(const uint8_t *buf, size_t len, const struct resp_limits *lim,
+               struct resp_cmd *cmd, const char **why)
+{
+    cmd->argc = 0;
+    if (len == 0)
+        return 0;
+    if (buf[0] == '*')
+        return resp_parse_multibulk(buf, len, lim, cmd, why);
+    return resp_parse_inline(buf, len, lim, cmd, why);
+}
+
+int resp_arg_is(const struct resp_arg *a, const char *word)
+{
+    size_t n = strlen(word);
+    if (a->len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t x = a->p[i];
+        uint8_t y = (uint8_t)word[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (uint8_t)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (uint8_t)(y - 'A' + 'a');
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- encoders ----------------------------------------------------------- */
+
+/* Appends prefix, s with CR and LF replaced by spaces, and CRLF. */
+static int resp_line(struct wire_buf *b, char prefix, const char *s)
+{
+    size_t n = strlen(s);
+    if (wire_buf_reserve(b, n + 3) != 0)
+        return -ENOMEM;
+    uint8_t *out = b->data + b->len;
+    out[0] = (uint8_t)prefix;
+    for (size_t i = 0; i < n; i++)
+        out[1 + i] = (s[i] == '\r' || s[i] == '\n') ? ' ' : (uint8_t)s[i];
+    out[n + 1] = '\r';
+    out[n + 2] = '\n';
+    b->len += n + 3;
+    return 0;
+}
+
+/* Appends prefix, v in decimal, CRLF. */
+static int resp_number(struct wire_buf *b, char prefix, int64_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "%c%" PRId64 "\r\n", prefix, v);
+    assert(n > 0 && (size_t)n < sizeof(tmp));
+    if (wire_buf_append(b, tmp, (size_t)n) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int resp_simple(struct wire_buf *b, const char *s)
+{
+    return resp_line(b, '+', s);
+}
+
+int resp_error(struct wire_buf *b, const char *msg)
+{
+    return resp_line(b, '-', msg);
+}
+
+int resp_int(struct wire_buf *b, int64_t v)
+{
+    return resp_number(b, ':', v);
+}
+
+int resp_bulk(struct wire_buf *b, const void *p, size_t n)
+{
+    char hdr[32];
+    int h = snprintf(hdr, sizeof(hdr), "$%zu\r\n", n);
+    assert(h > 0 && (size_t)h < sizeof(hdr));
+    if (n > SIZE_MAX - (size_t)h - 2)
+        return -ENOMEM;
+    if (wire_buf_reserve(b, (size_t)h + n + 2) != 0)
+        return -ENOMEM;
+    memcpy(b->data + b->len, hdr, (size_t)h);
+    b->len += (size_t)h;
+    if (n > 0) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+    }
+    memcpy(b->data + b->len, "\r\n", 2);
+    b->len += 2;
+    return 0;
+}
+
+int resp_null(struct wire_buf *b)
+{
+    if (wire_buf_append(b, "$-1\r\n", 5) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int resp_array(struct wire_buf *b, int64_t n)
+{
+    assert(n >= -1);
+    return resp_number(b, '*', n);
+}
