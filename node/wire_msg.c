@@ -1,0 +1,597 @@
+/*
+ * wire_msg.c - encode and decode of ringkv's native requests and responses
+ * (docs/protocol.md is the spec; wire.c holds framing and pre-validation).
+ *
+ *   client                               node
+ *     | -- {id, op, key, value, ctx, r, w} -->|   wire_encode_req/decode_req
+ *     | <-- {id, ok, [code, msg, definite]  --|   wire_encode_resp/decode_resp
+ *     |      [values, ctx] [stats]}           |
+ *
+ * Design: decoding is pre-validate, one msgpack_unpack() into the caller's
+ * zone, then a single pass over the top-level map that only records which
+ * object holds each known key (unknown keys are skipped for forward
+ * compatibility; duplicate known keys and non-string keys are rejected so a
+ * message cannot mean two things). Fields are then checked in a fixed order:
+ * id first, so every later error can still be answered by id. Strings and
+ * bins borrow from the frame bytes; the few NUL-terminated strings of a
+ * response (msg, stat names and values) are copied into the zone.
+ *
+ * Encoders write keys in a fixed order and never leave a partial frame: on
+ * failure the buffer is cut back to its length before the call.
+ *
+ * Invariants: a decoded request has key_len in 1..max_key for get/put/del,
+ * value only for put, ctx only for put/del and only when non-empty, r and w
+ * 0 (absent) or 1..255. A decoded response has nvalues <= WIRE_MAX_VALUES and
+ * nstats <= WIRE_MAX_STATS.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "node/wire.h"
+
+static const char *const wire_op_names[WIRE_OP_MAX] = {
+    [WIRE_OP_NONE] = "?",  [WIRE_OP_GET] = "get",   [WIRE_OP_PUT] = "put",
+    [WIRE_OP_DEL] = "del", [WIRE_OP_PING] = "ping", [WIRE_OP_STATS] = "stats",
+};
+
+const char *wire_op_name(enum wire_op op)
+{
+    if ((int)op <= WIRE_OP_NONE || op >= WIRE_OP_MAX)
+        return "?";
+    return wire_op_names[op];
+}
+
+static bool wire__op_has_key(enum wire_op op)
+{
+    return op == WIRE_OP_GET || op == WIRE_OP_PUT || op == WIRE_OP_DEL;
+}
+
+static bool wire__op_has_ctx(enum wire_op op)
+{
+    return op == WIRE_OP_PUT || op == WIRE_OP_DEL;
+}
+
+/* ---- decoding helpers -------------------------------------------------- */
+
+/* One known key of a message map: its name and where its value was found. */
+struct wire_field {
+    const char *name;
+    const msgpack_object *val;
+};
+
+static bool wire__str_eq(const msgpack_object *o, const char *s)
+{
+    size_t l = strlen(s);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == l &&
+           memcmp(o->via.str.ptr, s, l) == 0;
+}
+
+/* Unpacks p[0..n) (pre-validated first) into zone. Returns 0, or an error
+ * with *why set. */
+static int wire__unpack(const uint8_t *p, size_t n, msgpack_zone *zone,
+                        msgpack_object *obj, const char **why)
+{
+    int rc = wire_prevalidate(p, n, WIRE_MAX_DEPTH, why);
+    if (rc != 0)
+        return rc;
+    size_t off = 0;
+    msgpack_unpack_return ur =
+        msgpack_unpack((const char *)p, n, &off, zone, obj);
+    if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != n) {
+        *why = "msgpack rejected the value";
+        return RK_EBAD_REQUEST;
+    }
+    if (obj->type != MSGPACK_OBJECT_MAP) {
+        *why = "message is not a map";
+        return RK_EBAD_REQUEST;
+    }
+    return 0;
+}
+
+/* Records the value of each known key of map in fields[0..nf). Returns 0, or
+ * RK_EBAD_REQUEST for a non-string key or a repeated known key; the fields
+ * seen before that are still recorded. */
+static int wire__collect(const msgpack_object *map, struct wire_field *fields,
+                         size_t nf, const char **why)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) {
+            *why = "map key is not a string";
+            return RK_EBAD_REQUEST;
+        }
+        for (size_t f = 0; f < nf; f++) {
+            if (!wire__str_eq(&kv->key, fields[f].name))
+                continue;
+            if (fields[f].val != NULL) {
+                *why = "duplicate key";
+                return RK_EBAD_REQUEST;
+            }
+            fields[f].val = &kv->val;
+            break;
+        }
+    }
+    return 0;
+}
+
+static bool wire__is_bytes(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_BIN || o->type == MSGPACK_OBJECT_STR;
+}
+
+/* Pointer and length of a bin or str object (both borrow from the frame). */
+static void wire__bytes(const msgpack_object *o, const uint8_t **p,
+                        uint32_t *len)
+{
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = (const uint8_t *)o->via.bin.ptr;
+        *len = o->via.bin.size;
+    } else {
+        *p = (const uint8_t *)o->via.str.ptr;
+        *len = o->via.str.size;
+    }
+}
+
+/* A NUL-terminated copy of at most max bytes of str object o, in zone. */
+static const char *wire__zstr(msgpack_zone *zone, const msgpack_object *o,
+                              size_t max)
+{
+    size_t l = o->via.str.size < max ? o->via.str.size : max;
+    char *s = msgpack_zone_malloc_no_align(zone, l + 1);
+    if (s == NULL)
+        return NULL;
+    if (l > 0)
+        memcpy(s, o->via.str.ptr, l);
+    s[l] = '\0';
+    return s;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+enum {
+    WIRE_RQ_ID,
+    WIRE_RQ_OP,
+    WIRE_RQ_KEY,
+    WIRE_RQ_VALUE,
+    WIRE_RQ_CTX,
+    WIRE_RQ_R,
+    WIRE_RQ_W,
+    WIRE_RQ_N
+};
+
+static int wire__quorum(const msgpack_object *o, uint8_t *q, const char **why)
+{
+    if (o == NULL)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < 1 ||
+        o->via.u64 > 255) {
+        *why = "r and w must be unsigned integers 1..255";
+        return RK_EBAD_REQUEST;
+    }
+    *q = (uint8_t)o->via.u64;
+    return 0;
+}
+
+int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
+                    msgpack_zone *zone, struct wire_req *out, const char **why)
+{
+    static const struct wire_limits defaults = {
+        WIRE_DEFAULT_MAX_FRAME, WIRE_DEFAULT_MAX_KEY, WIRE_DEFAULT_MAX_VALUE};
+    struct wire_field f[WIRE_RQ_N] = {
+        [WIRE_RQ_ID] = {"id", NULL},   [WIRE_RQ_OP] = {"op", NULL},
+        [WIRE_RQ_KEY] = {"key", NULL}, [WIRE_RQ_VALUE] = {"value", NULL},
+        [WIRE_RQ_CTX] = {"ctx", NULL}, [WIRE_RQ_R] = {"r", NULL},
+        [WIRE_RQ_W] = {"w", NULL},
+    };
+    const char *dummy;
+    msgpack_object obj;
+
+    if (why == NULL)
+        why = &dummy;
+    if (lim == NULL)
+        lim = &defaults;
+    memset(out, 0, sizeof(*out));
+    int rc = wire__unpack(p, n, zone, &obj, why);
+    if (rc != 0)
+        return rc;
+    rc = wire__collect(&obj, f, WIRE_RQ_N, why);
+    /* The id is taken even when the map is otherwise bad, so the error can
+     * be answered by id. */
+    const msgpack_object *id = f[WIRE_RQ_ID].val;
+    if (id != NULL && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        out->id = id->via.u64;
+    if (rc != 0)
+        return rc;
+    if (id == NULL) {
+        *why = "missing id";
+        return RK_EBAD_REQUEST;
+    }
+    if (id->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *why = "id must be an unsigned integer";
+        return RK_EBAD_REQUEST;
+    }
+
+    const msgpack_object *op = f[WIRE_RQ_OP].val;
+    if (op == NULL) {
+        *why = "missing op";
+        return RK_EBAD_REQUEST;
+    }
+    if (op->type != MSGPACK_OBJECT_STR) {
+        *why = "op must be a string";
+        return RK_EBAD_REQUEST;
+    }
+    for (int i = WIRE_OP_NONE + 1; i < WIRE_OP_MAX; i++) {
+        if (wire__str_eq(op, wire_op_names[i])) {
+            out->op = (enum wire_op)i;
+            break;
+        }
+    }
+    if (out->op == WIRE_OP_NONE) {
+        *why = "unknown op";
+        return RK_EUNKNOWN_OP;
+    }
+
+    const msgpack_object *key = f[WIRE_RQ_KEY].val;
+    const msgpack_object *value = f[WIRE_RQ_VALUE].val;
+    const msgpack_object *ctx = f[WIRE_RQ_CTX].val;
+    if (key != NULL && !wire__is_bytes(key)) {
+        *why = "key must be bin or str";
+        return RK_EBAD_REQUEST;
+    }
+    if (value != NULL && !wire__is_bytes(value)) {
+        *why = "value must be bin or str";
+        return RK_EBAD_REQUEST;
+    }
+    if (ctx != NULL && ctx->type != MSGPACK_OBJECT_BIN) {
+        *why = "ctx must be bin";
+        return RK_EBAD_REQUEST;
+    }
+    rc = wire__quorum(f[WIRE_RQ_R].val, &out->r, why);
+    if (rc == 0)
+        rc = wire__quorum(f[WIRE_RQ_W].val, &out->w, why);
+    if (rc != 0)
+        return rc;
+
+    if (wire__op_has_key(out->op)) {
+        if (key == NULL) {
+            *why = "missing key";
+            return RK_EBAD_REQUEST;
+        }
+        wire__bytes(key, &out->key, &out->key_len);
+        if (out->key_len == 0) {
+            *why = "empty key";
+            return RK_EBAD_REQUEST;
+        }
+        if (out->key_len > lim->max_key) {
+            *why = "key too long";
+            return RK_ETOO_LARGE;
+        }
+    }
+    if (out->op == WIRE_OP_PUT) {
+        if (value == NULL) {
+            *why = "missing value";
+            return RK_EBAD_REQUEST;
+        }
+        wire__bytes(value, &out->value, &out->value_len);
+        if (out->value_len > lim->max_value) {
+            *why = "value too long";
+            return RK_ETOO_LARGE;
+        }
+    }
+    if (wire__op_has_ctx(out->op) && ctx != NULL && ctx->via.bin.size > 0) {
+        out->ctx = (const uint8_t *)ctx->via.bin.ptr;
+        out->ctx_len = ctx->via.bin.size;
+    }
+    *why = NULL;
+    return 0;
+}
+
+static int wire__pack_key(msgpack_packer *pk, const char *k)
+{
+    return msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+
+int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
+{
+    size_t start;
+    msgpack_packer pk;
+    bool has_key = wire__op_has_key(req->op);
+    bool has_value = req->op == WIRE_OP_PUT;
+    bool has_ctx = wire__op_has_ctx(req->op) && req->ctx != NULL;
+    size_t nf =
+        2 + has_key + has_value + has_ctx + (req->r != 0) + (req->w != 0);
+
+    int rc = wire_frame_begin(b, &start);
+    if (rc != 0)
+        return rc;
+    wire_packer_init(&pk, b);
+    rc |= msgpack_pack_map(&pk, nf);
+    rc |= wire__pack_key(&pk, "id");
+    rc |= msgpack_pack_uint64(&pk, req->id);
+    rc |= wire__pack_key(&pk, "op");
+    rc |= wire__pack_key(&pk, wire_op_name(req->op));
+    if (has_key) {
+        rc |= wire__pack_key(&pk, "key");
+        rc |= msgpack_pack_bin_with_body(&pk, req->key, req->key_len);
+    }
+    if (has_value) {
+        rc |= wire__pack_key(&pk, "value");
+        rc |= msgpack_pack_bin_with_body(&pk, req->value, req->value_len);
+    }
+    if (has_ctx) {
+        rc |= wire__pack_key(&pk, "ctx");
+        rc |= msgpack_pack_bin_with_body(&pk, req->ctx, req->ctx_len);
+    }
+    if (req->r != 0) {
+        rc |= wire__pack_key(&pk, "r");
+        rc |= msgpack_pack_uint8(&pk, req->r);
+    }
+    if (req->w != 0) {
+        rc |= wire__pack_key(&pk, "w");
+        rc |= msgpack_pack_uint8(&pk, req->w);
+    }
+    if (rc != 0) {
+        b->len = start;
+        return -ENOMEM;
+    }
+    wire_frame_end(b, start);
+    return 0;
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+enum {
+    WIRE_RS_ID,
+    WIRE_RS_OK,
+    WIRE_RS_CODE,
+    WIRE_RS_MSG,
+    WIRE_RS_DEFINITE,
+    WIRE_RS_VALUES,
+    WIRE_RS_CTX,
+    WIRE_RS_STATS,
+    WIRE_RS_N
+};
+
+int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
+{
+    size_t start;
+    msgpack_packer pk;
+    bool is_err = resp->err != 0;
+    bool has_values = !is_err && resp->op == WIRE_OP_GET;
+    bool has_ctx = !is_err && (resp->op == WIRE_OP_GET ||
+                               (wire__op_has_ctx(resp->op) && resp->ctx));
+    bool has_stats = !is_err && resp->op == WIRE_OP_STATS;
+    size_t nf = 2 + (is_err ? 3 : 0) + has_values + has_ctx + has_stats;
+
+    int rc = wire_frame_begin(b, &start);
+    if (rc != 0)
+        return rc;
+    wire_packer_init(&pk, b);
+    rc |= msgpack_pack_map(&pk, nf);
+    rc |= wire__pack_key(&pk, "id");
+    rc |= msgpack_pack_uint64(&pk, resp->id);
+    rc |= wire__pack_key(&pk, "ok");
+    rc |= is_err ? msgpack_pack_false(&pk) : msgpack_pack_true(&pk);
+    if (is_err) {
+        const char *msg = resp->msg ? resp->msg : rk_err_msg(resp->err);
+        rc |= wire__pack_key(&pk, "code");
+        rc |= wire__pack_key(&pk, rk_err_code(resp->err));
+        rc |= wire__pack_key(&pk, "msg");
+        rc |= msgpack_pack_str_with_body(&pk, msg, strnlen(msg, WIRE_MAX_MSG));
+        rc |= wire__pack_key(&pk, "definite");
+        rc |= resp->definite ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    }
+    if (has_values) {
+        rc |= wire__pack_key(&pk, "values");
+        rc |= msgpack_pack_array(&pk, resp->nvalues);
+        for (uint32_t i = 0; i < resp->nvalues; i++)
+            rc |= msgpack_pack_bin_with_body(&pk, resp->values[i].data,
+                                             resp->values[i].len);
+    }
+    if (has_ctx) {
+        rc |= wire__pack_key(&pk, "ctx");
+        rc |= msgpack_pack_bin_with_body(&pk, resp->ctx,
+                                         resp->ctx ? resp->ctx_len : 0);
+    }
+    if (has_stats) {
+        rc |= wire__pack_key(&pk, "stats");
+        rc |= msgpack_pack_map(&pk, resp->nstats);
+        for (uint32_t i = 0; i < resp->nstats; i++) {
+            const struct wire_stat *st = &resp->stats[i];
+            rc |= wire__pack_key(&pk, st->name);
+            if (st->sval != NULL)
+                rc |= wire__pack_key(&pk, st->sval);
+            else
+                rc |= msgpack_pack_int64(&pk, st->ival);
+        }
+    }
+    if (rc != 0) {
+        b->len = start;
+        return -ENOMEM;
+    }
+    wire_frame_end(b, start);
+    return 0;
+}
+
+static int wire__decode_values(const msgpack_object *o, msgpack_zone *zone,
+                               struct wire_resp *out, const char **why)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        *why = "values must be an array";
+        return RK_EBAD_REQUEST;
+    }
+    uint32_t nv = o->via.array.size;
+    if (nv > WIRE_MAX_VALUES) {
+        *why = "too many values";
+        return RK_EBAD_REQUEST;
+    }
+    if (nv == 0)
+        return 0;
+    struct wire_value *v = msgpack_zone_malloc(zone, nv * sizeof(*v));
+    if (v == NULL) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < nv; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_BIN) {
+            *why = "each value must be bin";
+            return RK_EBAD_REQUEST;
+        }
+        v[i].data = (const uint8_t *)e->via.bin.ptr;
+        v[i].len = e->via.bin.size;
+    }
+    out->values = v;
+    out->nvalues = nv;
+    return 0;
+}
+
+static int wire__decode_stats(const msgpack_object *o, msgpack_zone *zone,
+                              struct wire_resp *out, const char **why)
+{
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        *why = "stats must be a map";
+        return RK_EBAD_REQUEST;
+    }
+    uint32_t ns = o->via.map.size;
+    if (ns > WIRE_MAX_STATS) {
+        *why = "too many stats";
+        return RK_EBAD_REQUEST;
+    }
+    if (ns == 0)
+        return 0;
+    struct wire_stat *s = msgpack_zone_malloc(zone, ns * sizeof(*s));
+    if (s == NULL) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < ns; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        s[i].sval = NULL;
+        s[i].ival = 0;
+        if (kv->key.type != MSGPACK_OBJECT_STR) {
+            *why = "stat names must be strings";
+            return RK_EBAD_REQUEST;
+        }
+        switch (kv->val.type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            if (kv->val.via.u64 > INT64_MAX) {
+                *why = "stat value out of range";
+                return RK_EBAD_REQUEST;
+            }
+            s[i].ival = (int64_t)kv->val.via.u64;
+            break;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            s[i].ival = kv->val.via.i64;
+            break;
+        case MSGPACK_OBJECT_STR:
+            s[i].sval = wire__zstr(zone, &kv->val, UINT32_MAX);
+            if (s[i].sval == NULL) {
+                *why = "out of memory";
+                return -ENOMEM;
+            }
+            break;
+        default:
+            *why = "stat values must be integers or strings";
+            return RK_EBAD_REQUEST;
+        }
+        s[i].name = wire__zstr(zone, &kv->key, UINT32_MAX);
+        if (s[i].name == NULL) {
+            *why = "out of memory";
+            return -ENOMEM;
+        }
+    }
+    out->stats = s;
+    out->nstats = ns;
+    return 0;
+}
+
+int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
+                     struct wire_resp *out, const char **why)
+{
+    struct wire_field f[WIRE_RS_N] = {
+        [WIRE_RS_ID] = {"id", NULL},
+        [WIRE_RS_OK] = {"ok", NULL},
+        [WIRE_RS_CODE] = {"code", NULL},
+        [WIRE_RS_MSG] = {"msg", NULL},
+        [WIRE_RS_DEFINITE] = {"definite", NULL},
+        [WIRE_RS_VALUES] = {"values", NULL},
+        [WIRE_RS_CTX] = {"ctx", NULL},
+        [WIRE_RS_STATS] = {"stats", NULL},
+    };
+    const char *dummy;
+    msgpack_object obj;
+
+    if (why == NULL)
+        why = &dummy;
+    memset(out, 0, sizeof(*out));
+    int rc = wire__unpack(p, n, zone, &obj, why);
+    if (rc == 0)
+        rc = wire__collect(&obj, f, WIRE_RS_N, why);
+    if (rc != 0)
+        return rc;
+
+    const msgpack_object *id = f[WIRE_RS_ID].val;
+    const msgpack_object *ok = f[WIRE_RS_OK].val;
+    const msgpack_object *code = f[WIRE_RS_CODE].val;
+    const msgpack_object *msg = f[WIRE_RS_MSG].val;
+    const msgpack_object *definite = f[WIRE_RS_DEFINITE].val;
+    const msgpack_object *ctx = f[WIRE_RS_CTX].val;
+    if (id == NULL || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *why = "id must be present and an unsigned integer";
+        return RK_EBAD_REQUEST;
+    }
+    out->id = id->via.u64;
+    if (ok == NULL || ok->type != MSGPACK_OBJECT_BOOLEAN) {
+        *why = "ok must be present and a boolean";
+        return RK_EBAD_REQUEST;
+    }
+    if ((code != NULL && code->type != MSGPACK_OBJECT_STR) ||
+        (msg != NULL && msg->type != MSGPACK_OBJECT_STR)) {
+        *why = "code and msg must be strings";
+        return RK_EBAD_REQUEST;
+    }
+    if (definite != NULL && definite->type != MSGPACK_OBJECT_BOOLEAN) {
+        *why = "definite must be a boolean";
+        return RK_EBAD_REQUEST;
+    }
+    if (ctx != NULL && ctx->type != MSGPACK_OBJECT_BIN) {
+        *why = "ctx must be bin";
+        return RK_EBAD_REQUEST;
+    }
+    if (!ok->via.boolean) {
+        if (code == NULL) {
+            *why = "error response without code";
+            return RK_EBAD_REQUEST;
+        }
+        out->err = rk_err_from_code(code->via.str.ptr, code->via.str.size);
+        out->definite = definite != NULL && definite->via.boolean;
+        if (msg != NULL) {
+            out->msg = wire__zstr(zone, msg, WIRE_MAX_MSG);
+            if (out->msg == NULL) {
+                *why = "out of memory";
+                return -ENOMEM;
+            }
+        }
+    }
+    if (f[WIRE_RS_VALUES].val != NULL) {
+        rc = wire__decode_values(f[WIRE_RS_VALUES].val, zone, out, why);
+        if (rc != 0)
+            return rc;
+    }
+    if (f[WIRE_RS_STATS].val != NULL) {
+        rc = wire__decode_stats(f[WIRE_RS_STATS].val, zone, out, why);
+        if (rc != 0)
+            return rc;
+    }
+    if (ctx != NULL && ctx->via.bin.size > 0) {
+        out->ctx = (const uint8_t *)ctx->via.bin.ptr;
+        out->ctx_len = ctx->via.bin.size;
+    }
+    *why = NULL;
+    return 0;
+}
