@@ -75,7 +75,9 @@ int storage_open(struct storage **out, uv_loop_t *loop,
 
 /* Finishes every queued op (their done callbacks run before this returns),
  * syncs, stops the worker and closes the environment. The uv handle is
- * closed and the memory freed once the loop runs again. NULL is a no-op. */
+ * closed and the memory freed once the loop runs again. NULL is a no-op.
+ * May be called from a done callback (the remaining ops are answered before
+ * it returns); never twice, nor from a done that storage_close itself runs. */
 void storage_close(struct storage *s);
 
 /* ---- reads (loop thread) ------------------------------------------------ */
@@ -86,13 +88,19 @@ void storage_close(struct storage *s);
 typedef int (*storage_read_fn)(void *arg, const uint8_t *val, size_t len);
 
 /* Looks key up in partition and calls fn once. Returns fn's result, or
- * RK_ESTORAGE when LMDB fails (fn is then not called). */
+ * RK_ESTORAGE when LMDB fails or RK_EINTERNAL for a partition >= the
+ * store's count (fn is then not called). */
 int storage_get(struct storage *s, uint32_t partition, const uint8_t *key,
                 uint32_t key_len, storage_read_fn fn, void *arg);
 
 /* ---- writes (submitted on the loop thread, applied on the worker) ------- */
 
 struct storage_op;
+
+/* The longest user key storage accepts: LMDB's 511-byte key limit minus the
+ * 2-byte partition prefix. Longer keys are never stored (storage_get reports
+ * them absent; a write fails with RK_ETOO_LARGE). */
+#define STORAGE_MAX_KEY_LEN 509
 
 /* Worker thread, inside the write transaction. old is the current value
  * (NULL, 0 when absent). Returns:
@@ -122,7 +130,10 @@ struct storage_op {
     storage_done_fn done;
     void *arg;
     /* results, valid in done */
-    int status;      /* 0, the apply error, or RK_ESTORAGE (not applied) */
+    int status;      /* 0, the apply error, or RK_ESTORAGE (not applied);
+                        also RK_ETOO_LARGE (key_len > STORAGE_MAX_KEY_LEN)
+                        or RK_EINTERNAL (partition >= the store's count),
+                        both without calling apply */
     uint8_t *result; /* the bytes apply produced (NULL if none) */
     size_t result_len;
     /* private to storage */
@@ -143,6 +154,25 @@ struct storage_stats {
     uint64_t keys;      /* entries in "data" */
 };
 
+/* Loop thread. Copies the counters; keys is read from the current
+ * snapshot (0 if LMDB fails). */
 void storage_get_stats(struct storage *s, struct storage_stats *st);
+
+/* ---- scans (loop thread) ------------------------------------------------ */
+
+/* Called for each record of the partition, in key order (memcmp of the user
+ * keys, shorter first on a tie). key and val are valid only during the call.
+ * A nonzero return stops the scan and is returned by storage_scan. */
+typedef int (*storage_scan_fn)(void *arg, const uint8_t *key, uint32_t key_len,
+                               const uint8_t *val, size_t len);
+
+/* Walks one partition's range in one read snapshot (writes committed during
+ * the scan are not seen). fn may call storage_get/storage_scan (they share
+ * the snapshot) and storage_submit. Returns 0 after the last record, fn's
+ * nonzero result, RK_EINTERNAL for a partition >= the store's count, or
+ * RK_ESTORAGE when LMDB fails. Runs on the loop thread: a large partition
+ * blocks the loop for the whole walk. */
+int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
+                 void *arg);
 
 #endif

@@ -1,0 +1,934 @@
+/*
+ * storage.c - the node's durable store: one LMDB environment, reads on the
+ * loop thread, writes group-committed by one worker thread.
+ *
+ *   loop thread                         worker thread
+ *   storage_submit(op) --pending-->     take the whole queue
+ *                      (mutex+cond)     one write txn: get, apply, put/del
+ *                                       commit (+ fsync policy)
+ *   async_cb: done(op) <--completed--   uv_async_send
+ *
+ * Design. A data dir holds DIR/LOCK (our flock, held for the store's life so
+ * a second process - or a second storage_open in this one, since flock is
+ * per open file description - gets RK_ELOCKED), and LMDB's data.mdb and
+ * lock.mdb. The flock is taken before LMDB touches anything, which also
+ * protects LMDB's per-process fcntl locks from a second environment on the
+ * same files in this process. Named databases: "data" (u16 big-endian
+ * partition | user key -> opaque record) and "meta" ("format" u32 = 1,
+ * "node_id" bytes, "partitions" u32, "epoch" u64; integers big-endian).
+ *
+ * Existing versus new. A store is new iff DIR/data.mdb does not exist; the
+ * first write transaction then creates both databases and writes meta, and
+ * if anything fails before that commit the fresh data.mdb is removed again.
+ * An existing data.mdb that LMDB rejects, that is shorter than its meta page
+ * says (reading it would SIGBUS), that is empty, or that lacks valid meta is
+ * RK_ECORRUPT: we never start empty over existing bytes.
+ *
+ * fsync. "always" opens the environment without MDB_NOSYNC, so
+ * mdb_txn_commit() itself syncs the data pages and then the meta page: the
+ * commit is durable and crash-ordered before the batch's done callbacks run.
+ * An explicit mdb_env_sync() after a MDB_NOSYNC commit would sync once but
+ * lose that ordering (LMDB documents that a crash can then corrupt the file),
+ * so the built-in durable commit is the safer choice for the same cost.
+ * "interval" and "never" open with MDB_NOSYNC; the worker syncs (force) when
+ * dirty and fsync_interval_ms has passed (it waits on the condvar with that
+ * timeout), and before it exits at close (both policies).
+ *
+ * Reads. One read-only transaction (MDB_NOTLS, so it is not tied to a
+ * thread's reader slot) is renewed for each storage_get/storage_scan and
+ * reset afterwards, so it never pins old pages between reads. Reads nested
+ * inside a read callback share the outer snapshot (rdepth).
+ *
+ * Invariants.
+ *  - pending/completed/closing/stats are guarded by mu; dirty/last_sync are
+ *    the worker's; draining/rtxn/rdepth/closed are the loop thread's.
+ *  - Ops are applied in submission order: the queue is FIFO and one worker
+ *    takes it whole.
+ *  - A batch either commits entirely or not at all: any LMDB error inside the
+ *    write txn aborts it and every op gets RK_ESTORAGE with no result. An
+ *    apply error only fails its own op.
+ *  - Every op accepted by storage_submit gets exactly one done call: from the
+ *    async callback, or synchronously inside storage_close. After close,
+ *    the async callback does nothing and only the close callback frees s.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "node/errors.h"
+#include "node/storage.h"
+
+#define STORAGE_FORMAT     1
+#define STORAGE_PREFIX_LEN 2
+#define STORAGE_MAX_DBS    4
+#define STORAGE_MAX_PARTS  65536u
+
+struct storage {
+    uv_loop_t *loop;
+    MDB_env *env;
+    MDB_dbi data;
+    MDB_dbi meta;
+    int lock_fd;
+    enum storage_fsync fsync;
+    uint64_t interval_ns;
+    uint32_t partitions;
+
+    /* loop thread */
+    MDB_txn *rtxn; /* reset between reads */
+    int rdepth;    /* reads in progress (nested reads share the snapshot) */
+    struct storage_op *draining;
+    bool closed;
+
+    /* worker thread */
+    uv_thread_t worker;
+    bool dirty;
+    uint64_t last_sync;
+
+    /* under mu */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    struct storage_op *pending, *pending_tail;
+    struct storage_op *completed, *completed_tail;
+    bool closing;
+    bool stop;
+    struct storage_stats st; /* queued is live; keys is filled on demand */
+
+    uv_async_t async;
+};
+
+static int storage_err_(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int storage_err_(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static void storage_put_be_(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t storage_get_be_(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Writes the prefixed key into buf (STORAGE_PREFIX_LEN + len bytes). */
+static void storage_key_(uint8_t *buf, uint32_t partition, const uint8_t *key,
+                         uint32_t len, MDB_val *out)
+{
+    storage_put_be_(buf, partition, STORAGE_PREFIX_LEN);
+    if (len > 0)
+        memcpy(buf + STORAGE_PREFIX_LEN, key, len);
+    out->mv_data = buf;
+    out->mv_size = STORAGE_PREFIX_LEN + (size_t)len;
+}
+
+/* ---- open --------------------------------------------------------------- */
+
+/* Maps an LMDB error met while opening an existing file. */
+static int storage_open_rc_(int rc)
+{
+    if (rc > 0)
+        return -rc;
+    switch (rc) {
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INCOMPATIBLE:
+    case MDB_BAD_DBI:
+        return RK_ECORRUPT;
+    default:
+        return RK_ESTORAGE;
+    }
+}
+
+static int storage_check_opts_(const struct storage_opts *o, char *err,
+                               size_t errlen)
+{
+    if (o->dir == NULL || o->dir[0] == '\0')
+        return storage_err_(err, errlen, RK_ECONFIG, "storage: no data dir");
+    if ((unsigned)o->fsync >= STORAGE_FSYNC_MAX)
+        return storage_err_(err, errlen, RK_ECONFIG,
+                            "storage: unknown fsync policy %d", (int)o->fsync);
+    if (o->fsync == STORAGE_FSYNC_INTERVAL && o->fsync_interval_ms < 1)
+        return storage_err_(err, errlen, RK_ECONFIG,
+                            "storage: fsync interval must be >= 1 ms");
+    if (o->partitions < 1 || o->partitions > STORAGE_MAX_PARTS)
+        return storage_err_(err, errlen, RK_ECONFIG,
+                            "storage: partitions must be 1..%u, got %u",
+                            STORAGE_MAX_PARTS, o->partitions);
+    if (o->node_id == NULL || o->node_id[0] == '\0')
+        return storage_err_(err, errlen, RK_ECONFIG, "storage: no node id");
+    if (o->new_epoch == 0)
+        return storage_err_(err, errlen, RK_ECONFIG,
+                            "storage: new_epoch must be nonzero");
+    return 0;
+}
+
+static int storage_meta_get_(MDB_txn *txn, MDB_dbi dbi, const char *name,
+                             MDB_val *v)
+{
+    MDB_val k = {strlen(name), (void *)name};
+
+    return mdb_get(txn, dbi, &k, v);
+}
+
+static int storage_meta_put_(MDB_txn *txn, MDB_dbi dbi, const char *name,
+                             const void *data, size_t len)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    MDB_val v = {len, (void *)data};
+
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* A new store: creates both databases and writes meta in txn. */
+static int storage_create_meta_(struct storage *s, MDB_txn *txn,
+                                const struct storage_opts *o, char *err,
+                                size_t errlen)
+{
+    uint8_t fmt[4], parts[4], epoch[8];
+    int rc;
+
+    storage_put_be_(fmt, STORAGE_FORMAT, 4);
+    storage_put_be_(parts, o->partitions, 4);
+    storage_put_be_(epoch, o->new_epoch, 8);
+    rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data);
+    if (rc == 0)
+        rc = storage_meta_put_(txn, s->meta, "format", fmt, sizeof(fmt));
+    if (rc == 0)
+        rc = storage_meta_put_(txn, s->meta, "node_id", o->node_id,
+                               strlen(o->node_id));
+    if (rc == 0)
+        rc =
+            storage_meta_put_(txn, s->meta, "partitions", parts, sizeof(parts));
+    if (rc == 0)
+        rc = storage_meta_put_(txn, s->meta, "epoch", epoch, sizeof(epoch));
+    if (rc != 0)
+        return storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                            "storage: cannot create the store in %s: %s",
+                            o->dir, mdb_strerror(rc));
+    return 0;
+}
+
+/* An existing store: opens both databases, validates meta against o. */
+static int storage_check_meta_(struct storage *s, MDB_txn *txn,
+                               const struct storage_opts *o, uint64_t *epoch,
+                               char *err, size_t errlen)
+{
+    MDB_val v;
+    uint64_t fmt, parts;
+    size_t id_len = strlen(o->node_id);
+    int rc;
+
+    rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "data", 0, &s->data);
+    if (rc == MDB_NOTFOUND)
+        return storage_err_(err, errlen, RK_ECORRUPT,
+                            "storage: %s/data.mdb is not a ringkv store (no "
+                            "meta or data database); refusing to start empty",
+                            o->dir);
+    if (rc != 0)
+        return storage_err_(err, errlen, storage_open_rc_(rc),
+                            "storage: cannot read %s/data.mdb: %s", o->dir,
+                            mdb_strerror(rc));
+
+    rc = storage_meta_get_(txn, s->meta, "format", &v);
+    if (rc == 0 && v.mv_size != 4)
+        rc = MDB_CORRUPTED;
+    if (rc != 0)
+        goto bad_meta;
+    fmt = storage_get_be_(v.mv_data, 4);
+    if (fmt != STORAGE_FORMAT)
+        return storage_err_(err, errlen, RK_ECORRUPT,
+                            "storage: %s has format %llu, this build reads %d",
+                            o->dir, (unsigned long long)fmt, STORAGE_FORMAT);
+
+    rc = storage_meta_get_(txn, s->meta, "partitions", &v);
+    if (rc == 0 && v.mv_size != 4)
+        rc = MDB_CORRUPTED;
+    if (rc != 0)
+        goto bad_meta;
+    parts = storage_get_be_(v.mv_data, 4);
+
+    rc = storage_meta_get_(txn, s->meta, "epoch", &v);
+    if (rc == 0 && v.mv_size != 8)
+        rc = MDB_CORRUPTED;
+    if (rc != 0)
+        goto bad_meta;
+    *epoch = storage_get_be_(v.mv_data, 8);
+    if (*epoch == 0) {
+        rc = MDB_CORRUPTED;
+        goto bad_meta;
+    }
+
+    rc = storage_meta_get_(txn, s->meta, "node_id", &v);
+    if (rc == 0 && v.mv_size == 0)
+        rc = MDB_CORRUPTED;
+    if (rc != 0)
+        goto bad_meta;
+    if (v.mv_size != id_len || memcmp(v.mv_data, o->node_id, id_len) != 0)
+        return storage_err_(err, errlen, RK_ECONFIG,
+                            "storage: %s belongs to node \"%.*s\", configured "
+                            "node id is \"%s\"",
+                            o->dir, (int)(v.mv_size > 256 ? 256 : v.mv_size),
+                            (const char *)v.mv_data, o->node_id);
+    if (parts != o->partitions)
+        return storage_err_(err, errlen, RK_ECONFIG,
+                            "storage: %s was created with %llu partitions, "
+                            "configured %u",
+                            o->dir, (unsigned long long)parts, o->partitions);
+    return 0;
+
+bad_meta:
+    if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED)
+        return storage_err_(err, errlen, RK_ECORRUPT,
+                            "storage: %s/data.mdb has missing or invalid meta "
+                            "(%s); refusing to start",
+                            o->dir, mdb_strerror(rc));
+    return storage_err_(err, errlen, storage_open_rc_(rc),
+                        "storage: cannot read meta in %s: %s", o->dir,
+                        mdb_strerror(rc));
+}
+
+/* Refuses a data.mdb that is shorter than its meta page says. */
+static int storage_check_size_(MDB_env *env, const char *path, char *err,
+                               size_t errlen)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    struct stat st;
+    uint64_t need;
+
+    if (stat(path, &st) != 0)
+        return storage_err_(err, errlen, -errno, "storage: cannot stat %s: %s",
+                            path, strerror(errno));
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0)
+        return storage_err_(err, errlen, RK_ECORRUPT,
+                            "storage: cannot read the header of %s", path);
+    need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    if ((uint64_t)st.st_size < need)
+        return storage_err_(err, errlen, RK_ECORRUPT,
+                            "storage: %s is truncated (%lld bytes, its header "
+                            "needs %llu)",
+                            path, (long long)st.st_size,
+                            (unsigned long long)need);
+    return 0;
+}
+
+static void storage_worker_(void *arg);
+static void storage_async_cb_(uv_async_t *h);
+
+/* Stops and joins the worker (nothing may be queued). */
+static void storage_stop_worker_(struct storage *s)
+{
+    uv_mutex_lock(&s->mu);
+    s->stop = true;
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    uv_thread_join(&s->worker);
+}
+
+int storage_open(struct storage **out, uv_loop_t *loop,
+                 const struct storage_opts *o, struct storage_info *info,
+                 char *err, size_t errlen)
+{
+    struct storage *s;
+    char path[4096];
+    struct stat st;
+    bool existing = false, have_mu = false, have_cv = false;
+    bool have_worker = false;
+    uint64_t epoch = o->new_epoch;
+    MDB_txn *txn = NULL;
+    unsigned flags;
+    int rc;
+
+    *out = NULL;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    rc = storage_check_opts_(o, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (strlen(o->dir) + sizeof("/data.mdb") > sizeof(path))
+        return storage_err_(err, errlen, -ENAMETOOLONG,
+                            "storage: data dir path is too long");
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return storage_err_(err, errlen, -ENOMEM, "storage: out of memory");
+    s->loop = loop;
+    s->lock_fd = -1;
+    s->fsync = o->fsync;
+    s->interval_ns = (uint64_t)o->fsync_interval_ms * 1000000u;
+    s->partitions = o->partitions;
+
+    if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
+        rc = storage_err_(err, errlen, -errno,
+                          "storage: cannot create data dir %s: %s", o->dir,
+                          strerror(errno));
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/LOCK", o->dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        rc = storage_err_(err, errlen, -errno, "storage: cannot open %s: %s",
+                          path, strerror(errno));
+        goto fail;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            rc = storage_err_(err, errlen, RK_ELOCKED,
+                              "storage: data dir %s is in use by another "
+                              "process (or another store in this one)",
+                              o->dir);
+        else
+            rc =
+                storage_err_(err, errlen, -errno, "storage: cannot lock %s: %s",
+                             path, strerror(errno));
+        goto fail;
+    }
+
+    snprintf(path, sizeof(path), "%s/data.mdb", o->dir);
+    if (stat(path, &st) == 0) {
+        existing = true;
+        if (st.st_size == 0) {
+            rc = storage_err_(err, errlen, RK_ECORRUPT,
+                              "storage: %s is empty; not a ringkv store, "
+                              "refusing to start",
+                              path);
+            goto fail;
+        }
+    } else if (errno != ENOENT) {
+        rc = storage_err_(err, errlen, -errno, "storage: cannot stat %s: %s",
+                          path, strerror(errno));
+        goto fail;
+    }
+
+    rc = mdb_env_create(&s->env);
+    if (rc != 0) {
+        s->env = NULL;
+        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                          "storage: mdb_env_create: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    rc = mdb_env_set_maxdbs(s->env, STORAGE_MAX_DBS);
+    if (rc == 0 && o->map_size > 0)
+        rc = mdb_env_set_mapsize(s->env, (size_t)o->map_size);
+    if (rc != 0) {
+        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                          "storage: cannot configure LMDB: %s",
+                          mdb_strerror(rc));
+        goto fail;
+    }
+    if (mdb_env_get_maxkeysize(s->env) <
+        STORAGE_MAX_KEY_LEN + STORAGE_PREFIX_LEN) {
+        rc = storage_err_(err, errlen, RK_ESTORAGE,
+                          "storage: LMDB max key size %d is below %d",
+                          mdb_env_get_maxkeysize(s->env),
+                          STORAGE_MAX_KEY_LEN + STORAGE_PREFIX_LEN);
+        goto fail;
+    }
+    flags = MDB_NOTLS;
+    if (o->fsync != STORAGE_FSYNC_ALWAYS)
+        flags |= MDB_NOSYNC;
+    rc = mdb_env_open(s->env, o->dir, flags, 0600);
+    if (rc != 0) {
+        rc = storage_err_(err, errlen, storage_open_rc_(rc),
+                          "storage: cannot open %s: %s%s", path,
+                          mdb_strerror(rc),
+                          storage_open_rc_(rc) == RK_ECORRUPT
+                              ? " (not a valid LMDB file; refusing to start)"
+                              : "");
+        goto fail;
+    }
+    if (existing) {
+        rc = storage_check_size_(s->env, path, err, errlen);
+        if (rc != 0)
+            goto fail;
+    }
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        txn = NULL;
+        rc = storage_err_(err, errlen, storage_open_rc_(rc),
+                          "storage: cannot begin a transaction in %s: %s",
+                          o->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    if (existing)
+        rc = storage_check_meta_(s, txn, o, &epoch, err, errlen);
+    else
+        rc = storage_create_meta_(s, txn, o, err, errlen);
+    if (rc != 0)
+        goto fail;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                          "storage: cannot commit in %s: %s", o->dir,
+                          mdb_strerror(rc));
+        goto fail;
+    }
+
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+    if (rc != 0) {
+        s->rtxn = NULL;
+        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                          "storage: cannot begin a read transaction: %s",
+                          mdb_strerror(rc));
+        goto fail;
+    }
+    mdb_txn_reset(s->rtxn);
+
+    rc = uv_mutex_init(&s->mu);
+    if (rc != 0)
+        goto fail_uv;
+    have_mu = true;
+    rc = uv_cond_init(&s->cv);
+    if (rc != 0)
+        goto fail_uv;
+    have_cv = true;
+    s->last_sync = uv_hrtime();
+    rc = uv_thread_create(&s->worker, storage_worker_, s);
+    if (rc != 0)
+        goto fail_uv;
+    have_worker = true;
+    /* Last, so that no failure path has a handle to close. */
+    rc = uv_async_init(loop, &s->async, storage_async_cb_);
+    if (rc != 0)
+        goto fail_uv;
+    s->async.data = s;
+
+    if (info != NULL) {
+        info->epoch = epoch;
+        info->created = !existing;
+    }
+    *out = s;
+    return 0;
+
+fail_uv:
+    rc = storage_err_(err, errlen, rc, "storage: %s", uv_strerror(rc));
+fail:
+    if (have_worker)
+        storage_stop_worker_(s);
+    if (have_cv)
+        uv_cond_destroy(&s->cv);
+    if (have_mu)
+        uv_mutex_destroy(&s->mu);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (s->rtxn != NULL)
+        mdb_txn_abort(s->rtxn);
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+        /* A store we just created holds nothing yet: remove it so the
+         * next start does not take it for a damaged one. */
+        if (!existing) {
+            snprintf(path, sizeof(path), "%s/data.mdb", o->dir);
+            (void)unlink(path);
+            snprintf(path, sizeof(path), "%s/lock.mdb", o->dir);
+            (void)unlink(path);
+        }
+    }
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    free(s);
+    return rc;
+}
+
+/* ---- worker ------------------------------------------------------------- */
+
+/* Applies batch in one write transaction. Returns the number of ops
+ * applied, or -1 when the transaction failed (every op is then failed). */
+static int storage_apply_batch_(struct storage *s, struct storage_op *batch)
+{
+    static uint8_t empty;
+    uint8_t kbuf[STORAGE_PREFIX_LEN + STORAGE_MAX_KEY_LEN];
+    struct storage_op *op;
+    MDB_txn *txn;
+    MDB_val k, v;
+    int applied = 0, rc, how;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        goto fail;
+    for (op = batch; op != NULL; op = op->next_) {
+        uint8_t *res = NULL;
+        size_t res_len = 0;
+
+        if (op->partition >= s->partitions) {
+            op->status = RK_EINTERNAL;
+            continue;
+        }
+        if (op->key_len > STORAGE_MAX_KEY_LEN) {
+            op->status = RK_ETOO_LARGE;
+            continue;
+        }
+        storage_key_(kbuf, op->partition, op->key, op->key_len, &k);
+        rc = mdb_get(txn, s->data, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            v.mv_data = NULL;
+            v.mv_size = 0;
+        } else if (rc != 0) {
+            goto abort;
+        }
+        how = op->apply(op, v.mv_data, v.mv_size, &res, &res_len);
+        op->result = res;
+        op->result_len = res_len;
+        if (how < 0) {
+            op->status = how;
+            continue;
+        }
+        switch (how) {
+        case STORAGE_APPLY_PUT:
+            v.mv_data = res != NULL ? res : &empty;
+            v.mv_size = res_len;
+            rc = mdb_put(txn, s->data, &k, &v, 0);
+            if (rc != 0)
+                goto abort;
+            break;
+        case STORAGE_APPLY_DELETE:
+            rc = mdb_del(txn, s->data, &k, NULL);
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                goto abort;
+            break;
+        case STORAGE_APPLY_NOOP:
+            break;
+        default:
+            op->status = RK_EINTERNAL;
+            continue;
+        }
+        applied++;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        goto fail;
+    return applied;
+
+abort:
+    mdb_txn_abort(txn);
+fail:
+    for (op = batch; op != NULL; op = op->next_) {
+        free(op->result);
+        op->result = NULL;
+        op->result_len = 0;
+        op->status = RK_ESTORAGE;
+    }
+    return -1;
+}
+
+/* Worker: forces the dirty pages of MDB_NOSYNC commits to disk. On failure
+ * the store stays dirty and the next interval retries. Called without mu. */
+static void storage_sync_(struct storage *s)
+{
+    int rc = mdb_env_sync(s->env, 1);
+
+    s->last_sync = uv_hrtime();
+    if (rc == 0)
+        s->dirty = false;
+    uv_mutex_lock(&s->mu);
+    if (rc == 0)
+        s->st.syncs++;
+    else
+        s->st.failures++;
+    uv_mutex_unlock(&s->mu);
+}
+
+static bool storage_sync_due_(struct storage *s, uint64_t now)
+{
+    return s->fsync == STORAGE_FSYNC_INTERVAL && s->dirty &&
+           now - s->last_sync >= s->interval_ns;
+}
+
+static void storage_worker_(void *arg)
+{
+    struct storage *s = arg;
+    struct storage_op *batch, *tail;
+    uint64_t n, now;
+    int applied;
+
+    uv_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->pending == NULL && !s->stop) {
+            if (s->fsync == STORAGE_FSYNC_INTERVAL && s->dirty) {
+                now = uv_hrtime();
+                if (storage_sync_due_(s, now)) {
+                    uv_mutex_unlock(&s->mu);
+                    storage_sync_(s);
+                    uv_mutex_lock(&s->mu);
+                    continue;
+                }
+                (void)uv_cond_timedwait(&s->cv, &s->mu,
+                                        s->last_sync + s->interval_ns - now);
+            } else {
+                uv_cond_wait(&s->cv, &s->mu);
+            }
+        }
+        if (s->pending == NULL)
+            break;
+        batch = s->pending;
+        tail = s->pending_tail;
+        n = s->st.queued;
+        s->pending = s->pending_tail = NULL;
+        s->st.queued = 0;
+        uv_mutex_unlock(&s->mu);
+
+        applied = storage_apply_batch_(s, batch);
+        if (applied >= 0 && s->fsync != STORAGE_FSYNC_ALWAYS)
+            s->dirty = true;
+        if (storage_sync_due_(s, uv_hrtime()))
+            storage_sync_(s);
+
+        uv_mutex_lock(&s->mu);
+        if (applied >= 0) {
+            s->st.commits++;
+            s->st.ops += (uint64_t)applied;
+            if (n > s->st.max_batch)
+                s->st.max_batch = n;
+        } else {
+            s->st.failures++;
+        }
+        if (s->completed_tail != NULL)
+            s->completed_tail->next_ = batch;
+        else
+            s->completed = batch;
+        s->completed_tail = tail;
+        uv_mutex_unlock(&s->mu);
+        uv_async_send(&s->async);
+        uv_mutex_lock(&s->mu);
+    }
+    uv_mutex_unlock(&s->mu);
+    if (s->dirty)
+        storage_sync_(s);
+}
+
+/* ---- completion (loop thread) ------------------------------------------- */
+
+static void storage_finish_(struct storage_op *op)
+{
+    uint8_t *res = op->result; /* done may free or resubmit op */
+
+    op->done(op);
+    free(res);
+}
+
+/* Runs done for completed ops. Re-entrant: a done callback may call
+ * storage_close, which drains the rest and sets closed. */
+static void storage_drain_(struct storage *s)
+{
+    struct storage_op *op;
+
+    while (!s->closed) {
+        if (s->draining == NULL) {
+            uv_mutex_lock(&s->mu);
+            s->draining = s->completed;
+            s->completed = s->completed_tail = NULL;
+            uv_mutex_unlock(&s->mu);
+            if (s->draining == NULL)
+                return;
+        }
+        op = s->draining;
+        s->draining = op->next_;
+        op->next_ = NULL;
+        storage_finish_(op);
+    }
+}
+
+static void storage_async_cb_(uv_async_t *h)
+{
+    struct storage *s = h->data;
+    struct storage_op *op;
+
+    /* Only what is completed now: a busy worker cannot starve the loop. */
+    if (s->closed)
+        return;
+    if (s->draining == NULL) {
+        uv_mutex_lock(&s->mu);
+        s->draining = s->completed;
+        s->completed = s->completed_tail = NULL;
+        uv_mutex_unlock(&s->mu);
+    }
+    while (!s->closed && s->draining != NULL) {
+        op = s->draining;
+        s->draining = op->next_;
+        op->next_ = NULL;
+        storage_finish_(op);
+    }
+}
+
+static void storage_closed_cb_(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void storage_close(struct storage *s)
+{
+    if (s == NULL)
+        return;
+    uv_mutex_lock(&s->mu);
+    assert(!s->closing); /* closed twice, or from a done run by close */
+    s->closing = true;
+    uv_mutex_unlock(&s->mu);
+
+    storage_stop_worker_(s); /* it finishes the queue and syncs first */
+    storage_drain_(s);
+    s->closed = true;
+
+    if (s->rtxn != NULL)
+        mdb_txn_abort(s->rtxn);
+    mdb_env_close(s->env);
+    close(s->lock_fd); /* releases the flock */
+    uv_cond_destroy(&s->cv);
+    uv_mutex_destroy(&s->mu);
+    uv_close((uv_handle_t *)&s->async, storage_closed_cb_);
+}
+
+/* ---- public ops --------------------------------------------------------- */
+
+int storage_submit(struct storage *s, struct storage_op *op)
+{
+    op->next_ = NULL;
+    op->status = 0;
+    op->result = NULL;
+    op->result_len = 0;
+    uv_mutex_lock(&s->mu);
+    if (s->closing) {
+        uv_mutex_unlock(&s->mu);
+        return RK_ESHUTTING_DOWN;
+    }
+    if (s->pending_tail != NULL)
+        s->pending_tail->next_ = op;
+    else
+        s->pending = op;
+    s->pending_tail = op;
+    s->st.queued++;
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static int storage_read_begin_(struct storage *s)
+{
+    if (s->rdepth == 0 && mdb_txn_renew(s->rtxn) != 0)
+        return RK_ESTORAGE;
+    s->rdepth++;
+    return 0;
+}
+
+static void storage_read_end_(struct storage *s)
+{
+    if (--s->rdepth == 0)
+        mdb_txn_reset(s->rtxn);
+}
+
+int storage_get(struct storage *s, uint32_t partition, const uint8_t *key,
+                uint32_t key_len, storage_read_fn fn, void *arg)
+{
+    uint8_t kbuf[STORAGE_PREFIX_LEN + STORAGE_MAX_KEY_LEN];
+    MDB_val k, v;
+    int rc;
+
+    if (partition >= s->partitions)
+        return RK_EINTERNAL;
+    if (key_len > STORAGE_MAX_KEY_LEN)
+        return fn(arg, NULL, 0); /* never stored */
+    storage_key_(kbuf, partition, key, key_len, &k);
+    rc = storage_read_begin_(s);
+    if (rc != 0)
+        return rc;
+    rc = mdb_get(s->rtxn, s->data, &k, &v);
+    if (rc == 0)
+        rc = fn(arg, v.mv_data, v.mv_size);
+    else if (rc == MDB_NOTFOUND)
+        rc = fn(arg, NULL, 0);
+    else
+        rc = RK_ESTORAGE;
+    storage_read_end_(s);
+    return rc;
+}
+
+int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
+                 void *arg)
+{
+    uint8_t prefix[STORAGE_PREFIX_LEN];
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (partition >= s->partitions)
+        return RK_EINTERNAL;
+    rc = storage_read_begin_(s);
+    if (rc != 0)
+        return rc;
+    if (mdb_cursor_open(s->rtxn, s->data, &cur) != 0) {
+        rc = RK_ESTORAGE;
+        goto out;
+    }
+    storage_put_be_(prefix, partition, STORAGE_PREFIX_LEN);
+    k.mv_data = prefix;
+    k.mv_size = sizeof(prefix);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        const uint8_t *kp = k.mv_data;
+
+        if (k.mv_size < STORAGE_PREFIX_LEN ||
+            memcmp(kp, prefix, STORAGE_PREFIX_LEN) != 0)
+            break;
+        rc = fn(arg, kp + STORAGE_PREFIX_LEN,
+                (uint32_t)(k.mv_size - STORAGE_PREFIX_LEN), v.mv_data,
+                v.mv_size);
+        if (rc != 0)
+            goto out;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    rc = (rc == 0 || rc == MDB_NOTFOUND) ? 0 : RK_ESTORAGE;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    storage_read_end_(s);
+    return rc;
+}
+
+void storage_get_stats(struct storage *s, struct storage_stats *st)
+{
+    MDB_stat ms;
+
+    uv_mutex_lock(&s->mu);
+    *st = s->st;
+    uv_mutex_unlock(&s->mu);
+    st->keys = 0;
+    if (storage_read_begin_(s) == 0) {
+        if (mdb_stat(s->rtxn, s->data, &ms) == 0)
+            st->keys = ms.ms_entries;
+        storage_read_end_(s);
+    }
+}
