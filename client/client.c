@@ -106,11 +106,10 @@ static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
         if (wr->stats[i].sval != NULL)
             bytes += strlen(wr->stats[i].sval) + 1;
     }
-    if (arrays + bytes > 0) {
-        res->mem_ = malloc(arrays + bytes);
-        if (res->mem_ == NULL)
-            return -ENOMEM;
-    }
+    /* +1: never malloc(0), never offset a NULL pointer */
+    res->mem_ = malloc(arrays + bytes + 1);
+    if (res->mem_ == NULL)
+        return -ENOMEM;
     struct rkc_value *vals = res->mem_;
     struct rkc_stat *stats =
         (void *)((char *)res->mem_ +
