@@ -14,6 +14,8 @@
 #ifndef RINGKV_ERRORS_H
 #define RINGKV_ERRORS_H
 
+#include <stddef.h>
+
 #define RK_ERR_BASE (-30000)
 
 /* X(NAME, wire code, message) */
@@ -25,6 +27,8 @@
       "frame, key or value exceeds a configured limit")                        \
     X(BAD_CONTEXT, "bad_context", "causal context is malformed")               \
     X(BAD_QUORUM, "bad_quorum", "r or w outside 1..n")                         \
+    X(SIBLING_LIMIT, "sibling_limit",                                          \
+      "too many siblings: read the key and write back with its context")       \
     X(UNAVAILABLE, "unavailable", "not enough replicas reachable")             \
     X(TIMEOUT, "timeout", "request timed out before the quorum answered")      \
     X(OVERLOADED, "overloaded", "server is overloaded")                        \

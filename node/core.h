@@ -1,0 +1,111 @@
+/*
+ * core.h - a node's request handling, behind the environment seam.
+ *
+ * The transports (node/server.c for the native protocol and RESP; the
+ * simulator's clients) hand decoded requests to core_request() with a reply
+ * callback. The core versions writes (quorum/dvv.h), reads and commits
+ * through struct env (node/env.h), and calls the reply callback exactly once
+ * per request: synchronously for what it can answer at once (errors, local
+ * reads), later for what waits on a commit (and, with replication, on
+ * replicas). The coordinator of the replication issue slots in here, between
+ * "request arrived" and "local storage".
+ *
+ *   transport --core_request--> core --env.store_submit--> storage worker
+ *       ^                        |                             | apply():
+ *       +------reply_fn----------+<------op.done (loop)--------+ dvv_update
+ */
+#ifndef RINGKV_CORE_H
+#define RINGKV_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/env.h"
+#include "node/wire.h"
+
+enum core_conflict {
+    CORE_CONFLICT_SIBLINGS = 0, /* keep concurrent writes as siblings */
+    CORE_CONFLICT_LWW,          /* keep the greatest HLC timestamp */
+    CORE_CONFLICT_MAX
+};
+
+struct core_opts {
+    uint64_t actor;        /* this node's storage epoch (dvv.h actor) */
+    uint32_t partitions;   /* Q, a power of two */
+    uint32_t max_siblings; /* a write leaving more live values fails */
+    enum core_conflict conflict;
+    uint64_t max_drift_ms; /* lww: reject timestamps further ahead */
+};
+
+#define CORE_DEFAULT_MAX_SIBLINGS 64
+
+/* Request flags. */
+#define CORE_F_OVERWRITE                                                       \
+    0x1u /* ignore ctx: supersede every version stored                         \
+            (RESP SET / DEL: no siblings pile up) */
+
+struct core_req {
+    enum wire_op op; /* GET, PUT or DEL */
+    const uint8_t *key;
+    uint32_t key_len;
+    const uint8_t *value;
+    uint32_t value_len;
+    const uint8_t *ctx; /* NULL: empty context */
+    uint32_t ctx_len;
+    uint8_t r, w; /* 0 = default */
+    unsigned flags;
+};
+
+struct core_value {
+    const uint8_t *data;
+    uint32_t len;
+    uint64_t ts;    /* HLC timestamp of the write */
+    uint64_t actor; /* who coordinated it */
+};
+
+/* What a request produced. Everything it points to lives only during the
+ * reply callback: copy what you keep. */
+struct core_reply {
+    int err;         /* 0 or RK_E* / -errno */
+    bool definite;   /* err: true when nothing was applied */
+    const char *msg; /* err: detail, or NULL for the default message */
+    const struct core_value *values; /* get: live siblings, none = absent */
+    uint32_t nvalues;
+    const uint8_t *ctx; /* get/put/del: context covering the result */
+    uint32_t ctx_len;
+    bool existed; /* put/del: the key had live values before */
+};
+
+typedef void (*core_reply_fn)(void *arg, const struct core_reply *rep);
+
+struct core_stats {
+    uint64_t gets, puts, dels;
+    uint64_t not_found;
+    uint64_t errors;         /* replies with err != 0 */
+    uint64_t sibling_limit;  /* writes refused by max_siblings */
+    uint64_t lww_discarded;  /* values dropped by last-write-wins */
+    uint64_t writes_pending; /* waiting on a commit now */
+    uint64_t max_siblings_seen;
+};
+
+struct core;
+
+/* Returns a core bound to env (borrowed: it must outlive the core), or NULL
+ * when memory runs out. */
+struct core *core_create(struct env *env, const struct core_opts *o);
+
+/* Frees the core. Every request must have been answered (storage closed,
+ * so every done callback ran). NULL is a no-op. */
+void core_destroy(struct core *c);
+
+/* From now on requests are answered with RK_ESHUTTING_DOWN (definite). */
+void core_shutdown(struct core *c);
+
+/* Handles req. fn(arg, reply) runs exactly once, possibly before this
+ * returns. req and what it points to are borrowed for this call only. */
+void core_request(struct core *c, const struct core_req *req, core_reply_fn fn,
+                  void *arg);
+
+void core_get_stats(const struct core *c, struct core_stats *st);
+
+#endif

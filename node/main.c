@@ -1,0 +1,215 @@
+/*
+ * main.c - the ringkv node process: configuration, storage, core, servers,
+ * signals and an orderly shutdown.
+ *
+ * Start-up: parse the configuration (file and --key value flags), open the
+ * log, open the data dir (exclusive lock; a corrupt or foreign store stops
+ * the node with a clear error, never an empty start over existing data),
+ * then listen. Shutdown on SIGTERM/SIGINT:
+ *
+ *   stop accepting and reading -> core refuses new requests ->
+ *   storage_close() commits what is queued and runs every done callback
+ *   (their replies are queued) -> connections flush and close ->
+ *   the loop runs dry -> uv_loop_close() must return 0.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "node/config.h"
+#include "node/core.h"
+#include "node/env.h"
+#include "node/log.h"
+#include "node/server.h"
+#include "node/storage.h"
+
+struct node {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    struct storage *store;
+    struct core *core;
+    struct server *server;
+    struct env env;
+    bool stopping;
+};
+
+static const char *const node_fsync_names[] = {"always", "interval", "never"};
+
+_Static_assert((int)CONFIG_FSYNC_ALWAYS == (int)STORAGE_FSYNC_ALWAYS &&
+                   (int)CONFIG_FSYNC_INTERVAL == (int)STORAGE_FSYNC_INTERVAL &&
+                   (int)CONFIG_FSYNC_NEVER == (int)STORAGE_FSYNC_NEVER,
+               "config and storage fsync policies line up");
+_Static_assert((int)CONFIG_LOG_DEBUG == (int)LOG_DEBUG &&
+                   (int)CONFIG_LOG_ERROR == (int)LOG_ERROR,
+               "config and log levels line up");
+
+static void node_stop(struct node *n, const char *why)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    LOG_INFO("shutting down (%s)", why);
+    server_stop(n->server);
+    core_shutdown(n->core);
+    storage_close(n->store); /* runs every pending done callback */
+    n->store = NULL;
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+}
+
+static void node_on_signal(uv_signal_t *h, int signum)
+{
+    node_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static uint64_t node_new_epoch(void)
+{
+    uint64_t e = 0;
+    while (e == 0) {
+        if (getrandom(&e, sizeof(e), 0) != (ssize_t)sizeof(e)) {
+            /* getrandom cannot fail for 8 bytes once the pool is ready;
+             * fall back to libuv's source rather than proceeding with 0. */
+            if (uv_random(NULL, NULL, &e, sizeof(e), 0, NULL) != 0)
+                e = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32);
+        }
+    }
+    return e;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct node n = {0};
+    struct storage_info info;
+    char err[512] = "";
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (config_defaults(&cfg) != 0) {
+        fprintf(stderr, "ringkv: out of memory\n");
+        return 2;
+    }
+    rc = config_parse_args(&cfg, argc, argv, err, sizeof(err));
+    if (rc == CONFIG_HELP) {
+        config_print_help(stdout);
+        config_free(&cfg);
+        return 0;
+    }
+    if (rc == 0 || rc == CONFIG_PRINT) {
+        int print = rc == CONFIG_PRINT;
+        rc = config_validate(&cfg, err, sizeof(err));
+        if (rc == 0 && print) {
+            config_dump(&cfg, stdout);
+            config_free(&cfg);
+            return 0;
+        }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "ringkv: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
+    /* config's log_level words are log.h's levels, in the same order. */
+    if ((rc = log_open((enum log_level)cfg.log_level, cfg.log_file,
+                       cfg.node_id)) != 0) {
+        fprintf(stderr, "ringkv: cannot open log file '%s': %s\n", cfg.log_file,
+                strerror(-rc));
+        config_free(&cfg);
+        return 2;
+    }
+
+    uv_loop_init(&n.loop);
+    struct storage_opts so = {
+        .dir = cfg.data_dir,
+        .fsync = (enum storage_fsync)cfg.fsync,
+        .fsync_interval_ms = (uint32_t)cfg.fsync_interval,
+        .map_size = cfg.map_size,
+        .partitions = cfg.partitions,
+        .node_id = cfg.node_id,
+        .new_epoch = node_new_epoch(),
+    };
+    rc = storage_open(&n.store, &n.loop, &so, &info, err, sizeof(err));
+    if (rc != 0) {
+        LOG_ERROR("cannot open data dir %s: %s", cfg.data_dir, err);
+        if (cfg.log_file[0] != '\0')
+            fprintf(stderr, "ringkv: cannot open data dir %s: %s\n",
+                    cfg.data_dir, err);
+        goto fail;
+    }
+    LOG_INFO("data dir %s: %s store, epoch %016" PRIx64, cfg.data_dir,
+             info.created ? "new" : "existing", info.epoch);
+
+    env_uv_init(&n.env, &n.loop, n.store);
+    struct core_opts co = {
+        .actor = info.epoch,
+        .partitions = cfg.partitions,
+        .max_siblings = CORE_DEFAULT_MAX_SIBLINGS,
+        .conflict = CORE_CONFLICT_SIBLINGS,
+    };
+    n.core = core_create(&n.env, &co);
+    if (n.core == NULL) {
+        LOG_ERROR("out of memory");
+        goto fail;
+    }
+    struct server_opts sv = {
+        .listen = cfg.listen,
+        .port = (uint16_t)cfg.port,
+        .resp_port = (uint16_t)cfg.resp_port,
+        .lim = {.max_frame = (uint32_t)cfg.max_frame,
+                .max_key = (uint32_t)cfg.max_key,
+                .max_value = (uint32_t)cfg.max_value},
+        .max_clients = cfg.max_clients,
+        .idle_timeout_ms = cfg.idle_timeout,
+        .node_id = cfg.node_id,
+        .epoch = info.epoch,
+    };
+    rc = server_start(&n.server, &n.loop, n.core, n.store, &sv, err,
+                      sizeof(err));
+    if (rc != 0) {
+        LOG_ERROR("%s", err);
+        fprintf(stderr, "ringkv: %s\n", err);
+        goto fail;
+    }
+    uv_signal_init(&n.loop, &n.sigterm);
+    uv_signal_init(&n.loop, &n.sigint);
+    n.sigterm.data = n.sigint.data = &n;
+    uv_signal_start(&n.sigterm, node_on_signal, SIGTERM);
+    uv_signal_start(&n.sigint, node_on_signal, SIGINT);
+    LOG_INFO("node %s serving: native %s:%u, resp %s:%u, fsync %s", cfg.node_id,
+             cfg.listen, (unsigned)cfg.port, cfg.listen,
+             (unsigned)cfg.resp_port, node_fsync_names[cfg.fsync]);
+
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+
+    server_destroy(n.server);
+    core_destroy(n.core);
+    rc = uv_loop_close(&n.loop);
+    if (rc != 0) {
+        LOG_ERROR("event loop did not close cleanly: %s", uv_strerror(rc));
+        config_free(&cfg);
+        log_close();
+        return 1;
+    }
+    LOG_INFO("stopped cleanly");
+    config_free(&cfg);
+    log_close();
+    return 0;
+
+fail:
+    /* server_start() already stopped a half-started server. */
+    storage_close(n.store);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    server_destroy(n.server);
+    core_destroy(n.core);
+    uv_loop_close(&n.loop);
+    config_free(&cfg);
+    log_close();
+    return 1;
+}

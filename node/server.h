@@ -1,0 +1,59 @@
+/*
+ * server.h - the node's client listeners: the native protocol (framed
+ * msgpack, docs/protocol.md) and RESP (so redis-cli, redis-benchmark and
+ * every Redis client library work unmodified).
+ *
+ * Both feed node/core.c. Replies are appended to a per-connection buffer and
+ * written once per event-loop iteration (a uv_check handle flushes every
+ * connection that has output), so a burst of replies costs one syscall.
+ *
+ * Bad input never harms other clients: frames over the limit, malformed
+ * msgpack, wrong field types, unknown ops and RESP garbage get an error
+ * reply (or, when the stream can no longer be framed, the error and a
+ * disconnect). Memory per connection is bounded: at most one frame is
+ * buffered beyond what was processed, and a connection whose replies pile
+ * up or that has too many requests in flight stops being read until it
+ * drains.
+ */
+#ifndef RINGKV_SERVER_H
+#define RINGKV_SERVER_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "node/core.h"
+#include "node/storage.h"
+#include "node/wire.h"
+
+struct server_opts {
+    const char *listen;       /* address to bind, e.g. "127.0.0.1" */
+    uint16_t port;            /* native protocol */
+    uint16_t resp_port;       /* RESP; 0 = off */
+    struct wire_limits lim;   /* frame, key and value limits */
+    uint32_t max_clients;     /* connections beyond are refused */
+    uint64_t idle_timeout_ms; /* 0 = never close idle connections */
+    const char *node_id;      /* for stats and INFO */
+    uint64_t epoch;           /* for stats and INFO */
+};
+
+struct server;
+
+/* Binds and listens on both ports. store is used for stats only. Returns 0
+ * with *out set, or -errno / RK_E* with a message in err. Borrowed pointers
+ * (core, store, strings in o) must outlive the server. */
+int server_start(struct server **out, uv_loop_t *loop, struct core *core,
+                 struct storage *store, const struct server_opts *o, char *err,
+                 size_t errlen);
+
+/* Stops accepting and reading. Connections are closed once their pending
+ * replies are written (call after the last reply can arrive, i.e. after
+ * storage_close()). Handles close asynchronously; run the loop, then
+ * server_destroy(). */
+void server_stop(struct server *s);
+
+/* Frees the server once the loop has run dry after server_stop(). NULL is a
+ * no-op. */
+void server_destroy(struct server *s);
+
+#endif

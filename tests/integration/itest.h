@@ -1,0 +1,241 @@
+/*
+ * itest.h - helpers for integration tests that run the real `ringkv`
+ * binary: start a node on free ports in its own temp data dir, wait until
+ * it serves, signal it, run a shell command and capture its output.
+ *
+ * Cleanup even on failure: every node is spawned with PR_SET_PDEATHSIG, so
+ * it dies with the test process whatever happens to it, and each test's
+ * .fini (itest_cleanup) kills what is left and removes the temp dirs.
+ * Waiting is polling with a deadline, never a fixed sleep, and no test
+ * asserts on timing.
+ */
+#ifndef RINGKV_ITEST_H
+#define RINGKV_ITEST_H
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+
+#define ITEST_MAX_NODES 8
+#define ITEST_MAX_ARGS  32
+
+struct itest_node {
+    pid_t pid;
+    int port, resp_port;
+    char dir[256];  /* temp dir holding data/ and log */
+    char data[300]; /* data dir */
+    char log[300];
+    const char *extra[ITEST_MAX_ARGS];
+    int nextra;
+};
+
+static struct itest_node itest_nodes[ITEST_MAX_NODES];
+static int itest_nnodes;
+
+static inline uint64_t itest_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static inline void itest_nap(void)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* True when nothing listens on 127.0.0.1:port (we can bind it). */
+static inline int itest_port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1, ok;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Two free ports p and p+1 in 20000..59999, random per process. */
+static inline int itest_pick_ports(void)
+{
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid() ^ (unsigned)itest_now_ms();
+    for (int tries = 0; tries < 1000; tries++) {
+        int p = 20000 + (int)(rand_r(&seed) % 20000) * 2;
+        if (itest_port_free(p) && itest_port_free(p + 1))
+            return p;
+    }
+    cr_assert_fail("no free ports");
+    return -1;
+}
+
+/* Starts (or restarts, keeping its dir) node i. */
+static inline void itest_spawn(struct itest_node *n)
+{
+    char port[16], rport[16];
+    const char *argv[ITEST_MAX_ARGS + 16];
+    int k = 0;
+
+    snprintf(port, sizeof(port), "%d", n->port);
+    snprintf(rport, sizeof(rport), "%d", n->resp_port);
+    argv[k++] = RINGKV_BIN_DIR "/ringkv";
+    argv[k++] = "--data-dir";
+    argv[k++] = n->data;
+    argv[k++] = "--port";
+    argv[k++] = port;
+    argv[k++] = "--resp-port";
+    argv[k++] = rport;
+    argv[k++] = "--log-file";
+    argv[k++] = n->log;
+    argv[k++] = "--log-level";
+    argv[k++] = "debug";
+    for (int i = 0; i < n->nextra; i++)
+        argv[k++] = n->extra[i];
+    argv[k] = NULL;
+
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    n->pid = pid;
+}
+
+/* True when the node answers a native ping. */
+static inline int itest_ping(const struct itest_node *n)
+{
+    struct rkc *c;
+    int ok;
+    if (rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 500) != 0)
+        return 0;
+    ok = rkc_ping(c) == 0;
+    rkc_close(c);
+    return ok;
+}
+
+/* Waits until n serves; fails the test if it exits or takes > 20 s. */
+static inline void itest_wait_up(struct itest_node *n)
+{
+    uint64_t deadline = itest_now_ms() + 20000;
+    while (!itest_ping(n)) {
+        int st;
+        if (waitpid(n->pid, &st, WNOHANG) == n->pid) {
+            n->pid = 0;
+            cr_assert_fail("ringkv exited during start-up (see %s)", n->log);
+        }
+        cr_assert(itest_now_ms() < deadline, "ringkv did not start");
+        itest_nap();
+    }
+}
+
+/* Creates a node with a fresh temp dir and the given extra arguments
+ * (NULL-terminated), starts it and waits until it serves. */
+static inline struct itest_node *itest_start(const char *first, ...)
+{
+    cr_assert(itest_nnodes < ITEST_MAX_NODES);
+    struct itest_node *n = &itest_nodes[itest_nnodes++];
+    va_list ap;
+
+    memset(n, 0, sizeof(*n));
+    char dir[sizeof(n->dir)] = "/tmp/ringkv-itest-XXXXXX";
+    cr_assert(mkdtemp(dir) != NULL);
+    memcpy(n->dir, dir, sizeof(dir));
+    snprintf(n->data, sizeof(n->data), "%s/data", dir);
+    snprintf(n->log, sizeof(n->log), "%s/log", dir);
+    n->port = itest_pick_ports();
+    n->resp_port = n->port + 1;
+    va_start(ap, first);
+    for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
+        cr_assert(n->nextra < ITEST_MAX_ARGS);
+        n->extra[n->nextra++] = a;
+    }
+    va_end(ap);
+    itest_spawn(n);
+    itest_wait_up(n);
+    return n;
+}
+
+/* Sends sig and waits for the process to exit. Returns its wait status. */
+static inline int itest_signal(struct itest_node *n, int sig)
+{
+    int st = 0;
+    if (n->pid <= 0)
+        return 0;
+    kill(n->pid, sig);
+    waitpid(n->pid, &st, 0);
+    n->pid = 0;
+    return st;
+}
+
+static inline void itest_restart(struct itest_node *n)
+{
+    itest_spawn(n);
+    itest_wait_up(n);
+}
+
+/* Runs a shell command, returns its exit status; its stdout (up to cap-1
+ * bytes) is stored NUL-terminated in out when out != NULL. */
+static inline int itest_sh(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    size_t n = 0;
+    if (out != NULL) {
+        size_t r;
+        while (n + 1 < cap && (r = fread(out + n, 1, cap - 1 - n, p)) > 0)
+            n += r;
+        out[n] = '\0';
+    } else {
+        char sink[4096];
+        while (fread(sink, 1, sizeof(sink), p) > 0)
+            ;
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* .fini of every integration test: kill nodes, remove their dirs. */
+static inline void itest_cleanup(void)
+{
+    for (int i = 0; i < itest_nnodes; i++) {
+        struct itest_node *n = &itest_nodes[i];
+        if (n->pid > 0)
+            itest_signal(n, SIGKILL);
+        if (n->dir[0] != '\0') {
+            char cmd[300];
+            snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->dir);
+            if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", n->dir);
+        }
+    }
+    itest_nnodes = 0;
+}
+
+#endif
