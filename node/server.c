@@ -75,6 +75,7 @@ struct server {
     struct server_opts o;
     char listen_addr[64];
     char node_id[64];
+    char epoch_hex[17];
     uv_tcp_t lnative, lresp;
     bool has_resp;
     uv_check_t flush;
@@ -804,7 +805,7 @@ static uint32_t server_collect(struct server *s, struct wire_stat *st)
 #define STAT_I(nm, v)                                                          \
     st[n++] = (struct wire_stat){.name = nm, .ival = (int64_t)(v)}
     st[n++] = (struct wire_stat){.name = "node_id", .sval = s->node_id};
-    STAT_I("epoch", s->o.epoch);
+    st[n++] = (struct wire_stat){.name = "epoch", .sval = s->epoch_hex};
     STAT_I("uptime_ms", uv_now(s->loop) - s->start_ms);
     STAT_I("connections", s->nconns);
     STAT_I("connections_accepted", s->accepted);
@@ -979,6 +980,7 @@ int server_start(struct server **out, uv_loop_t *loop, struct core *core,
     s->o = *o;
     snprintf(s->listen_addr, sizeof(s->listen_addr), "%s", o->listen);
     snprintf(s->node_id, sizeof(s->node_id), "%s", o->node_id);
+    snprintf(s->epoch_hex, sizeof(s->epoch_hex), "%016" PRIx64, o->epoch);
     s->o.listen = s->listen_addr;
     s->o.node_id = s->node_id;
     s->start_ms = uv_now(loop);
