@@ -1,0 +1,1151 @@
+/*
+ * config.c - node options from one table (see config.h for the syntax).
+ *
+ * Design: CONFIG_OPTIONS in config.h is expanded here into
+ *   - config_table[]: name, type, default text, range, words, help;
+ *   - enum config_opt: each option's index in that table;
+ *   - config_store()/config_load(): a switch from index to struct field,
+ *     going through union config_val, so all parsing, printing and range
+ *     checks are written once per *type*, never per option.
+ * Defaults are text in the table and go through the same parser as user
+ * input, so a default that does not parse or is out of range is caught by
+ * config_defaults() (and its unit test), and help, the example file and the
+ * docs show the default exactly as written.
+ *
+ * Invariants:
+ *   - A struct config returned by config_defaults() has every STRING field
+ *     non-NULL and heap-owned; config_set() replaces a string only after
+ *     the new value parsed, so c is unchanged on any error.
+ *   - Numbers: digits only, overflow checked before every multiply and add;
+ *     no strtol/atoi (no locale, sign or whitespace surprises).
+ *   - config_format() output parses back to the same value (tested by the
+ *     dump round trip).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/config.h"
+#include "node/errors.h"
+
+/* ---- the table ---------------------------------------------------------- */
+
+#define CONFIG_WORD_(constant, word) word,
+#define CONFIG_WORDS_DECL_STRING(name)
+#define CONFIG_WORDS_DECL_UINT(name)
+#define CONFIG_WORDS_DECL_SIZE(name)
+#define CONFIG_WORDS_DECL_DURATION(name)
+#define CONFIG_WORDS_DECL_BOOL(name)
+#define CONFIG_WORDS_DECL_ENUM(name)                                           \
+    static const char *const config_words_##name[] = {                         \
+        CONFIG_ENUM_##name(CONFIG_WORD_) NULL};
+#define CONFIG_WORDS_DECL_(name, type, def, min, max, help)                    \
+    CONFIG_WORDS_DECL_##type(name)
+CONFIG_OPTIONS(CONFIG_WORDS_DECL_)
+
+/* A UINT field is a uint32_t: its range must fit. */
+#define CONFIG_CHECK_STRING(name, min, max)
+#define CONFIG_CHECK_UINT(name, min, max)                                      \
+    _Static_assert((max) <= UINT32_MAX && (min) <= (max), #name " range");
+#define CONFIG_CHECK_SIZE(name, min, max)                                      \
+    _Static_assert((min) <= (max), #name " range");
+#define CONFIG_CHECK_DURATION(name, min, max)                                  \
+    _Static_assert((min) <= (max), #name " range");
+#define CONFIG_CHECK_BOOL(name, min, max)
+#define CONFIG_CHECK_ENUM(name, min, max)
+#define CONFIG_CHECK_(name, type, def, min, max, help)                         \
+    CONFIG_CHECK_##type(name, min, max)
+CONFIG_OPTIONS(CONFIG_CHECK_)
+
+#define CONFIG_WORDS_STRING(name)   NULL
+#define CONFIG_WORDS_UINT(name)     NULL
+#define CONFIG_WORDS_SIZE(name)     NULL
+#define CONFIG_WORDS_DURATION(name) NULL
+#define CONFIG_WORDS_BOOL(name)     NULL
+#define CONFIG_WORDS_ENUM(name)     config_words_##name
+
+static const struct config_option config_table[] = {
+#define CONFIG_ROW_(name, type, def, min, max, help)                           \
+    {#name, CONFIG_##type, def, min, max, CONFIG_WORDS_##type(name), help},
+    CONFIG_OPTIONS(CONFIG_ROW_)
+#undef CONFIG_ROW_
+};
+
+enum config_opt {
+#define CONFIG_IDX_(name, type, def, min, max, help) CONFIG_OPT_##name,
+    CONFIG_OPTIONS(CONFIG_IDX_)
+#undef CONFIG_IDX_
+        CONFIG_OPT_COUNT_
+};
+
+#define CONFIG_NOPTS (sizeof(config_table) / sizeof(config_table[0]))
+
+const struct config_option *config_options(size_t *n)
+{
+    *n = CONFIG_NOPTS;
+    return config_table;
+}
+
+/* ---- field access ------------------------------------------------------- */
+
+union config_val {
+    char *s;
+    uint64_t u;
+    bool b;
+    int e;
+};
+
+#define CONFIG_STORE_STRING(f, v)                                              \
+    do {                                                                       \
+        free(f);                                                               \
+        (f) = (v).s;                                                           \
+    } while (0)
+#define CONFIG_STORE_UINT(f, v)     ((f) = (uint32_t)(v).u)
+#define CONFIG_STORE_SIZE(f, v)     ((f) = (v).u)
+#define CONFIG_STORE_DURATION(f, v) ((f) = (v).u)
+#define CONFIG_STORE_BOOL(f, v)     ((f) = (v).b)
+#define CONFIG_STORE_ENUM(f, v)     ((f) = (v).e)
+
+/* Stores v into option idx; a string's ownership moves into c. */
+static void config_store(struct config *c, size_t idx, union config_val v)
+{
+    switch ((enum config_opt)idx) {
+#define CONFIG_STORE_(name, type, def, min, max, help)                         \
+    case CONFIG_OPT_##name:                                                    \
+        CONFIG_STORE_##type(c->name, v);                                       \
+        break;
+        CONFIG_OPTIONS(CONFIG_STORE_)
+#undef CONFIG_STORE_
+    case CONFIG_OPT_COUNT_:
+        assert(0);
+        break;
+    }
+}
+
+#define CONFIG_LOAD_STRING(f)   (v.s = (f))
+#define CONFIG_LOAD_UINT(f)     (v.u = (f))
+#define CONFIG_LOAD_SIZE(f)     (v.u = (f))
+#define CONFIG_LOAD_DURATION(f) (v.u = (f))
+#define CONFIG_LOAD_BOOL(f)     (v.b = (f))
+#define CONFIG_LOAD_ENUM(f)     (v.e = (int)(f))
+
+/* The value of option idx; a string is borrowed from c. */
+static union config_val config_load(const struct config *c, size_t idx)
+{
+    union config_val v = {.u = 0};
+    switch ((enum config_opt)idx) {
+#define CONFIG_LOAD_(name, type, def, min, max, help)                          \
+    case CONFIG_OPT_##name:                                                    \
+        CONFIG_LOAD_##type(c->name);                                           \
+        break;
+        CONFIG_OPTIONS(CONFIG_LOAD_)
+#undef CONFIG_LOAD_
+    case CONFIG_OPT_COUNT_:
+        assert(0);
+        break;
+    }
+    return v;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void config_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void config_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int config_lower(int ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch;
+}
+
+static bool config_word_eq(const char *a, const char *b)
+{
+    for (; *a != '\0' && *b != '\0'; a++, b++) {
+        if (config_lower((unsigned char)*a) != config_lower((unsigned char)*b))
+            return false;
+    }
+    return *a == *b;
+}
+
+/* Option names compare with '-' and '_' equivalent. */
+static bool config_name_eq(const char *name, const char *key)
+{
+    for (; *name != '\0' && *key != '\0'; name++, key++) {
+        char k = *key == '-' ? '_' : *key;
+        if (*name != k)
+            return false;
+    }
+    return *name == *key;
+}
+
+const struct config_option *config_find(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        if (config_name_eq(config_table[i].name, name))
+            return &config_table[i];
+    }
+    return NULL;
+}
+
+static size_t config_index(const struct config_option *opt)
+{
+    assert(opt >= config_table && opt < config_table + CONFIG_NOPTS);
+    return (size_t)(opt - config_table);
+}
+
+/* ---- numbers and units -------------------------------------------------- */
+
+struct config_unit {
+    const char *name;
+    uint64_t mult;
+};
+
+static const struct config_unit config_size_units[] = {
+    {"", 1},
+    {"b", 1},
+    {"k", CONFIG_KiB},
+    {"kb", CONFIG_KiB},
+    {"kib", CONFIG_KiB},
+    {"m", CONFIG_MiB},
+    {"mb", CONFIG_MiB},
+    {"mib", CONFIG_MiB},
+    {"g", CONFIG_GiB},
+    {"gb", CONFIG_GiB},
+    {"gib", CONFIG_GiB},
+    {"t", CONFIG_TiB},
+    {"tb", CONFIG_TiB},
+    {"tib", CONFIG_TiB},
+    {NULL, 0},
+};
+
+static const struct config_unit config_duration_units[] = {
+    {"", 1},
+    {"ms", 1},
+    {"s", CONFIG_SEC},
+    {"m", CONFIG_MINUTE},
+    {"min", CONFIG_MINUTE},
+    {"h", CONFIG_HOUR},
+    {NULL, 0},
+};
+
+enum config_num_err {
+    CONFIG_NUM_OK = 0,
+    CONFIG_NUM_NOT_A_NUMBER,
+    CONFIG_NUM_BAD_UNIT,
+    CONFIG_NUM_TOO_LARGE,
+};
+
+/* Parses digits, optional blanks, and a unit from units (NULL: no unit
+ * allowed) covering all of s. */
+static enum config_num_err
+config_parse_num(const char *s, const struct config_unit *units, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return CONFIG_NUM_NOT_A_NUMBER;
+    bool overflow = false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            overflow = true;
+        else
+            v = v * 10 + d;
+    }
+    if (units == NULL) {
+        if (*p != '\0')
+            return CONFIG_NUM_NOT_A_NUMBER;
+        if (overflow)
+            return CONFIG_NUM_TOO_LARGE;
+        *out = v;
+        return CONFIG_NUM_OK;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    const struct config_unit *u = units;
+    while (u->name != NULL && !config_word_eq(u->name, p))
+        u++;
+    if (u->name == NULL)
+        return CONFIG_NUM_BAD_UNIT;
+    if (overflow || v > UINT64_MAX / u->mult)
+        return CONFIG_NUM_TOO_LARGE;
+    *out = v * u->mult;
+    return CONFIG_NUM_OK;
+}
+
+static int config_parse_units(const char *s, const struct config_unit *units,
+                              uint64_t *out)
+{
+    uint64_t v;
+    if (config_parse_num(s, units, &v) != CONFIG_NUM_OK)
+        return RK_ECONFIG;
+    *out = v;
+    return 0;
+}
+
+int config_parse_uint(const char *s, uint64_t *out)
+{
+    return config_parse_units(s, NULL, out);
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    return config_parse_units(s, config_size_units, out);
+}
+
+int config_parse_duration(const char *s, uint64_t *out)
+{
+    return config_parse_units(s, config_duration_units, out);
+}
+
+/* Writes n with the largest unit of units[] that divides it exactly
+ * (units ordered small to large; entry 0 is the bare number). */
+static void config_fmt_num(uint64_t n, const struct config_unit *units,
+                           const char *const *names, char *buf, size_t len)
+{
+    size_t best = 0;
+    for (size_t i = 1; names[i] != NULL; i++) {
+        const struct config_unit *u = units;
+        while (!config_word_eq(u->name, names[i]))
+            u++;
+        if (n != 0 && n % u->mult == 0)
+            best = i;
+    }
+    if (best == 0) {
+        snprintf(buf, len, "%" PRIu64 "%s", n, names[0]);
+        return;
+    }
+    const struct config_unit *u = units;
+    while (!config_word_eq(u->name, names[best]))
+        u++;
+    snprintf(buf, len, "%" PRIu64 "%s", n / u->mult, names[best]);
+}
+
+static const char *const config_size_names[] = {"",    "KiB", "MiB",
+                                                "GiB", "TiB", NULL};
+static const char *const config_duration_names[] = {"ms", "s", "m", "h", NULL};
+
+static void config_fmt_size(uint64_t n, char *buf, size_t len)
+{
+    config_fmt_num(n, config_size_units, config_size_names, buf, len);
+}
+
+static void config_fmt_duration(uint64_t n, char *buf, size_t len)
+{
+    if (n == 0) {
+        snprintf(buf, len, "0");
+        return;
+    }
+    config_fmt_num(n, config_duration_units, config_duration_names, buf, len);
+}
+
+/* A number of opt's type, as text: "7001", "8MiB", "100ms". */
+static void config_fmt_typed(const struct config_option *opt, uint64_t n,
+                             char *buf, size_t len)
+{
+    if (opt->type == CONFIG_SIZE)
+        config_fmt_size(n, buf, len);
+    else if (opt->type == CONFIG_DURATION)
+        config_fmt_duration(n, buf, len);
+    else
+        snprintf(buf, len, "%" PRIu64, n);
+}
+
+/* "1..65535", "1MiB..64TiB". */
+static void config_fmt_range(const struct config_option *opt, char *buf,
+                             size_t len)
+{
+    char lo[32], hi[32];
+    config_fmt_typed(opt, opt->min, lo, sizeof(lo));
+    config_fmt_typed(opt, opt->max, hi, sizeof(hi));
+    snprintf(buf, len, "%s..%s", lo, hi);
+}
+
+/* ---- parsing one value -------------------------------------------------- */
+
+static const char *const config_true_words[] = {"yes", "true", "on", "1", NULL};
+static const char *const config_false_words[] = {"no", "false", "off", "0",
+                                                 NULL};
+
+static int config_find_word(const char *const *words, const char *s)
+{
+    for (int i = 0; words[i] != NULL; i++) {
+        if (config_word_eq(words[i], s))
+            return i;
+    }
+    return -1;
+}
+
+int config_parse_bool(const char *s, bool *out)
+{
+    if (config_find_word(config_true_words, s) >= 0) {
+        *out = true;
+        return 0;
+    }
+    if (config_find_word(config_false_words, s) >= 0) {
+        *out = false;
+        return 0;
+    }
+    return RK_ECONFIG;
+}
+
+/* Parses text as a value of opt into *v (a string is malloc'd). label
+ * prefixes error messages. Returns 0, RK_ECONFIG or -ENOMEM. */
+static int config_parse_value(const struct config_option *opt, const char *text,
+                              const char *label, union config_val *v, char *err,
+                              size_t errlen)
+{
+    switch (opt->type) {
+    case CONFIG_STRING:
+        for (const char *p = text; *p != '\0'; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch < 0x20 || ch == 0x7f) {
+                config_err(err, errlen, "%s: control character in value",
+                           label);
+                return RK_ECONFIG;
+            }
+        }
+        v->s = strdup(text);
+        if (v->s == NULL) {
+            config_err(err, errlen, "%s: out of memory", label);
+            return -ENOMEM;
+        }
+        return 0;
+    case CONFIG_BOOL:
+        if (config_parse_bool(text, &v->b) == 0)
+            return 0;
+        config_err(err, errlen,
+                   "%s: \"%s\" is not yes/no, true/false, on/off or 1/0", label,
+                   text);
+        return RK_ECONFIG;
+    case CONFIG_ENUM: {
+        int i = config_find_word(opt->words, text);
+        if (i >= 0) {
+            v->e = i;
+            return 0;
+        }
+        char list[256] = "";
+        size_t used = 0;
+        for (size_t k = 0; opt->words[k] != NULL && used < sizeof(list); k++) {
+            int w = snprintf(list + used, sizeof(list) - used, "%s%s",
+                             k > 0 ? ", " : "", opt->words[k]);
+            if (w < 0)
+                break;
+            used += (size_t)w;
+        }
+        config_err(err, errlen, "%s: \"%s\" is not one of %s", label, text,
+                   list);
+        return RK_ECONFIG;
+    }
+    case CONFIG_UINT:
+    case CONFIG_SIZE:
+    case CONFIG_DURATION: {
+        const struct config_unit *units = NULL;
+        const char *unit_help = "";
+        if (opt->type == CONFIG_SIZE) {
+            units = config_size_units;
+            unit_help = " (use b, k, m, g, t, KiB, MiB, GiB, TiB)";
+        } else if (opt->type == CONFIG_DURATION) {
+            units = config_duration_units;
+            unit_help = " (use ms, s, m, h)";
+        }
+        uint64_t n = 0;
+        char range[80];
+        config_fmt_range(opt, range, sizeof(range));
+        switch (config_parse_num(text, units, &n)) {
+        case CONFIG_NUM_OK:
+            break;
+        case CONFIG_NUM_NOT_A_NUMBER:
+            config_err(err, errlen, "%s: \"%s\" is not a number", label, text);
+            return RK_ECONFIG;
+        case CONFIG_NUM_BAD_UNIT:
+            config_err(err, errlen, "%s: \"%s\" has an unknown unit%s", label,
+                       text, unit_help);
+            return RK_ECONFIG;
+        case CONFIG_NUM_TOO_LARGE:
+            config_err(err, errlen, "%s: \"%s\" is too large (range %s)", label,
+                       text, range);
+            return RK_ECONFIG;
+        }
+        if (n < opt->min || n > opt->max) {
+            config_err(err, errlen, "%s: %s is outside the range %s", label,
+                       text, range);
+            return RK_ECONFIG;
+        }
+        v->u = n;
+        return 0;
+    }
+    case CONFIG_TYPE_MAX:
+        break;
+    }
+    assert(0);
+    return RK_EINTERNAL;
+}
+
+static int config_set_opt(struct config *c, const struct config_option *opt,
+                          const char *value, const char *label, char *err,
+                          size_t errlen)
+{
+    union config_val v;
+    int rc = config_parse_value(opt, value, label, &v, err, errlen);
+    if (rc != 0)
+        return rc;
+    config_store(c, config_index(opt), v);
+    return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, char *err,
+               size_t errlen)
+{
+    const struct config_option *opt = config_find(key);
+    if (opt == NULL) {
+        config_err(err, errlen, "unknown option \"%s\"", key);
+        return RK_ECONFIG;
+    }
+    return config_set_opt(c, opt, value, opt->name, err, errlen);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        const struct config_option *opt = &config_table[i];
+        int rc = config_set_opt(c, opt, opt->def, opt->name, NULL, 0);
+        if (rc == -ENOMEM)
+            return rc;
+        assert(rc == 0); /* the table's defaults parse: see test_config */
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+#define CONFIG_FREE_STRING(f)                                                  \
+    do {                                                                       \
+        free(f);                                                               \
+        (f) = NULL;                                                            \
+    } while (0)
+#define CONFIG_FREE_UINT(f)
+#define CONFIG_FREE_SIZE(f)
+#define CONFIG_FREE_DURATION(f)
+#define CONFIG_FREE_BOOL(f)
+#define CONFIG_FREE_ENUM(f)
+
+void config_free(struct config *c)
+{
+    if (c == NULL)
+        return;
+#define CONFIG_FREE_(name, type, def, min, max, help)                          \
+    CONFIG_FREE_##type(c->name);
+    CONFIG_OPTIONS(CONFIG_FREE_)
+#undef CONFIG_FREE_
+}
+
+/* ---- the file ----------------------------------------------------------- */
+
+static bool config_blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* Splits one line (NUL-terminated, no newline) in place. Returns 1 with
+ * *key and *value set, 0 for a blank or comment line, or -1 with *problem
+ * set. */
+static int config_split_line(char *line, char **key, char **value,
+                             const char **problem)
+{
+    char *p = line;
+    while (config_blank(*p))
+        p++;
+    if (*p == '\0' || *p == '#')
+        return 0;
+    *key = p;
+    while (*p != '\0' && !config_blank(*p) && *p != '=')
+        p++;
+    char *key_end = p;
+    while (config_blank(*p))
+        p++;
+    if (*p != '=') {
+        *problem = "expected \"option = value\"";
+        return -1;
+    }
+    if (key_end == *key) {
+        *problem = "missing option name before '='";
+        return -1;
+    }
+    *key_end = '\0';
+    p++;
+    while (config_blank(*p))
+        p++;
+
+    if (*p == '"') {
+        /* Quoted: unescape in place. */
+        char *out = p;
+        *value = out;
+        p++;
+        for (;;) {
+            if (*p == '\0') {
+                *problem = "unterminated quoted value";
+                return -1;
+            }
+            if (*p == '"')
+                break;
+            if (*p == '\\') {
+                p++;
+                if (*p != '"' && *p != '\\') {
+                    *problem = "unknown escape in quoted value (use \\\" or "
+                               "\\\\)";
+                    return -1;
+                }
+            }
+            *out++ = *p++;
+        }
+        p++; /* closing quote */
+        while (config_blank(*p))
+            p++;
+        if (*p != '\0' && *p != '#') {
+            *problem = "unexpected text after quoted value";
+            return -1;
+        }
+        *out = '\0';
+        return 1;
+    }
+
+    /* Unquoted: up to a '#' that starts the value or follows a blank. */
+    *value = p;
+    char *end = p;
+    for (char *q = p; *q != '\0'; q++) {
+        if (*q == '#' && (q == p || config_blank(q[-1])))
+            break;
+        end = q + 1;
+    }
+    while (end > p && config_blank(end[-1]))
+        end--;
+    *end = '\0';
+    return 1;
+}
+
+int config_load_file(struct config *c, const char *path, char *err,
+                     size_t errlen)
+{
+    int rc = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        rc = -errno;
+        config_err(err, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+
+    for (unsigned lineno = 1;; lineno++) {
+        errno = 0;
+        ssize_t n = getline(&line, &cap, f);
+        if (n < 0) {
+            if (ferror(f)) {
+                rc = errno != 0 ? -errno : -EIO;
+                config_err(err, errlen, "%s: %s", path, strerror(-rc));
+            }
+            break;
+        }
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            config_err(err, errlen, "%s:%u: NUL byte in line", path, lineno);
+            rc = RK_ECONFIG;
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+
+        char *key = NULL, *value = NULL;
+        const char *problem = NULL;
+        int s = config_split_line(line, &key, &value, &problem);
+        if (s == 0)
+            continue;
+        if (s < 0) {
+            config_err(err, errlen, "%s:%u: %s", path, lineno, problem);
+            rc = RK_ECONFIG;
+            break;
+        }
+        const struct config_option *opt = config_find(key);
+        if (opt == NULL) {
+            config_err(err, errlen, "%s:%u: unknown option \"%s\"", path,
+                       lineno, key);
+            rc = RK_ECONFIG;
+            break;
+        }
+        char why[512];
+        rc = config_set_opt(c, opt, value, opt->name, why, sizeof(why));
+        if (rc != 0) {
+            config_err(err, errlen, "%s:%u: %s", path, lineno, why);
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* ---- the command line --------------------------------------------------- */
+
+int config_parse_args(struct config *c, int argc, char **argv, char *err,
+                      size_t errlen)
+{
+    bool print = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return CONFIG_HELP;
+        if (strcmp(a, "--print-config") == 0) {
+            print = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '=') {
+            config_err(err, errlen, "unexpected argument \"%s\" (see --help)",
+                       a);
+            return RK_ECONFIG;
+        }
+        /* Name and value: "--name=value" or "--name" "value". */
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t name_len = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (name_len >= sizeof(name)) {
+            config_err(err, errlen, "unknown option \"%.*s\" (see --help)",
+                       (int)(name_len + 2), a);
+            return RK_ECONFIG;
+        }
+        memcpy(name, a + 2, name_len);
+        name[name_len] = '\0';
+        const char *value;
+        if (eq != NULL) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            config_err(err, errlen, "--%s needs a value", name);
+            return RK_ECONFIG;
+        }
+
+        if (strcmp(name, "config") == 0) {
+            int rc = config_load_file(c, value, err, errlen);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        const struct config_option *opt = config_find(name);
+        if (opt == NULL) {
+            config_err(err, errlen, "unknown option \"--%s\" (see --help)",
+                       name);
+            return RK_ECONFIG;
+        }
+        char label[80];
+        snprintf(label, sizeof(label), "--%s", name);
+        int rc = config_set_opt(c, opt, value, label, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    return print ? CONFIG_PRINT : 0;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        const struct config_option *opt = &config_table[i];
+        union config_val v = config_load(c, i);
+        switch (opt->type) {
+        case CONFIG_STRING:
+            if (v.s == NULL) {
+                config_err(err, errlen, "%s is not set", opt->name);
+                return RK_ECONFIG;
+            }
+            break;
+        case CONFIG_UINT:
+        case CONFIG_SIZE:
+        case CONFIG_DURATION:
+            if (v.u < opt->min || v.u > opt->max) {
+                char val[32], range[80];
+                config_fmt_typed(opt, v.u, val, sizeof(val));
+                config_fmt_range(opt, range, sizeof(range));
+                config_err(err, errlen, "%s: %s is outside the range %s",
+                           opt->name, val, range);
+                return RK_ECONFIG;
+            }
+            break;
+        case CONFIG_ENUM: {
+            int n = 0;
+            while (opt->words[n] != NULL)
+                n++;
+            if (v.e < 0 || v.e >= n) {
+                config_err(err, errlen, "%s: invalid value %d", opt->name, v.e);
+                return RK_ECONFIG;
+            }
+            break;
+        }
+        case CONFIG_BOOL:
+        case CONFIG_TYPE_MAX:
+            break;
+        }
+    }
+
+    size_t id_len = strlen(c->node_id);
+    if (id_len == 0 || id_len > CONFIG_MAX_NODE_ID) {
+        config_err(err, errlen, "node_id must be 1..%d bytes long",
+                   CONFIG_MAX_NODE_ID);
+        return RK_ECONFIG;
+    }
+    for (size_t i = 0; i < id_len; i++) {
+        unsigned char ch = (unsigned char)c->node_id[i];
+        if (ch <= ' ' || ch >= 0x7f) {
+            config_err(err, errlen,
+                       "node_id \"%s\" may hold only printable ASCII without "
+                       "spaces",
+                       c->node_id);
+            return RK_ECONFIG;
+        }
+    }
+    if (c->data_dir[0] == '\0') {
+        config_err(err, errlen, "data_dir must not be empty");
+        return RK_ECONFIG;
+    }
+    if (c->listen[0] == '\0') {
+        config_err(err, errlen, "listen must not be empty");
+        return RK_ECONFIG;
+    }
+    if ((c->partitions & (c->partitions - 1)) != 0) {
+        config_err(err, errlen,
+                   "partitions (%" PRIu32 ") must be a power of two",
+                   c->partitions);
+        return RK_ECONFIG;
+    }
+    if (c->resp_port != 0 && c->resp_port == c->port) {
+        config_err(err, errlen, "port and resp_port are both %" PRIu32,
+                   c->port);
+        return RK_ECONFIG;
+    }
+    if (c->max_key > c->max_frame) {
+        config_err(err, errlen,
+                   "max_key (%" PRIu64 ") exceeds max_frame (%" PRIu64 ")",
+                   c->max_key, c->max_frame);
+        return RK_ECONFIG;
+    }
+    if (c->max_value > c->max_frame) {
+        config_err(err, errlen,
+                   "max_value (%" PRIu64 ") exceeds max_frame (%" PRIu64 ")",
+                   c->max_value, c->max_frame);
+        return RK_ECONFIG;
+    }
+    return 0;
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+/* Whether a string needs quotes to survive the file syntax. */
+static bool config_needs_quotes(const char *s)
+{
+    if (*s == '\0')
+        return true;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '#' || *p == '"' || *p == '\\')
+            return true;
+    }
+    return false;
+}
+
+/* Appends s quoted and escaped, as snprintf would; returns the length. */
+static size_t config_quote(const char *s, char *buf, size_t len)
+{
+    size_t n = 0;
+#define CONFIG_PUT_(ch)                                                        \
+    do {                                                                       \
+        if (n + 1 < len)                                                       \
+            buf[n] = (ch);                                                     \
+        n++;                                                                   \
+    } while (0)
+    CONFIG_PUT_('"');
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            CONFIG_PUT_('\\');
+        CONFIG_PUT_(*p);
+    }
+    CONFIG_PUT_('"');
+#undef CONFIG_PUT_
+    if (len > 0)
+        buf[n < len ? n : len - 1] = '\0';
+    return n;
+}
+
+static size_t config_format_string(const char *s, char *buf, size_t len)
+{
+    if (config_needs_quotes(s))
+        return config_quote(s, buf, len);
+    int n = snprintf(buf, len, "%s", s);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+size_t config_format(const struct config *c, const struct config_option *opt,
+                     char *buf, size_t len)
+{
+    union config_val v = config_load(c, config_index(opt));
+    char tmp[64];
+    const char *text = tmp;
+    switch (opt->type) {
+    case CONFIG_STRING:
+        return config_format_string(v.s != NULL ? v.s : "", buf, len);
+    case CONFIG_UINT:
+    case CONFIG_SIZE:
+    case CONFIG_DURATION:
+        config_fmt_typed(opt, v.u, tmp, sizeof(tmp));
+        break;
+    case CONFIG_BOOL:
+        text = v.b ? "yes" : "no";
+        break;
+    case CONFIG_ENUM: {
+        int n = 0;
+        while (opt->words[n] != NULL)
+            n++;
+        text = v.e >= 0 && v.e < n ? opt->words[v.e] : "?";
+        break;
+    }
+    case CONFIG_TYPE_MAX:
+        text = "?";
+        break;
+    }
+    int n = snprintf(buf, len, "%s", text);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+void config_dump(const struct config *c, FILE *f)
+{
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        char buf[4096];
+        size_t n = config_format(c, &config_table[i], buf, sizeof(buf));
+        if (n < sizeof(buf)) {
+            fprintf(f, "%s = %s\n", config_table[i].name, buf);
+            continue;
+        }
+        char *big = malloc(n + 1);
+        if (big == NULL) {
+            fprintf(f, "%s = %s\n", config_table[i].name, buf);
+            continue;
+        }
+        config_format(c, &config_table[i], big, n + 1);
+        fprintf(f, "%s = %s\n", config_table[i].name, big);
+        free(big);
+    }
+}
+
+/* The type column: "size, 1MiB..64TiB", "always, interval, never". */
+static void config_describe_type(const struct config_option *opt, char *buf,
+                                 size_t len)
+{
+    char range[80];
+    switch (opt->type) {
+    case CONFIG_STRING:
+        snprintf(buf, len, "string");
+        return;
+    case CONFIG_UINT:
+        config_fmt_range(opt, range, sizeof(range));
+        snprintf(buf, len, "integer, %s", range);
+        return;
+    case CONFIG_SIZE:
+        config_fmt_range(opt, range, sizeof(range));
+        snprintf(buf, len, "size, %s", range);
+        return;
+    case CONFIG_DURATION:
+        config_fmt_range(opt, range, sizeof(range));
+        snprintf(buf, len, "duration, %s", range);
+        return;
+    case CONFIG_BOOL:
+        snprintf(buf, len, "yes or no");
+        return;
+    case CONFIG_ENUM: {
+        size_t used = 0;
+        buf[0] = '\0';
+        for (size_t k = 0; opt->words[k] != NULL && used < len; k++) {
+            int w = snprintf(buf + used, len - used, "%s%s",
+                             k > 0 ? ", " : "one of ", opt->words[k]);
+            if (w < 0)
+                return;
+            used += (size_t)w;
+        }
+        return;
+    }
+    case CONFIG_TYPE_MAX:
+        break;
+    }
+    snprintf(buf, len, "?");
+}
+
+/* The default as it would be written in a file. */
+static void config_default_text(const struct config_option *opt, char *buf,
+                                size_t len)
+{
+    if (opt->type == CONFIG_STRING)
+        config_format_string(opt->def, buf, len);
+    else
+        snprintf(buf, len, "%s", opt->def);
+}
+
+/* Writes text word-wrapped at width columns, each line starting with
+ * prefix. */
+static void config_wrap(FILE *f, const char *prefix, const char *text,
+                        size_t width)
+{
+    size_t plen = strlen(prefix), col = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        while (*p == ' ')
+            p++;
+        size_t w = strcspn(p, " ");
+        if (w == 0)
+            break;
+        if (col > 0 && col + 1 + w > width) {
+            fputc('\n', f);
+            col = 0;
+        }
+        if (col == 0) {
+            fputs(prefix, f);
+            col = plen;
+        } else {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, w, f);
+        col += w;
+        p += w;
+    }
+    if (col > 0)
+        fputc('\n', f);
+}
+
+/* "--data-dir" for "data_dir". */
+static void config_flag_name(const struct config_option *opt, char *buf,
+                             size_t len)
+{
+    snprintf(buf, len, "--%s", opt->name);
+    for (char *p = buf + 2; *p != '\0'; p++) {
+        if (*p == '_')
+            *p = '-';
+    }
+}
+
+static const char *config_metavar(const struct config_option *opt)
+{
+    switch (opt->type) {
+    case CONFIG_STRING:
+        return "TEXT";
+    case CONFIG_UINT:
+        return "N";
+    case CONFIG_SIZE:
+        return "SIZE";
+    case CONFIG_DURATION:
+        return "DURATION";
+    case CONFIG_BOOL:
+        return "yes|no";
+    case CONFIG_ENUM:
+        return "WORD";
+    case CONFIG_TYPE_MAX:
+        break;
+    }
+    return "VALUE";
+}
+
+void config_print_help(FILE *f)
+{
+    fputs("Usage: ringkv [--config FILE] [--OPTION VALUE]...\n"
+          "\n"
+          "Runs a ringkv node. Every option has a default; a configuration "
+          "file\n"
+          "(\"option = value\" lines, see ringkv.conf) and flags override it, "
+          "in\n"
+          "command-line order: whatever comes later wins.\n"
+          "\n"
+          "  --config FILE\n"
+          "        load FILE at this point of the command line\n"
+          "  --print-config\n"
+          "        print the effective configuration and exit\n"
+          "  -h, --help\n"
+          "        print this help and exit\n"
+          "\n"
+          "Options (--name VALUE or --name=VALUE):\n",
+          f);
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        const struct config_option *opt = &config_table[i];
+        char flag[80], type[160], def[256], text[1024];
+        config_flag_name(opt, flag, sizeof(flag));
+        config_describe_type(opt, type, sizeof(type));
+        config_default_text(opt, def, sizeof(def));
+        fprintf(f, "  %s %s\n", flag, config_metavar(opt));
+        snprintf(text, sizeof(text), "%s [%s; default %s]", opt->help, type,
+                 def);
+        config_wrap(f, "        ", text, 79);
+    }
+    fputs("\nSizes take a unit: b, k, m, g, t or KiB, MiB, GiB, TiB (all "
+          "powers of\n1024). Durations take ms, s, m or h; a bare number is "
+          "milliseconds.\n",
+          f);
+}
+
+void config_print_example(FILE *f)
+{
+    fputs("# ringkv.conf - example configuration of a ringkv node.\n"
+          "#\n"
+          "# Every option is listed with its default. Generated from the "
+          "option table\n"
+          "# in node/config.h (config_print_example); tests/unit/"
+          "test_config.c checks\n"
+          "# that this file matches the table and parses to the defaults. "
+          "To\n"
+          "# regenerate: RINGKV_UPDATE_DOCS=1 build/tests/test_config\n"
+          "#\n"
+          "# Syntax: \"option = value\"; '#' starts a comment (at the start "
+          "of a line\n"
+          "# or after a blank); values may be quoted \"like this\". Sizes "
+          "take a unit\n"
+          "# (b, k, m, g, t, KiB, MiB, GiB, TiB: all powers of 1024); "
+          "durations take\n"
+          "# ms, s, m or h (a bare number is milliseconds). Use it with\n"
+          "#   ringkv --config ringkv.conf [--option value]...\n"
+          "# where flags after --config override the file.\n",
+          f);
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        const struct config_option *opt = &config_table[i];
+        char type[160], def[256], text[1024];
+        config_describe_type(opt, type, sizeof(type));
+        config_default_text(opt, def, sizeof(def));
+        snprintf(text, sizeof(text), "%s [%s]", opt->help, type);
+        fputc('\n', f);
+        config_wrap(f, "# ", text, 78);
+        fprintf(f, "%s = %s\n", opt->name, def);
+    }
+}
+
+void config_print_markdown(FILE *f)
+{
+    fputs("| option | type | default | meaning |\n"
+          "|---|---|---|---|\n",
+          f);
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        const struct config_option *opt = &config_table[i];
+        char type[160], def[256];
+        config_describe_type(opt, type, sizeof(type));
+        config_default_text(opt, def, sizeof(def));
+        fprintf(f, "| `%s` | %s | `%s` | %s |\n", opt->name, type, def,
+                opt->help);
+    }
+}
