@@ -35,6 +35,9 @@
 /* Decoding limits: a record or context outside these is corrupt. */
 #define DVV_MAX_ACTORS 1024
 #define DVV_MAX_VALUES 4096 /* values in one record, all entries */
+/* Counters (records and contexts) never exceed this: it keeps every counter
+ * a signed 64-bit integer for msgpack readers in other languages. */
+#define DVV_MAX_COUNTER ((uint64_t)INT64_MAX)
 
 struct dvv_val {
     const uint8_t *data;
@@ -78,8 +81,11 @@ void *dvv_arena_alloc(struct dvv_arena *a, size_t n);
 /* ---- records ----------------------------------------------------------- */
 
 /* Encodes d as a record (msgpack; format documented in dvv.c and
- * docs/protocol.md). *out is malloc'd, owned by the caller.
- * Returns 0 or -ENOMEM. */
+ * docs/dvv.md). *out is malloc'd, owned by the caller. Everything encode
+ * accepts decodes again. Returns 0, -ENOMEM, RK_ETOO_LARGE when d exceeds
+ * DVV_MAX_ACTORS / DVV_MAX_VALUES / DVV_MAX_COUNTER (the write or merge that
+ * produced d must be refused, never stored), or RK_EINTERNAL when d breaks
+ * the struct's invariants (unsorted actors, counter 0, nvals > counter). */
 int dvv_encode(const struct dvv *d, uint8_t **out, size_t *out_len);
 
 /* Decodes a record. Values borrow from p. Returns 0, or RK_ECORRUPT when
@@ -93,7 +99,9 @@ int dvv_decode(const uint8_t *p, size_t n, struct dvv_arena *a,
 /* The version vector covering every version in d. */
 int dvv_join(const struct dvv *d, struct dvv_arena *a, struct dvv_vv *out);
 
-/* Opaque context bytes for clients. *out malloc'd. 0 or -ENOMEM. */
+/* Opaque context bytes for clients. *out malloc'd. 0 or -ENOMEM, or (never
+ * for the join of a record that encodes) RK_ETOO_LARGE past the limits and
+ * RK_EINTERNAL for an unsorted vector or a zero counter. */
 int dvv_vv_encode(const struct dvv_vv *vv, uint8_t **out, size_t *out_len);
 /* Decodes a context from a client. Empty input (n == 0) is the empty
  * vector. Returns 0, RK_EBAD_CONTEXT, or -ENOMEM. */
@@ -105,15 +113,25 @@ int dvv_vv_decode(const uint8_t *p, size_t n, struct dvv_arena *a,
 /* A coordinator's write: the result holds v (with the dot (actor, c+1),
  * where c is the larger of actor's counter in local and in ctx) plus every
  * value of local whose dot ctx does not cover; values covered by ctx are
- * dropped. local may be empty (n == 0). Returns 0, or -ENOMEM. v.data is
- * borrowed by out. */
+ * dropped. Its vector is max(local, ctx) plus the new dot, so actors known
+ * only to ctx keep their counters. local may be empty (n == 0). Returns 0,
+ * -ENOMEM, or RK_EBAD_CONTEXT when the new dot would pass DVV_MAX_COUNTER
+ * (only a forged context gets there). v.data and the value bytes of local
+ * are borrowed by out; out's arrays are fresh in a.
+ *
+ * Sibling cap: there is no cap parameter. The caller enforces its cap by
+ * checking dvv_live(out) after dvv_update and refusing the write with a
+ * definite error (and counting it) when it is over; nothing is stored. */
 int dvv_update(const struct dvv *local, const struct dvv_vv *ctx,
                struct dvv_val v, uint64_t actor, struct dvv_arena *a,
                struct dvv *out);
 
 /* Merges two replicas' versions: a value survives unless the other side's
  * vector covers its dot and the other side does not hold it (it was
- * superseded there). Commutative, associative, idempotent. Returns 0 or
+ * superseded there). Commutative, associative, idempotent. When both sides
+ * hold a dot, one copy is kept: the greater by (ts, flags, bytes), which only
+ * matters after dvv_lww moved a winner onto a dot (see there). out borrows
+ * value bytes from x and y; its arrays are fresh in a. Returns 0 or
  * -ENOMEM. */
 int dvv_sync(const struct dvv *x, const struct dvv *y, struct dvv_arena *a,
              struct dvv *out);
@@ -132,7 +150,10 @@ bool dvv_equal(const struct dvv *a, const struct dvv *b);
 
 /* Last-write-wins: keeps only the value with the greatest (ts, actor, dot)
  * and drops the rest, keeping the vector. Returns how many values were
- * dropped. */
+ * dropped. As in DVVSet the winner moves to the newest dot of its actor's
+ * entry (the representation has no holes); sync then prefers it over the
+ * loser another replica may still hold under that dot, since the winner's ts
+ * is strictly greater. Modifies d's entries only, never the vals arrays. */
 uint32_t dvv_lww(struct dvv *d);
 
 #endif
