@@ -153,7 +153,9 @@ bool dvv_equal(const struct dvv *a, const struct dvv *b);
  * dropped. As in DVVSet the winner moves to the newest dot of its actor's
  * entry (the representation has no holes); sync then prefers it over the
  * loser another replica may still hold under that dot, since the winner's ts
- * is strictly greater. Modifies d's entries only, never the vals arrays. */
+ * is strictly greater. Modifies d's entries only, never the vals arrays.
+ * Stamp writes after hlc_observe() of local values' ts: when a causally
+ * later write has a smaller ts, a key can lose all values (docs/dvv.md). */
 uint32_t dvv_lww(struct dvv *d);
 
 #endif
