@@ -849,6 +849,140 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                    c->max_value, c->max_frame);
         return RK_ECONFIG;
     }
+    if (c->r > c->n || c->w > c->n) {
+        config_err(err, errlen,
+                   "r (%" PRIu32 ") and w (%" PRIu32
+                   ") must not exceed n (%" PRIu32 ")",
+                   c->r, c->w, c->n);
+        return RK_ECONFIG;
+    }
+    uint32_t nm, self;
+    return config_members(c, NULL, 0, &nm, &self, err, errlen);
+}
+
+/* Parses one "id@host:port" (host may be [v6]) of length len into m. */
+static int config_member_parse(const char *s, size_t len,
+                               struct config_member *m, char *err,
+                               size_t errlen)
+{
+    const char *at = memchr(s, '@', len);
+    const char *end = s + len;
+    const char *colon;
+    size_t idl, hl;
+    char port[8];
+
+    if (at == NULL || at == s) {
+        config_err(err, errlen, "peers: \"%.*s\" is not id@host:port", (int)len,
+                   s);
+        return RK_ECONFIG;
+    }
+    idl = (size_t)(at - s);
+    colon = end;
+    while (colon > at && colon[-1] != ':')
+        colon--;
+    if (colon == at + 1 || colon <= at + 1 || colon == end ||
+        (size_t)(end - colon) >= sizeof(port)) {
+        config_err(err, errlen, "peers: \"%.*s\" has no :port", (int)len, s);
+        return RK_ECONFIG;
+    }
+    const char *h = at + 1;
+    hl = (size_t)(colon - 1 - h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (idl > CONFIG_MAX_NODE_ID || hl == 0 || hl >= sizeof(m->host)) {
+        config_err(err, errlen, "peers: bad id or host in \"%.*s\"", (int)len,
+                   s);
+        return RK_ECONFIG;
+    }
+    memcpy(port, colon, (size_t)(end - colon));
+    port[end - colon] = '\0';
+    uint64_t pv;
+    if (config_parse_uint(port, &pv) != 0 || pv < 1 || pv > 65535) {
+        config_err(err, errlen, "peers: bad port in \"%.*s\"", (int)len, s);
+        return RK_ECONFIG;
+    }
+    memcpy(m->id, s, idl);
+    m->id[idl] = '\0';
+    memcpy(m->host, h, hl);
+    m->host[hl] = '\0';
+    m->port = (uint16_t)pv;
+    return 0;
+}
+
+int config_members(const struct config *c, struct config_member *out,
+                   uint32_t cap, uint32_t *n, uint32_t *self, char *err,
+                   size_t errlen)
+{
+    struct config_member tmp[CONFIG_MAX_MEMBERS];
+    const char *p = c->peers;
+    uint32_t k = 0;
+
+    *n = 0;
+    *self = 0;
+    if (p[0] == '\0') {
+        snprintf(tmp[0].id, sizeof(tmp[0].id), "%s", c->node_id);
+        snprintf(tmp[0].host, sizeof(tmp[0].host), "%s", c->listen);
+        tmp[0].port = (uint16_t)c->port;
+        k = 1;
+    } else {
+        while (*p != '\0') {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            while (len > 0 && (*p == ' ' || *p == '\t')) {
+                p++;
+                len--;
+            }
+            while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                len--;
+            if (len > 0) {
+                if (k == CONFIG_MAX_MEMBERS) {
+                    config_err(err, errlen, "peers: more than %d members",
+                               CONFIG_MAX_MEMBERS);
+                    return RK_ECONFIG;
+                }
+                int rc = config_member_parse(p, len, &tmp[k], err, errlen);
+                if (rc != 0)
+                    return rc;
+                for (uint32_t j = 0; j < k; j++) {
+                    if (strcmp(tmp[j].id, tmp[k].id) == 0) {
+                        config_err(err, errlen, "peers: %s is listed twice",
+                                   tmp[k].id);
+                        return RK_ECONFIG;
+                    }
+                }
+                k++;
+            }
+            if (e == NULL)
+                break;
+            p = e + 1;
+        }
+    }
+    uint32_t me = k;
+    for (uint32_t j = 0; j < k; j++)
+        if (strcmp(tmp[j].id, c->node_id) == 0)
+            me = j;
+    if (me == k) {
+        config_err(err, errlen, "peers does not list this node (node_id %s)",
+                   c->node_id);
+        return RK_ECONFIG;
+    }
+    if (tmp[me].port != c->port) {
+        config_err(err, errlen,
+                   "peers lists %s at port %u but port is %" PRIu32, c->node_id,
+                   (unsigned)tmp[me].port, c->port);
+        return RK_ECONFIG;
+    }
+    if (out != NULL) {
+        if (cap < k) {
+            config_err(err, errlen, "too many members");
+            return RK_ECONFIG;
+        }
+        memcpy(out, tmp, k * sizeof(*out));
+    }
+    *n = k;
+    *self = me;
     return 0;
 }
 

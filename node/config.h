@@ -56,35 +56,54 @@
 #define CONFIG_MAX_NODE_ID 64
 
 /* X(name, TYPE, "default", min, max, "meaning") */
-#define CONFIG_OPTIONS(X)                                                      \
-    X(node_id, STRING, "node1", 0, 0,                                          \
-      "this node's name, unique in the cluster (1..64 bytes, no spaces)")      \
-    X(data_dir, STRING, "./data", 0, 0,                                        \
-      "directory holding the database; created if missing")                    \
-    X(listen, STRING, "127.0.0.1", 0, 0,                                       \
-      "address the listeners bind to (IPv4 or IPv6)")                          \
-    X(port, UINT, "7001", 1, 65535,                                            \
-      "TCP port of the native protocol (clients and peers)")                   \
-    X(resp_port, UINT, "7101", 0, 65535,                                       \
-      "TCP port of the Redis protocol (RESP) listener; 0 = off")               \
-    X(fsync, ENUM, "always", 0, 0,                                             \
-      "when a commit reaches the disk: always = before it is acknowledged, "   \
-      "interval = every fsync_interval, never = when the OS likes")            \
-    X(fsync_interval, DURATION, "100ms", 1, CONFIG_HOUR,                       \
-      "how often to sync the database when fsync = interval")                  \
-    X(map_size, SIZE, "1GiB", CONFIG_MiB, 64 * CONFIG_TiB,                     \
-      "largest the database may grow (LMDB map size)")                         \
-    X(partitions, UINT, "64", 1, 65536,                                        \
-      "ring partitions, a power of two; the same on every node")               \
-    X(max_frame, SIZE, "8MiB", CONFIG_KiB, CONFIG_GiB,                         \
-      "largest frame body accepted or sent")                                   \
-    X(max_key, SIZE, "1024", 1, CONFIG_MiB, "longest key")                     \
-    X(max_value, SIZE, "4MiB", 1, CONFIG_GiB, "largest value")                 \
-    X(max_clients, UINT, "10000", 1, 1000000,                                  \
-      "client connections served at once; more are refused")                   \
-    X(idle_timeout, DURATION, "300s", 0, 30 * CONFIG_DAY,                      \
-      "close a client connection idle this long; 0 = never")                   \
-    X(log_level, ENUM, "info", 0, 0, "least severe message logged")            \
+#define CONFIG_OPTIONS(X)                                                       \
+    X(node_id, STRING, "node1", 0, 0,                                           \
+      "this node's name, unique in the cluster (1..64 bytes, no spaces)")       \
+    X(data_dir, STRING, "./data", 0, 0,                                         \
+      "directory holding the database; created if missing")                     \
+    X(listen, STRING, "127.0.0.1", 0, 0,                                        \
+      "address the listeners bind to (IPv4 or IPv6)")                           \
+    X(port, UINT, "7001", 1, 65535,                                             \
+      "TCP port of the native protocol (clients and peers)")                    \
+    X(resp_port, UINT, "7101", 0, 65535,                                        \
+      "TCP port of the Redis protocol (RESP) listener; 0 = off")                \
+    X(fsync, ENUM, "always", 0, 0,                                              \
+      "when a commit reaches the disk: always = before it is acknowledged, "    \
+      "interval = every fsync_interval, never = when the OS likes")             \
+    X(fsync_interval, DURATION, "100ms", 1, CONFIG_HOUR,                        \
+      "how often to sync the database when fsync = interval")                   \
+    X(map_size, SIZE, "1GiB", CONFIG_MiB, 64 * CONFIG_TiB,                      \
+      "largest the database may grow (LMDB map size)")                          \
+    X(partitions, UINT, "64", 1, 65536,                                         \
+      "ring partitions, a power of two; the same on every node")                \
+    X(max_frame, SIZE, "8MiB", CONFIG_KiB, CONFIG_GiB,                          \
+      "largest frame body accepted or sent")                                    \
+    X(max_key, SIZE, "500", 1, 509,                                             \
+      "longest key (LMDB keys are at most 511 bytes, 2 go to the partition)")   \
+    X(max_value, SIZE, "4MiB", 1, CONFIG_GiB, "largest value")                  \
+    X(max_clients, UINT, "10000", 1, 1000000,                                   \
+      "client connections served at once; more are refused")                    \
+    X(idle_timeout, DURATION, "300s", 0, 30 * CONFIG_DAY,                       \
+      "close a client connection idle this long; 0 = never")                    \
+    X(peers, STRING, "", 0, 0,                                                  \
+      "every member of the cluster, this node included: comma-separated "       \
+      "id@host:port (native ports); empty = a cluster of this node alone")      \
+    X(n, UINT, "3", 1, 16,                                                      \
+      "replicas per key (capped at the number of members)")                     \
+    X(r, UINT, "2", 1, 16,                                                      \
+      "default read quorum: replies a read waits for (capped at n)")            \
+    X(w, UINT, "2", 1, 16,                                                      \
+      "default write quorum: acknowledgements a write waits for (capped at n)") \
+    X(conflict, ENUM, "siblings", 0, 0,                                         \
+      "concurrent writes: siblings (keep all, the client resolves) or lww "     \
+      "(keep the latest timestamp, discard the rest)")                          \
+    X(max_siblings, UINT, "64", 1, 4096,                                        \
+      "a write that would leave more live siblings is refused")                 \
+    X(request_timeout, DURATION, "5s", 1, CONFIG_HOUR,                          \
+      "how long a coordinator waits for replicas before failing a request")     \
+    X(max_clock_drift, DURATION, "60s", 1, CONFIG_DAY,                          \
+      "lww: replicated writes stamped further ahead of this clock are refused") \
+    X(log_level, ENUM, "info", 0, 0, "least severe message logged")             \
     X(log_file, STRING, "", 0, 0, "file to append the log to; empty = stderr")
 
 /* Word lists of the ENUM options: X(CONSTANT, "word"), in value order. */
@@ -92,6 +111,9 @@
     X(CONFIG_FSYNC_ALWAYS, "always")                                           \
     X(CONFIG_FSYNC_INTERVAL, "interval")                                       \
     X(CONFIG_FSYNC_NEVER, "never")
+#define CONFIG_ENUM_conflict(X)                                                \
+    X(CONFIG_CONFLICT_SIBLINGS, "siblings")                                    \
+    X(CONFIG_CONFLICT_LWW, "lww")
 #define CONFIG_ENUM_log_level(X)                                               \
     X(CONFIG_LOG_DEBUG, "debug")                                               \
     X(CONFIG_LOG_INFO, "info")                                                 \
@@ -228,6 +250,27 @@ int config_parse_uint(const char *s, uint64_t *out);     /* digits only */
 int config_parse_size(const char *s, uint64_t *out);     /* bytes */
 int config_parse_duration(const char *s, uint64_t *out); /* ms */
 int config_parse_bool(const char *s, bool *out);
+
+/* ---- cluster members ------------------------------------------------------
+ */
+
+#define CONFIG_MAX_MEMBERS 256
+
+struct config_member {
+    char id[CONFIG_MAX_NODE_ID + 1];
+    char host[256]; /* without [] for IPv6 */
+    uint16_t port;
+};
+
+/* The cluster's members from `peers` ("id@host:port,..."; an empty list is
+ * a cluster of this node alone, at listen:port). Copies up to cap entries
+ * into out (out may be NULL to only check) and sets *n and *self (this
+ * node's index). Returns 0 or RK_ECONFIG with err set: a malformed entry, a
+ * duplicate id, more than CONFIG_MAX_MEMBERS, this node missing, or this
+ * node listed at a port other than `port`. */
+int config_members(const struct config *c, struct config_member *out,
+                   uint32_t cap, uint32_t *n, uint32_t *self, char *err,
+                   size_t errlen);
 
 /* ---- printing ----------------------------------------------------------- */
 

@@ -1,22 +1,50 @@
 /*
- * core.c - request handling for one node: local reads and versioned writes.
+ * core.c - request handling for one node: the coordinator of the
+ * replication design (DESIGN.md "A write, end to end") and the replica side
+ * of it, behind the environment seam (node/env.h).
  *
- * Design. Reads decode the stored record on the node's thread and answer at
- * once. Writes are versioned inside the storage transaction: the apply
- * callback (worker thread) decodes the key's current record, applies
- * dvv_update() with this node's actor, checks the sibling limit, applies
- * last-write-wins if configured, and encodes the result. Doing the version
- * step inside the write transaction makes read-modify-write atomic without
- * locks: two concurrent writes to one key are applied one after the other,
- * each seeing the other's dot. The reply is sent from the op's done
- * callback, i.e. only after the commit satisfied the fsync policy.
+ *   client get:  ask all N replicas (self locally, others "rget");
+ *                answer after R replies with the merge of what they hold;
+ *                keep merging late replies until all answered or the
+ *                timeout; then read-repair every replica whose copy differs
+ *                from the final merge ("rput", asynchronously).
+ *   client put:  if this node is not in the key's preference list, forward
+ *                ("fput"/"fdel") to the first reachable replica, which
+ *                coordinates. Otherwise version the write locally (the dot
+ *                comes from this node's actor, inside the storage
+ *                transaction, so it is atomic with the read of the current
+ *                counter), then send the resulting record to the other
+ *                replicas ("rput"); answer after W acknowledgements, the
+ *                local commit counting as one.
+ *   rput:        merge (dvv_sync) the record into the local one, store,
+ *                acknowledge after the commit satisfied the fsync policy.
+ *   rget:        answer with the locally stored record.
  *
- * Invariants. Every request is answered exactly once. A struct core_write
- * is touched by the worker only between submit and done, and by the loop
- * thread only outside that window; the core's own fields are read-only on
- * the worker (it copies what apply needs into the write).
+ * Why versioning happens on a replica: the new dot is (actor, c + 1) where
+ * c is the actor's counter in the local record; a non-replica has no local
+ * record and two of its writes with the same context would get the same
+ * dot for different values — a lost write. Riak forwards for the same
+ * reason.
+ *
+ * Failure semantics: a put refused before anything was applied (bad
+ * quorum, too few replicas reachable, local commit failed) is a *definite*
+ * error; once the local commit succeeded, failing to reach W is
+ * *indefinite* (the value exists on at least one replica and read repair
+ * may spread it). Reads are always definite: they apply nothing.
+ *
+ * Lifetimes: a struct coord lives while anything can still call back into
+ * it: its timer, each outstanding peer request, its local storage op. refs
+ * counts those; the client is answered exactly once (quorum.h decides when)
+ * and the coord is freed when refs drops to 0. core_shutdown() fires every
+ * pending timer at once so the loop can drain.
+ *
+ * Threads: everything here runs on the node's thread except the apply
+ * callbacks, which run on the storage worker and touch only their own
+ * struct core_write.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,24 +52,40 @@
 #include "node/log.h"
 #include "quorum/dvv.h"
 #include "quorum/hlc.h"
+#include "quorum/quorum.h"
 #include "ring/ring.h"
+
+#define CORE_FWD_SLACK_MS 1000 /* a forward waits a bit past the timeout */
+
+struct coord;
 
 struct core {
     struct env *env;
     struct core_opts o;
     struct hlc hlc;
     bool shutting_down;
+    uint32_t nmembers;
+    uint32_t nval; /* min(n, members) */
+    uint8_t r_def; /* min(r, nval) */
+    uint8_t w_def; /* min(w, nval) */
+    struct coord *active;
     struct core_stats st;
 };
 
-/* One write in flight: the storage op, what apply needs, and its results.
- * Key and value bytes are copied into buf. */
+/* ---- local writes (the storage worker applies them) -------------------- */
+
+enum core_write_kind {
+    CW_UPDATE, /* a coordinator's put/del: dvv_update with our actor */
+    CW_MERGE   /* a replica write or repair: dvv_sync */
+};
+
 struct core_write {
     struct storage_op op;
     struct core *core;
     core_reply_fn fn;
     void *fn_arg;
-    enum wire_op kind; /* PUT or DEL */
+    enum core_write_kind kind;
+    bool tombstone;
     bool overwrite;
     uint64_t actor;
     uint32_t max_siblings;
@@ -49,8 +93,9 @@ struct core_write {
     struct dvv_arena arena;
     struct dvv_vv ctx;
     struct dvv_val val;
+    const uint8_t *rec; /* CW_MERGE: incoming record (in buf) */
+    uint32_t rec_len;
     /* results (worker) */
-    int err;
     bool existed;
     uint32_t live;
     uint32_t lww_dropped;
@@ -58,6 +103,838 @@ struct core_write {
     size_t ctx_out_len;
     uint8_t buf[];
 };
+
+/* Worker thread: version a coordinator's write against the current record. */
+static int core_apply_update(struct core_write *w, const struct dvv *local,
+                             uint8_t **out, size_t *out_len)
+{
+    struct dvv next;
+    struct dvv_vv joined;
+    int err;
+
+    w->existed = dvv_live(local) > 0;
+    if (w->overwrite) {
+        /* Supersede everything stored. A delete of nothing stores nothing
+         * here, but replicas that have something still get the tombstone. */
+        if ((err = dvv_join(local, &w->arena, &w->ctx)) != 0)
+            return err;
+    }
+    /* A write supersedes what it covers with a later timestamp, even when
+     * this node's clock is behind the one that stamped a local value
+     * (otherwise last-write-wins could pick the superseded value). */
+    for (uint32_t i = 0; i < local->n; i++)
+        for (uint32_t j = 0; j < local->e[i].nvals; j++)
+            if (local->e[i].vals[j].ts >= w->val.ts)
+                w->val.ts = local->e[i].vals[j].ts + 1;
+    if ((err = dvv_update(local, &w->ctx, w->val, w->actor, &w->arena,
+                          &next)) != 0)
+        return err;
+    if (w->lww)
+        w->lww_dropped = dvv_lww(&next);
+    w->live = dvv_live(&next);
+    if (w->live > w->max_siblings)
+        return RK_ESIBLING_LIMIT;
+    if ((err = dvv_join(&next, &w->arena, &joined)) != 0 ||
+        (err = dvv_vv_encode(&joined, &w->ctx_out, &w->ctx_out_len)) != 0 ||
+        (err = dvv_encode(&next, out, out_len)) != 0)
+        return err;
+    return STORAGE_APPLY_PUT;
+}
+
+/* Worker thread: merge a replicated record into the current one. */
+static int core_apply_merge(struct core_write *w, const struct dvv *local,
+                            uint8_t **out, size_t *out_len)
+{
+    struct dvv in, next;
+    int err;
+
+    if ((err = dvv_decode(w->rec, w->rec_len, &w->arena, &in)) != 0)
+        return err == RK_ECORRUPT ? RK_EBAD_REQUEST : err;
+    if ((err = dvv_sync(local, &in, &w->arena, &next)) != 0)
+        return err;
+    if (w->lww)
+        w->lww_dropped = dvv_lww(&next);
+    w->live = dvv_live(&next);
+    if (dvv_equal(&next, local))
+        return STORAGE_APPLY_NOOP; /* nothing new: no write */
+    if ((err = dvv_encode(&next, out, out_len)) != 0)
+        return err;
+    return STORAGE_APPLY_PUT;
+}
+
+static int core_apply(struct storage_op *op, const uint8_t *old, size_t old_len,
+                      uint8_t **out, size_t *out_len)
+{
+    struct core_write *w = op->arg;
+    struct dvv local = {0};
+    int err;
+
+    if (old != NULL && (err = dvv_decode(old, old_len, &w->arena, &local)))
+        return err;
+    if (w->kind == CW_UPDATE)
+        return core_apply_update(w, &local, out, out_len);
+    return core_apply_merge(w, &local, out, out_len);
+}
+
+/* Loop thread: the commit is durable per the fsync policy (or failed). */
+static void core_write_done(struct storage_op *op)
+{
+    struct core_write *w = op->arg;
+    struct core *c = w->core;
+    struct core_reply rep = {.err = op->status,
+                             .definite = true,
+                             .ctx = w->ctx_out,
+                             .ctx_len = (uint32_t)w->ctx_out_len,
+                             .existed = w->existed,
+                             .rec = op->result,
+                             .rec_len = (uint32_t)op->result_len};
+
+    c->st.writes_pending--;
+    if (op->status == RK_ESIBLING_LIMIT)
+        c->st.sibling_limit++;
+    if (op->status == 0) {
+        c->st.lww_discarded += w->lww_dropped;
+        if (w->live > c->st.max_siblings_seen)
+            c->st.max_siblings_seen = w->live;
+    } else {
+        c->st.errors++;
+    }
+    w->fn(w->fn_arg, &rep);
+    free(w->ctx_out);
+    dvv_arena_free(&w->arena);
+    free(w);
+}
+
+/* Submits a local write. On error fn is not called. */
+static int core_write_submit(struct core *c, enum core_write_kind kind,
+                             const struct core_req *req, uint32_t partition,
+                             core_reply_fn fn, void *arg)
+{
+    bool put = req->op == WIRE_OP_PUT || req->op == WIRE_OP_FPUT;
+    size_t blen = kind == CW_MERGE ? req->rec_len : put ? req->value_len : 0;
+    struct core_write *w = malloc(sizeof(*w) + req->key_len + blen);
+    int err;
+
+    if (w == NULL)
+        return -ENOMEM;
+    memset(w, 0, sizeof(*w));
+    memcpy(w->buf, req->key, req->key_len);
+    if (blen > 0)
+        memcpy(w->buf + req->key_len, kind == CW_MERGE ? req->rec : req->value,
+               blen);
+    dvv_arena_init(&w->arena);
+    w->core = c;
+    w->fn = fn;
+    w->fn_arg = arg;
+    w->kind = kind;
+    w->actor = c->o.actor;
+    w->max_siblings = c->o.max_siblings;
+    w->lww = c->o.conflict == CORE_CONFLICT_LWW;
+    if (kind == CW_MERGE) {
+        w->rec = w->buf + req->key_len;
+        w->rec_len = (uint32_t)blen;
+    } else {
+        w->tombstone = !put;
+        w->overwrite = (req->flags & CORE_F_OVERWRITE) != 0;
+        w->val = (struct dvv_val){
+            .data = w->buf + req->key_len,
+            .len = (uint32_t)blen,
+            .flags = put ? 0 : DVV_TOMBSTONE,
+            .ts = hlc_now(&c->hlc, c->env->ops->wall_ms(c->env))};
+        if (!w->overwrite && req->ctx != NULL &&
+            dvv_vv_decode(req->ctx, req->ctx_len, &w->arena, &w->ctx) != 0) {
+            dvv_arena_free(&w->arena);
+            free(w);
+            return RK_EBAD_CONTEXT;
+        }
+    }
+    w->op.partition = partition;
+    w->op.key = w->buf;
+    w->op.key_len = req->key_len;
+    w->op.apply = core_apply;
+    w->op.done = core_write_done;
+    w->op.arg = w;
+    err = c->env->ops->store_submit(c->env, &w->op);
+    if (err != 0) {
+        dvv_arena_free(&w->arena);
+        free(w);
+        return err;
+    }
+    c->st.writes_pending++;
+    return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------
+ */
+
+static void core_fail(struct core *c, core_reply_fn fn, void *arg, int err,
+                      bool definite, const char *msg)
+{
+    struct core_reply rep = {.err = err, .definite = definite, .msg = msg};
+    c->st.errors++;
+    fn(arg, &rep);
+}
+
+static uint32_t core_partition(const struct core *c, const struct core_req *r)
+{
+    return ring_partition(r->key, r->key_len, c->o.partitions);
+}
+
+/* The key's replicas (member indices); returns how many. */
+static uint32_t core_replicas(const struct core *c, uint32_t part,
+                              uint32_t *out)
+{
+    if (c->o.ring == NULL) {
+        out[0] = c->o.self;
+        return 1;
+    }
+    int n = ring_pref_list(c->o.ring, part, c->nval, out);
+    return n > 0 ? (uint32_t)n : 0;
+}
+
+static bool core_up(struct core *c, uint32_t member)
+{
+    return member == c->o.self || c->env->ops->peer_up(c->env, member);
+}
+
+/* Values and context of a record, handed to fn as a get reply. */
+static int core_reply_record(struct core *c, const struct dvv *d,
+                             struct dvv_arena *a, core_reply_fn fn, void *arg)
+{
+    struct core_reply rep = {0};
+    struct core_value *vals = NULL;
+    struct dvv_vv vv;
+    uint8_t *ctx = NULL;
+    size_t ctx_len = 0;
+    uint32_t live = dvv_live(d);
+    int err;
+
+    if (live > 0 && (vals = dvv_arena_alloc(a, live * sizeof(*vals))) == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < d->n; i++) {
+        for (uint32_t j = 0; j < d->e[i].nvals; j++) {
+            const struct dvv_val *v = &d->e[i].vals[j];
+            if (v->flags & DVV_TOMBSTONE)
+                continue;
+            vals[rep.nvalues++] = (struct core_value){.data = v->data,
+                                                      .len = v->len,
+                                                      .ts = v->ts,
+                                                      .actor = d->e[i].actor};
+        }
+    }
+    if ((err = dvv_join(d, a, &vv)) != 0 ||
+        (err = dvv_vv_encode(&vv, &ctx, &ctx_len)) != 0)
+        return err;
+    rep.values = vals;
+    rep.ctx = ctx;
+    rep.ctx_len = (uint32_t)ctx_len;
+    if (rep.nvalues == 0)
+        c->st.not_found++;
+    fn(arg, &rep);
+    free(ctx);
+    return 0;
+}
+
+/* ---- local reads (get --local, rget, and the coordinator's own copy) ---- */
+
+struct core_read {
+    struct core *core;
+    core_reply_fn fn;
+    void *arg;
+    bool raw; /* rget: the record bytes; else values + context */
+    int err;
+};
+
+static int core_read_cb(void *arg, const uint8_t *val, size_t len)
+{
+    struct core_read *rd = arg;
+    struct core *c = rd->core;
+    struct dvv_arena a;
+    struct dvv d = {0};
+    int err = 0;
+
+    if (rd->raw) {
+        struct core_reply rep = {.rec = val, .rec_len = (uint32_t)len};
+        rd->fn(rd->arg, &rep);
+        return 0;
+    }
+    dvv_arena_init(&a);
+    if (val != NULL && (err = dvv_decode(val, len, &a, &d)) != 0)
+        LOG_ERROR("stored record fails to decode (%zu bytes): %s", len,
+                  rk_err_msg(err));
+    if (err == 0)
+        err = core_reply_record(c, &d, &a, rd->fn, rd->arg);
+    dvv_arena_free(&a);
+    if (err != 0)
+        core_fail(c, rd->fn, rd->arg, err, true, NULL);
+    return 0;
+}
+
+static void core_read_local(struct core *c, const struct core_req *req,
+                            bool raw, core_reply_fn fn, void *arg)
+{
+    struct core_read rd = {.core = c, .fn = fn, .arg = arg, .raw = raw};
+    int err = c->env->ops->store_get(c->env, core_partition(c, req), req->key,
+                                     req->key_len, core_read_cb, &rd);
+    if (err != 0) /* the callback did not run */
+        core_fail(c, fn, arg, err, true, NULL);
+}
+
+/* ---- coordination ---------------------------------------------------------
+ */
+
+enum coord_kind { CO_GET, CO_PUT, CO_FWD };
+
+struct coord_slot {
+    struct coord *co;
+    uint32_t i; /* replica position */
+};
+
+struct coord {
+    struct core *core;
+    struct coord *prev, *next; /* core->active */
+    enum coord_kind kind;
+    core_reply_fn fn;
+    void *arg;
+    bool replied;
+    int refs;
+    struct env_timer *timer;
+    uint32_t partition;
+    uint32_t nrep;
+    uint32_t replicas[QUORUM_MAX_N];
+    struct coord_slot slots[QUORUM_MAX_N];
+    struct quorum_put put;
+    struct quorum_get get;
+    uint8_t *ctx; /* put: context of the written version */
+    size_t ctx_len;
+    bool existed;
+    uint8_t *key;
+    uint32_t key_len;
+};
+
+static void coord_release(struct coord *co)
+{
+    struct core *c = co->core;
+    if (--co->refs > 0)
+        return;
+    if (co->prev)
+        co->prev->next = co->next;
+    else
+        c->active = co->next;
+    if (co->next)
+        co->next->prev = co->prev;
+    c->st.coordinating--;
+    if (co->kind == CO_GET)
+        quorum_get_free(&co->get);
+    free(co->ctx);
+    free(co);
+}
+
+static struct coord *coord_new(struct core *c, enum coord_kind kind,
+                               const struct core_req *req, core_reply_fn fn,
+                               void *arg)
+{
+    struct coord *co = calloc(1, sizeof(*co) + req->key_len);
+    if (co == NULL)
+        return NULL;
+    co->core = c;
+    co->kind = kind;
+    co->fn = fn;
+    co->arg = arg;
+    co->refs = 1; /* the caller's, released when it is done setting up */
+    co->key = (uint8_t *)(co + 1);
+    memcpy(co->key, req->key, req->key_len);
+    co->key_len = req->key_len;
+    co->partition = core_partition(c, req);
+    co->nrep = core_replicas(c, co->partition, co->replicas);
+    for (uint32_t i = 0; i < co->nrep; i++)
+        co->slots[i] = (struct coord_slot){co, i};
+    co->next = c->active;
+    if (c->active)
+        c->active->prev = co;
+    c->active = co;
+    c->st.coordinating++;
+    return co;
+}
+
+static void coord_reply(struct coord *co, const struct core_reply *rep)
+{
+    if (co->replied)
+        return;
+    co->replied = true;
+    if (rep->err != 0)
+        co->core->st.errors++;
+    co->fn(co->arg, rep);
+}
+
+static void coord_fail(struct coord *co, int err, bool definite,
+                       const char *msg, uint32_t acks)
+{
+    struct core_reply rep = {
+        .err = err, .definite = definite, .msg = msg, .acks = acks};
+    coord_reply(co, &rep);
+}
+
+static void coord_timer_fired(void *arg);
+
+static void coord_arm(struct coord *co, uint64_t ms)
+{
+    struct core *c = co->core;
+    if (c->shutting_down)
+        return; /* the caller treats a missing timer as already expired */
+    co->timer = c->env->ops->timer_start(c->env, ms, coord_timer_fired, co);
+    if (co->timer != NULL)
+        co->refs++;
+}
+
+static void coord_disarm(struct coord *co)
+{
+    if (co->timer == NULL)
+        return;
+    co->core->env->ops->timer_cancel(co->core->env, co->timer);
+    co->timer = NULL;
+    coord_release(co);
+}
+
+/* -- get -- */
+
+static void coord_get_repair(struct coord *co);
+
+/* A get event happened: answer if decided now, repair when finished. */
+static void coord_get_progress(struct coord *co, bool decided, bool timed_out)
+{
+    struct core *c = co->core;
+    if (decided) {
+        if (co->get.state == QUORUM_OK) {
+            struct dvv_arena a;
+            dvv_arena_init(&a);
+            int err =
+                core_reply_record(c, &co->get.merged, &a, co->fn, co->arg);
+            dvv_arena_free(&a);
+            co->replied = true;
+            if (err != 0)
+                coord_fail(co, err, true, NULL, 0);
+        } else if (!timed_out) {
+            c->st.unavailable++;
+            coord_fail(co, RK_EUNAVAILABLE, true,
+                       "fewer than r replicas answered", 0);
+        } else {
+            c->st.timeouts++;
+            coord_fail(co, RK_ETIMEOUT, true,
+                       "fewer than r replicas answered in time", 0);
+        }
+    }
+    if (quorum_get_finished(&co->get) && co->timer != NULL)
+        coord_disarm(co);
+    if (quorum_get_finished(&co->get))
+        coord_get_repair(co);
+}
+
+static void coord_get_local(struct core *c, struct coord *co, uint32_t i);
+
+static void coord_get_peer_reply(void *arg, int err,
+                                 const struct wire_resp *resp)
+{
+    struct coord_slot *sl = arg;
+    struct coord *co = sl->co;
+    bool ok = err == 0 && resp->err == 0;
+    bool decided = quorum_get_reply(&co->get, sl->i, ok, ok ? resp->rec : NULL,
+                                    ok ? resp->rec_len : 0);
+    coord_get_progress(co, decided, false);
+    coord_release(co);
+}
+
+static void coord_get_local_reply(void *arg, const struct core_reply *rep)
+{
+    struct coord_slot *sl = arg;
+    struct coord *co = sl->co;
+    bool decided = quorum_get_reply(&co->get, sl->i, rep->err == 0, rep->rec,
+                                    rep->rec_len);
+    coord_get_progress(co, decided, false);
+}
+
+static void coord_get_local(struct core *c, struct coord *co, uint32_t i)
+{
+    struct core_req req = {.key = co->key, .key_len = co->key_len};
+    core_read_local(c, &req, true, coord_get_local_reply, &co->slots[i]);
+}
+
+static void coord_get(struct core *c, const struct core_req *req,
+                      core_reply_fn fn, void *arg)
+{
+    struct coord *co;
+    unsigned r = req->r ? req->r : c->r_def;
+    uint32_t up = 0;
+    int err;
+
+    c->st.gets++;
+    co = coord_new(c, CO_GET, req, fn, arg);
+    if (co == NULL) {
+        core_fail(c, fn, arg, -ENOMEM, true, NULL);
+        return;
+    }
+    if ((err = quorum_get_init(&co->get, co->nrep, r,
+                               c->o.conflict == CORE_CONFLICT_LWW)) != 0) {
+        coord_fail(co, err, true, NULL, 0);
+        coord_release(co);
+        return;
+    }
+    for (uint32_t i = 0; i < co->nrep; i++)
+        up += core_up(c, co->replicas[i]);
+    if (up < r) {
+        c->st.unavailable++;
+        coord_fail(co, RK_EUNAVAILABLE, true,
+                   "fewer than r replicas are reachable", 0);
+        co->get.finished = true;
+        coord_release(co);
+        return;
+    }
+    coord_arm(co, c->o.timeout_ms);
+    for (uint32_t i = 0; i < co->nrep && !co->get.finished; i++) {
+        uint32_t m = co->replicas[i];
+        if (m == c->o.self) {
+            coord_get_local(c, co, i);
+            continue;
+        }
+        struct wire_req q = {
+            .op = WIRE_OP_RGET, .key = co->key, .key_len = co->key_len};
+        err = c->env->ops->peer_request(c->env, m, &q, coord_get_peer_reply,
+                                        &co->slots[i]);
+        if (err == 0) {
+            co->refs++;
+        } else {
+            bool decided = quorum_get_reply(&co->get, i, false, NULL, 0);
+            coord_get_progress(co, decided, false);
+        }
+    }
+    if (co->timer == NULL && !co->get.finished) {
+        /* Shutting down: no timer, give up now. */
+        bool decided = quorum_get_timeout(&co->get);
+        coord_get_progress(co, decided, true);
+    }
+    coord_release(co);
+}
+
+static void core_repair_reply(void *arg, int err, const struct wire_resp *resp)
+{
+    struct core *c = arg;
+    if (err != 0 || resp->err != 0)
+        c->st.read_repair_failures++;
+}
+
+static void core_repair_local_done(void *arg, const struct core_reply *rep)
+{
+    struct core *c = arg;
+    if (rep->err != 0)
+        c->st.read_repair_failures++;
+}
+
+/* Sends the final merge to every replica whose copy differs. Runs once,
+ * when the get is finished; never touches the client's answer. */
+static void coord_get_repair(struct coord *co)
+{
+    struct core *c = co->core;
+    uint32_t mask = quorum_get_repairs(&co->get);
+    uint8_t *rec = NULL;
+    size_t rec_len = 0;
+
+    co->get.ok_mask = 0; /* repair at most once */
+    if (mask == 0 || c->shutting_down)
+        return;
+    if (dvv_encode(&co->get.merged, &rec, &rec_len) != 0)
+        return;
+    for (uint32_t i = 0; i < co->nrep; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        uint32_t m = co->replicas[i];
+        struct core_req req = {.op = WIRE_OP_RPUT,
+                               .key = co->key,
+                               .key_len = co->key_len,
+                               .rec = rec,
+                               .rec_len = (uint32_t)rec_len};
+        int err;
+        c->st.read_repairs++;
+        if (m == c->o.self) {
+            err = core_write_submit(c, CW_MERGE, &req, co->partition,
+                                    core_repair_local_done, c);
+        } else {
+            struct wire_req q = {.op = WIRE_OP_RPUT,
+                                 .key = co->key,
+                                 .key_len = co->key_len,
+                                 .rec = rec,
+                                 .rec_len = (uint32_t)rec_len};
+            err =
+                c->env->ops->peer_request(c->env, m, &q, core_repair_reply, c);
+        }
+        if (err != 0)
+            c->st.read_repair_failures++;
+    }
+    free(rec);
+}
+
+/* -- put -- */
+
+static void coord_put_decided(struct coord *co)
+{
+    struct core *c = co->core;
+    if (co->put.state == QUORUM_OK) {
+        struct core_reply rep = {.ctx = co->ctx,
+                                 .ctx_len = (uint32_t)co->ctx_len,
+                                 .existed = co->existed};
+        coord_reply(co, &rep);
+        return;
+    }
+    char msg[128];
+    bool timeout = co->put.replied != (1u << co->nrep) - 1;
+    snprintf(msg, sizeof(msg),
+             "%u of %u replicas acknowledged, w is %u%s; the write may have "
+             "been applied",
+             (unsigned)co->put.acks, (unsigned)co->nrep, (unsigned)co->put.w,
+             timeout ? " (timed out)" : "");
+    if (timeout)
+        c->st.timeouts++;
+    else
+        c->st.unavailable++;
+    coord_fail(co, timeout ? RK_ETIMEOUT : RK_EUNAVAILABLE, false, msg,
+               co->put.acks);
+}
+
+static void coord_put_event(struct coord *co, bool decided)
+{
+    if (decided)
+        coord_put_decided(co);
+    if (co->put.replied == (1u << co->nrep) - 1)
+        coord_disarm(co);
+}
+
+static void coord_put_peer_reply(void *arg, int err,
+                                 const struct wire_resp *resp)
+{
+    struct coord_slot *sl = arg;
+    struct coord *co = sl->co;
+    bool ok = err == 0 && resp->err == 0;
+    coord_put_event(co, quorum_put_reply(&co->put, sl->i, ok));
+    coord_release(co);
+}
+
+/* The coordinator's own commit is durable: replicate the record. */
+static void coord_put_local_done(void *arg, const struct core_reply *rep)
+{
+    struct coord *co = arg;
+    struct core *c = co->core;
+    uint32_t self_i = 0;
+
+    if (rep->err != 0) {
+        /* Nothing was applied anywhere: definite. */
+        coord_fail(co, rep->err, true, rep->msg, 0);
+        coord_release(co);
+        return;
+    }
+    if (rep->ctx_len > 0 && (co->ctx = malloc(rep->ctx_len)) != NULL) {
+        memcpy(co->ctx, rep->ctx, rep->ctx_len);
+        co->ctx_len = rep->ctx_len;
+    }
+    co->existed = rep->existed;
+    for (uint32_t i = 0; i < co->nrep; i++)
+        if (co->replicas[i] == c->o.self)
+            self_i = i;
+    coord_arm(co, c->o.timeout_ms);
+    coord_put_event(co, quorum_put_reply(&co->put, self_i, true));
+    /* The coordinator's clock, past every timestamp in the record. */
+    uint64_t ts = hlc_now(&c->hlc, c->env->ops->wall_ms(c->env));
+    for (uint32_t i = 0; i < co->nrep; i++) {
+        if (i == self_i)
+            continue;
+        struct wire_req q = {.op = WIRE_OP_RPUT,
+                             .key = co->key,
+                             .key_len = co->key_len,
+                             .rec = rep->rec,
+                             .rec_len = rep->rec_len,
+                             .ts = ts};
+        int err = c->env->ops->peer_request(
+            c->env, co->replicas[i], &q, coord_put_peer_reply, &co->slots[i]);
+        if (err == 0)
+            co->refs++;
+        else
+            coord_put_event(co, quorum_put_reply(&co->put, i, false));
+    }
+    if (co->timer == NULL && co->put.state == QUORUM_PENDING)
+        coord_put_event(co, quorum_put_timeout(&co->put)); /* shutting down */
+    coord_release(co);
+}
+
+static void coord_forward(struct core *c, const struct core_req *req,
+                          core_reply_fn fn, void *arg);
+
+static void coord_put(struct core *c, const struct core_req *req,
+                      core_reply_fn fn, void *arg)
+{
+    struct coord *co;
+    unsigned w = req->w ? req->w : c->w_def;
+    uint32_t up = 0;
+    bool mine = false;
+    int err;
+
+    co = coord_new(c, CO_PUT, req, fn, arg);
+    if (co == NULL) {
+        core_fail(c, fn, arg, -ENOMEM, true, NULL);
+        return;
+    }
+    for (uint32_t i = 0; i < co->nrep; i++) {
+        up += core_up(c, co->replicas[i]);
+        mine |= co->replicas[i] == c->o.self;
+    }
+    if ((err = quorum_put_init(&co->put, co->nrep, w)) != 0) {
+        coord_fail(co, err, true, NULL, 0);
+        coord_release(co);
+        return;
+    }
+    if (!mine) {
+        coord_release(co);
+        if (req->forwarded) {
+            core_fail(c, fn, arg, RK_EUNAVAILABLE, true,
+                      "forwarded to a node that is not a replica");
+            return;
+        }
+        coord_forward(c, req, fn, arg);
+        return;
+    }
+    if (up < w) {
+        c->st.unavailable++;
+        coord_fail(co, RK_EUNAVAILABLE, true,
+                   "fewer than w replicas are reachable; nothing was written",
+                   0);
+        coord_release(co);
+        return;
+    }
+    /* The local write holds the caller's reference until it is done. */
+    err = core_write_submit(c, CW_UPDATE, req, co->partition,
+                            coord_put_local_done, co);
+    if (err != 0) {
+        coord_fail(co, err, true, NULL, 0);
+        coord_release(co);
+    }
+}
+
+/* -- forward -- */
+
+static void coord_fwd_reply(void *arg, int err, const struct wire_resp *resp)
+{
+    struct coord *co = arg;
+    if (err != 0) {
+        coord_fail(co, err == RK_ETIMEOUT ? RK_ETIMEOUT : RK_EUNAVAILABLE,
+                   false,
+                   "lost the coordinating replica; the write may have been "
+                   "applied",
+                   0);
+    } else if (resp->err != 0) {
+        coord_fail(co, resp->err, resp->definite, resp->msg, resp->acks);
+    } else {
+        struct core_reply rep = {.ctx = resp->ctx,
+                                 .ctx_len = resp->ctx_len,
+                                 .existed = resp->existed};
+        coord_reply(co, &rep);
+    }
+    coord_disarm(co);
+    coord_release(co);
+}
+
+static void coord_forward(struct core *c, const struct core_req *req,
+                          core_reply_fn fn, void *arg)
+{
+    struct coord *co = coord_new(c, CO_FWD, req, fn, arg);
+    uint32_t target = UINT32_MAX;
+    int err;
+
+    if (co == NULL) {
+        core_fail(c, fn, arg, -ENOMEM, true, NULL);
+        return;
+    }
+    for (uint32_t i = 0; i < co->nrep && target == UINT32_MAX; i++)
+        if (core_up(c, co->replicas[i]))
+            target = co->replicas[i];
+    if (target == UINT32_MAX) {
+        c->st.unavailable++;
+        coord_fail(co, RK_EUNAVAILABLE, true, "no replica is reachable", 0);
+        coord_release(co);
+        return;
+    }
+    bool put = req->op == WIRE_OP_PUT || req->op == WIRE_OP_FPUT;
+    struct wire_req q = {
+        .op = put ? WIRE_OP_FPUT : WIRE_OP_FDEL,
+        .key = req->key,
+        .key_len = req->key_len,
+        .value = req->value,
+        .value_len = req->value_len,
+        .ctx = req->ctx,
+        .ctx_len = req->ctx_len,
+        .w = req->w,
+        .flags = (req->flags & CORE_F_OVERWRITE) ? WIRE_F_OVERWRITE : 0};
+    c->st.forwarded++;
+    err = c->env->ops->peer_request(c->env, target, &q, coord_fwd_reply, co);
+    if (err != 0) {
+        coord_fail(co, RK_EUNAVAILABLE, true, "no replica is reachable", 0);
+        coord_release(co);
+        return;
+    }
+    co->refs++;
+    coord_arm(co, c->o.timeout_ms + CORE_FWD_SLACK_MS);
+    coord_release(co);
+}
+
+static void coord_timer_fired(void *arg)
+{
+    struct coord *co = arg;
+    co->timer = NULL;
+    switch (co->kind) {
+    case CO_GET:
+        coord_get_progress(co, quorum_get_timeout(&co->get), true);
+        break;
+    case CO_PUT:
+        if (quorum_put_timeout(&co->put))
+            coord_put_decided(co);
+        break;
+    case CO_FWD:
+        co->core->st.timeouts++;
+        coord_fail(co, RK_ETIMEOUT, false,
+                   "the coordinating replica did not answer in time; the "
+                   "write may have been applied",
+                   0);
+        break;
+    }
+    coord_release(co);
+}
+
+/* ---- replica side ---------------------------------------------------------
+ */
+
+static void core_rput(struct core *c, const struct core_req *req,
+                      core_reply_fn fn, void *arg)
+{
+    uint64_t wall = c->env->ops->wall_ms(c->env);
+    c->st.replica_puts++;
+    if (req->ts != 0 &&
+        hlc_observe(&c->hlc, req->ts, wall, c->o.max_drift_ms) != 0) {
+        /* A timestamp from too far in the future: under last-write-wins it
+         * would beat every honest write for that long. */
+        c->st.clock_skew_rejected++;
+        if (c->o.conflict == CORE_CONFLICT_LWW) {
+            LOG_WARN("refused a replicated write stamped %" PRIu64
+                     " ms ahead of this clock",
+                     hlc_physical_ms(req->ts) - wall);
+            core_fail(c, fn, arg, RK_EBAD_REQUEST, true,
+                      "write timestamp too far in the future");
+            return;
+        }
+    }
+    int err =
+        core_write_submit(c, CW_MERGE, req, core_partition(c, req), fn, arg);
+    if (err != 0)
+        core_fail(c, fn, arg, err, true, NULL);
+}
+
+/* ---- public ----------------------------------------------------------------
+ */
 
 struct core *core_create(struct env *env, const struct core_opts *o)
 {
@@ -68,6 +945,22 @@ struct core *core_create(struct env *env, const struct core_opts *o)
     c->o = *o;
     if (c->o.max_siblings == 0)
         c->o.max_siblings = CORE_DEFAULT_MAX_SIBLINGS;
+    if (c->o.n == 0)
+        c->o.n = 3;
+    if (c->o.r == 0)
+        c->o.r = 2;
+    if (c->o.w == 0)
+        c->o.w = 2;
+    if (c->o.timeout_ms == 0)
+        c->o.timeout_ms = 5000;
+    if (c->o.max_drift_ms == 0)
+        c->o.max_drift_ms = 60000;
+    c->nmembers = o->ring ? ring_members(o->ring) : 1;
+    c->nval = c->o.n < c->nmembers ? c->o.n : c->nmembers;
+    if (c->nval > QUORUM_MAX_N)
+        c->nval = QUORUM_MAX_N;
+    c->r_def = (uint8_t)(c->o.r < c->nval ? c->o.r : c->nval);
+    c->w_def = (uint8_t)(c->o.w < c->nval ? c->o.w : c->nval);
     return c;
 }
 
@@ -79,6 +972,19 @@ void core_destroy(struct core *c)
 void core_shutdown(struct core *c)
 {
     c->shutting_down = true;
+    /* Fire every timer now: requests waiting on replicas are answered and
+     * their coords go once their peer requests fail (peers_close). */
+    struct coord *co = c->active;
+    while (co != NULL) {
+        struct coord *next = co->next;
+        if (co->timer != NULL) {
+            c->env->ops->timer_cancel(c->env, co->timer);
+            co->refs++; /* coord_timer_fired releases the timer's ref */
+            coord_release(co);
+            coord_timer_fired(co);
+        }
+        co = next;
+    }
 }
 
 void core_get_stats(const struct core *c, struct core_stats *st)
@@ -86,212 +992,31 @@ void core_get_stats(const struct core *c, struct core_stats *st)
     *st = c->st;
 }
 
-static void core_fail(struct core *c, core_reply_fn fn, void *arg, int err,
-                      bool definite, const char *msg)
+uint32_t core_nval(const struct core *c)
 {
-    struct core_reply rep = {.err = err, .definite = definite, .msg = msg};
-    c->st.errors++;
-    fn(arg, &rep);
+    return c->nval;
 }
 
-/* ---- reads ---------------------------------------------------------------
- */
-
-struct core_read {
-    struct core *core;
-    core_reply_fn fn;
-    void *arg;
-};
-
-static int core_read_cb(void *arg, const uint8_t *val, size_t len)
+uint32_t core_members(struct core *c, struct wire_member *out, uint32_t cap)
 {
-    struct core_read *rd = arg;
-    struct core *c = rd->core;
-    struct core_reply rep = {0};
-    struct dvv_arena a;
-    struct dvv d = {0};
-    struct dvv_vv vv = {0};
-    struct core_value *vals = NULL;
-    uint8_t *ctx = NULL;
-    size_t ctx_len = 0;
-    int err = 0;
-
-    dvv_arena_init(&a);
-    if (val != NULL) {
-        err = dvv_decode(val, len, &a, &d);
-        if (err != 0) {
-            LOG_ERROR("stored record fails to decode (%zu bytes): %s", len,
-                      rk_err_msg(err));
-            goto out;
-        }
+    for (uint32_t i = 0; i < c->nmembers && i < cap; i++) {
+        out[i].id = c->o.members[i].id;
+        out[i].addr = c->o.members[i].addr;
+        out[i].self = i == c->o.self;
+        out[i].up = core_up(c, i);
     }
-    uint32_t live = dvv_live(&d);
-    if (live > 0) {
-        vals = dvv_arena_alloc(&a, live * sizeof(*vals));
-        if (vals == NULL) {
-            err = -ENOMEM;
-            goto out;
-        }
-    }
-    for (uint32_t i = 0; i < d.n; i++) {
-        for (uint32_t j = 0; j < d.e[i].nvals; j++) {
-            const struct dvv_val *v = &d.e[i].vals[j];
-            if (v->flags & DVV_TOMBSTONE)
-                continue;
-            vals[rep.nvalues++] = (struct core_value){.data = v->data,
-                                                      .len = v->len,
-                                                      .ts = v->ts,
-                                                      .actor = d.e[i].actor};
-        }
-    }
-    if ((err = dvv_join(&d, &a, &vv)) != 0 ||
-        (err = dvv_vv_encode(&vv, &ctx, &ctx_len)) != 0)
-        goto out;
-    rep.values = vals;
-    rep.ctx = ctx;
-    rep.ctx_len = (uint32_t)ctx_len;
-    if (rep.nvalues == 0)
-        c->st.not_found++;
-    rd->fn(rd->arg, &rep);
-out:
-    if (err != 0)
-        core_fail(c, rd->fn, rd->arg, err, true, NULL);
-    free(ctx);
-    dvv_arena_free(&a);
-    return 0;
+    return c->nmembers;
 }
 
-static void core_get(struct core *c, const struct core_req *req,
-                     core_reply_fn fn, void *arg)
+void core_ring_pref(const struct core *c, uint16_t *out)
 {
-    struct core_read rd = {.core = c, .fn = fn, .arg = arg};
-    uint32_t part = ring_partition(req->key, req->key_len, c->o.partitions);
-    int err;
-
-    c->st.gets++;
-    err = c->env->ops->store_get(c->env, part, req->key, req->key_len,
-                                 core_read_cb, &rd);
-    if (err != 0) /* the callback did not run */
-        core_fail(c, fn, arg, err, true, NULL);
-}
-
-/* ---- writes -------------------------------------------------------------
- */
-
-/* Worker thread: version the write against the current record. */
-static int core_apply(struct storage_op *op, const uint8_t *old, size_t old_len,
-                      uint8_t **out, size_t *out_len)
-{
-    struct core_write *w = op->arg;
-    struct dvv local = {0}, next;
-    struct dvv_vv joined;
-    int err;
-
-    if (old != NULL && (err = dvv_decode(old, old_len, &w->arena, &local)))
-        return w->err = err;
-    w->existed = dvv_live(&local) > 0;
-    if (w->overwrite) {
-        /* Supersede everything stored. A delete of nothing stores nothing. */
-        if (w->kind == WIRE_OP_DEL && !w->existed && dvv_count(&local) == 0)
-            return STORAGE_APPLY_NOOP;
-        if ((err = dvv_join(&local, &w->arena, &w->ctx)) != 0)
-            return w->err = err;
+    uint32_t reps[QUORUM_MAX_N];
+    for (uint32_t p = 0; p < c->o.partitions; p++) {
+        uint32_t n = core_replicas(c, p, reps);
+        for (uint32_t j = 0; j < c->nval; j++)
+            out[p * c->nval + j] =
+                j < n ? (uint16_t)reps[j] : (uint16_t)WIRE_NO_MEMBER;
     }
-    if ((err = dvv_update(&local, &w->ctx, w->val, w->actor, &w->arena,
-                          &next)) != 0)
-        return w->err = err;
-    if (w->lww)
-        w->lww_dropped = dvv_lww(&next);
-    w->live = dvv_live(&next);
-    if (w->live > w->max_siblings)
-        return w->err = RK_ESIBLING_LIMIT;
-    if ((err = dvv_join(&next, &w->arena, &joined)) != 0 ||
-        (err = dvv_vv_encode(&joined, &w->ctx_out, &w->ctx_out_len)) != 0 ||
-        (err = dvv_encode(&next, out, out_len)) != 0)
-        return w->err = err;
-    return STORAGE_APPLY_PUT;
-}
-
-/* Loop thread: the commit is durable per the fsync policy (or failed). */
-static void core_write_done(struct storage_op *op)
-{
-    struct core_write *w = op->arg;
-    struct core *c = w->core;
-
-    c->st.writes_pending--;
-    if (op->status != 0) {
-        bool definite = true; /* a failed op or batch was not applied */
-        if (op->status == RK_ESIBLING_LIMIT)
-            c->st.sibling_limit++;
-        core_fail(c, w->fn, w->fn_arg, op->status, definite, NULL);
-    } else {
-        struct core_reply rep = {.ctx = w->ctx_out,
-                                 .ctx_len = (uint32_t)w->ctx_out_len,
-                                 .existed = w->existed};
-        c->st.lww_discarded += w->lww_dropped;
-        if (w->live > c->st.max_siblings_seen)
-            c->st.max_siblings_seen = w->live;
-        w->fn(w->fn_arg, &rep);
-    }
-    free(w->ctx_out);
-    dvv_arena_free(&w->arena);
-    free(w);
-}
-
-static void core_write(struct core *c, const struct core_req *req,
-                       core_reply_fn fn, void *arg)
-{
-    size_t vlen = req->op == WIRE_OP_PUT ? req->value_len : 0;
-    struct core_write *w = malloc(sizeof(*w) + req->key_len + vlen);
-    int err;
-
-    if (req->op == WIRE_OP_PUT)
-        c->st.puts++;
-    else
-        c->st.dels++;
-    if (w == NULL) {
-        core_fail(c, fn, arg, -ENOMEM, true, NULL);
-        return;
-    }
-    memset(w, 0, sizeof(*w));
-    memcpy(w->buf, req->key, req->key_len);
-    if (vlen > 0)
-        memcpy(w->buf + req->key_len, req->value, vlen);
-    dvv_arena_init(&w->arena);
-    w->core = c;
-    w->fn = fn;
-    w->fn_arg = arg;
-    w->kind = req->op;
-    w->overwrite = (req->flags & CORE_F_OVERWRITE) != 0;
-    w->actor = c->o.actor;
-    w->max_siblings = c->o.max_siblings;
-    w->lww = c->o.conflict == CORE_CONFLICT_LWW;
-    w->val =
-        (struct dvv_val){.data = w->buf + req->key_len,
-                         .len = (uint32_t)vlen,
-                         .flags = req->op == WIRE_OP_DEL ? DVV_TOMBSTONE : 0,
-                         .ts = hlc_now(&c->hlc, c->env->ops->wall_ms(c->env))};
-    if (!w->overwrite && req->ctx != NULL &&
-        (err = dvv_vv_decode(req->ctx, req->ctx_len, &w->arena, &w->ctx))) {
-        dvv_arena_free(&w->arena);
-        free(w);
-        core_fail(c, fn, arg, RK_EBAD_CONTEXT, true, NULL);
-        return;
-    }
-    w->op.partition = ring_partition(req->key, req->key_len, c->o.partitions);
-    w->op.key = w->buf;
-    w->op.key_len = req->key_len;
-    w->op.apply = core_apply;
-    w->op.done = core_write_done;
-    w->op.arg = w;
-    err = c->env->ops->store_submit(c->env, &w->op);
-    if (err != 0) {
-        dvv_arena_free(&w->arena);
-        free(w);
-        core_fail(c, fn, arg, err, true, NULL);
-        return;
-    }
-    c->st.writes_pending++;
 }
 
 void core_request(struct core *c, const struct core_req *req, core_reply_fn fn,
@@ -303,11 +1028,29 @@ void core_request(struct core *c, const struct core_req *req, core_reply_fn fn,
     }
     switch (req->op) {
     case WIRE_OP_GET:
-        core_get(c, req, fn, arg);
+        if (req->local) {
+            c->st.gets++;
+            core_read_local(c, req, false, fn, arg);
+        } else {
+            coord_get(c, req, fn, arg);
+        }
         break;
     case WIRE_OP_PUT:
     case WIRE_OP_DEL:
-        core_write(c, req, fn, arg);
+    case WIRE_OP_FPUT:
+    case WIRE_OP_FDEL:
+        if (req->op == WIRE_OP_PUT || req->op == WIRE_OP_FPUT)
+            c->st.puts++;
+        else
+            c->st.dels++;
+        coord_put(c, req, fn, arg);
+        break;
+    case WIRE_OP_RGET:
+        c->st.replica_gets++;
+        core_read_local(c, req, true, fn, arg);
+        break;
+    case WIRE_OP_RPUT:
+        core_rput(c, req, fn, arg);
         break;
     default:
         core_fail(c, fn, arg, RK_EUNKNOWN_OP, true, NULL);

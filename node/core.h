@@ -29,12 +29,25 @@ enum core_conflict {
     CORE_CONFLICT_MAX
 };
 
+struct ring;
+
+struct core_member {
+    char id[72];
+    char addr[280]; /* host:port of its native listener */
+};
+
 struct core_opts {
     uint64_t actor;        /* this node's storage epoch (dvv.h actor) */
     uint32_t partitions;   /* Q, a power of two */
     uint32_t max_siblings; /* a write leaving more live values fails */
     enum core_conflict conflict;
     uint64_t max_drift_ms; /* lww: reject timestamps further ahead */
+    /* replication; ring == NULL means a cluster of this node alone */
+    const struct ring *ring;           /* borrowed; members by ring index */
+    const struct core_member *members; /* ring_members(ring) entries */
+    uint32_t self;                     /* this node's ring index */
+    uint8_t n, r, w;                   /* defaults; capped at members */
+    uint64_t timeout_ms;               /* replica wait before failing */
 };
 
 #define CORE_DEFAULT_MAX_SIBLINGS 64
@@ -54,6 +67,11 @@ struct core_req {
     uint32_t ctx_len;
     uint8_t r, w; /* 0 = default */
     unsigned flags;
+    bool local;         /* get: this node's copy only */
+    bool forwarded;     /* put/del from a peer: coordinate, never forward */
+    const uint8_t *rec; /* rput: the record to merge */
+    uint32_t rec_len;
+    uint64_t ts; /* rput: newest timestamp in rec */
 };
 
 struct core_value {
@@ -73,7 +91,11 @@ struct core_reply {
     uint32_t nvalues;
     const uint8_t *ctx; /* get/put/del: context covering the result */
     uint32_t ctx_len;
-    bool existed; /* put/del: the key had live values before */
+    bool existed;       /* put/del: the key had live values before */
+    const uint8_t *rec; /* rget: the stored record, NULL if none; put:
+                           the record written (internal) */
+    uint32_t rec_len;
+    uint32_t acks; /* put/del errors: replicas that acknowledged */
 };
 
 typedef void (*core_reply_fn)(void *arg, const struct core_reply *rep);
@@ -86,6 +108,14 @@ struct core_stats {
     uint64_t lww_discarded;  /* values dropped by last-write-wins */
     uint64_t writes_pending; /* waiting on a commit now */
     uint64_t max_siblings_seen;
+    uint64_t coordinating; /* requests waiting on replicas now */
+    uint64_t forwarded;    /* puts/dels sent to a replica to coordinate */
+    uint64_t replica_puts, replica_gets; /* served for other coordinators */
+    uint64_t timeouts;     /* requests failed by request_timeout */
+    uint64_t unavailable;  /* refused: too few replicas reachable */
+    uint64_t read_repairs; /* repair writes sent (and local) */
+    uint64_t read_repair_failures;
+    uint64_t clock_skew_rejected; /* lww: replicated writes from the future */
 };
 
 struct core;
@@ -107,5 +137,17 @@ void core_request(struct core *c, const struct core_req *req, core_reply_fn fn,
                   void *arg);
 
 void core_get_stats(const struct core *c, struct core_stats *st);
+
+/* The member table with each member's reachability as this node sees it.
+ * Fills up to cap entries (pointers into the core's own strings); returns
+ * the number of members. */
+uint32_t core_members(struct core *c, struct wire_member *out, uint32_t cap);
+
+/* The effective replication factor (n capped at the number of members). */
+uint32_t core_nval(const struct core *c);
+
+/* Writes partition p's preference list (core_nval() member indices) to
+ * out[p * core_nval() ...] for every partition. */
+void core_ring_pref(const struct core *c, uint16_t *out);
 
 #endif

@@ -19,8 +19,16 @@
 #include <stdint.h>
 
 #include "node/storage.h"
+#include "node/wire.h"
 
 struct env;
+struct env_timer;
+
+typedef void (*env_timer_fn)(void *arg);
+
+/* A peer's answer: err 0 with resp, or an error (connection lost, peer
+ * down, given up) with resp NULL. resp lives during the call only. */
+typedef void (*env_reply_fn)(void *arg, int err, const struct wire_resp *resp);
 
 struct env_ops {
     /* Monotonic milliseconds (timeouts, idle checks). */
@@ -32,6 +40,18 @@ struct env_ops {
                      uint32_t key_len, storage_read_fn fn, void *arg);
     /* storage_submit(): op->done runs later, on the node's thread. */
     int (*store_submit)(struct env *env, struct storage_op *op);
+    /* Runs fn(arg) once after ms milliseconds, unless cancelled first.
+     * Returns NULL when memory runs out. */
+    struct env_timer *(*timer_start)(struct env *env, uint64_t ms,
+                                     env_timer_fn fn, void *arg);
+    /* Cancels a timer that has not fired; fn will not run. */
+    void (*timer_cancel)(struct env *env, struct env_timer *t);
+    /* Sends req to a member (see peers_request() in node/peer.h for the
+     * contract): 0 and fn runs once later, or an error and fn never runs. */
+    int (*peer_request)(struct env *env, uint32_t member,
+                        const struct wire_req *req, env_reply_fn fn, void *arg);
+    /* True when member is believed reachable. */
+    bool (*peer_up)(struct env *env, uint32_t member);
 };
 
 struct env {
@@ -39,7 +59,11 @@ struct env {
     void *impl;
 };
 
-/* The production environment: libuv clocks and an open LMDB store. */
-void env_uv_init(struct env *env, uv_loop_t *loop, struct storage *store);
+struct peers;
+
+/* The production environment: libuv clocks and timers, an open LMDB store,
+ * and the peer transport (NULL for a node without peers). */
+void env_uv_init(struct env *env, uv_loop_t *loop, struct storage *store,
+                 struct peers *peers);
 
 #endif

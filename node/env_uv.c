@@ -1,14 +1,26 @@
 /*
- * env_uv.c - the production environment: libuv's clocks and node/storage.c.
- * Deliberately thin: all policy lives in the code behind the seam.
+ * env_uv.c - the production environment: libuv's clocks and timers,
+ * node/storage.c and node/peer.c. Deliberately thin: all policy lives in
+ * the code behind the seam.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <sys/time.h>
 
 #include "node/env.h"
+#include "node/peer.h"
 
 struct env_uv {
     uv_loop_t *loop;
     struct storage *store;
+    struct peers *peers;
+};
+
+/* A timer owns its uv handle; the memory goes in the close callback. */
+struct env_timer {
+    uv_timer_t h;
+    env_timer_fn fn;
+    void *arg;
 };
 
 static uint64_t env_uv_now(struct env *env)
@@ -38,20 +50,77 @@ static int env_uv_submit(struct env *env, struct storage_op *op)
     return storage_submit(u->store, op);
 }
 
+static void env_uv_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void env_uv_timer_fired(uv_timer_t *h)
+{
+    struct env_timer *t = (struct env_timer *)h;
+    env_timer_fn fn = t->fn;
+    void *arg = t->arg;
+    uv_close((uv_handle_t *)h, env_uv_timer_closed);
+    fn(arg);
+}
+
+static struct env_timer *env_uv_timer_start(struct env *env, uint64_t ms,
+                                            env_timer_fn fn, void *arg)
+{
+    struct env_uv *u = env->impl;
+    struct env_timer *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    uv_timer_init(u->loop, &t->h);
+    uv_timer_start(&t->h, env_uv_timer_fired, ms, 0);
+    return t;
+}
+
+static void env_uv_timer_cancel(struct env *env, struct env_timer *t)
+{
+    (void)env;
+    uv_timer_stop(&t->h);
+    uv_close((uv_handle_t *)&t->h, env_uv_timer_closed);
+}
+
+static int env_uv_peer_request(struct env *env, uint32_t member,
+                               const struct wire_req *req, env_reply_fn fn,
+                               void *arg)
+{
+    struct env_uv *u = env->impl;
+    if (u->peers == NULL)
+        return -ENOTCONN;
+    return peers_request(u->peers, member, req, fn, arg);
+}
+
+static bool env_uv_peer_up(struct env *env, uint32_t member)
+{
+    struct env_uv *u = env->impl;
+    return u->peers != NULL && peers_up(u->peers, member);
+}
+
 static const struct env_ops env_uv_ops = {
     .now_ms = env_uv_now,
     .wall_ms = env_uv_wall,
     .store_get = env_uv_get,
     .store_submit = env_uv_submit,
+    .timer_start = env_uv_timer_start,
+    .timer_cancel = env_uv_timer_cancel,
+    .peer_request = env_uv_peer_request,
+    .peer_up = env_uv_peer_up,
 };
 
 /* One production env per process. */
 static struct env_uv env_uv_state;
 
-void env_uv_init(struct env *env, uv_loop_t *loop, struct storage *store)
+void env_uv_init(struct env *env, uv_loop_t *loop, struct storage *store,
+                 struct peers *peers)
 {
     env_uv_state.loop = loop;
     env_uv_state.store = store;
+    env_uv_state.peers = peers;
     env->ops = &env_uv_ops;
     env->impl = &env_uv_state;
 }

@@ -27,8 +27,10 @@
 #include "node/core.h"
 #include "node/env.h"
 #include "node/log.h"
+#include "node/peer.h"
 #include "node/server.h"
 #include "node/storage.h"
+#include "ring/ring.h"
 
 struct node {
     uv_loop_t loop;
@@ -36,9 +38,55 @@ struct node {
     struct storage *store;
     struct core *core;
     struct server *server;
+    struct peers *peers;
+    struct ring *ring;
+    struct core_member *members; /* by ring index */
     struct env env;
     bool stopping;
 };
+
+/* Builds the ring from the configured members and the member table in
+ * ring order (the ring sorts members by id; every index in the node is a
+ * ring index). */
+static int node_membership(struct node *n, const struct config *cfg,
+                           struct peer_conf **pc_out, uint32_t *nm_out,
+                           uint32_t *self_out, char *err, size_t errlen)
+{
+    struct config_member cm[CONFIG_MAX_MEMBERS];
+    const char *ids[CONFIG_MAX_MEMBERS];
+    uint32_t nm, self;
+    int rc =
+        config_members(cfg, cm, CONFIG_MAX_MEMBERS, &nm, &self, err, errlen);
+    if (rc != 0)
+        return rc;
+    for (uint32_t i = 0; i < nm; i++)
+        ids[i] = cm[i].id;
+    if ((rc = ring_build(&n->ring, cfg->partitions, ids, nm)) != 0) {
+        snprintf(err, errlen, "cannot build the ring: %s", rk_err_msg(rc));
+        return rc;
+    }
+    n->members = calloc(nm, sizeof(*n->members));
+    struct peer_conf *pc = calloc(nm, sizeof(*pc));
+    if (n->members == NULL || pc == NULL) {
+        free(pc);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < nm; i++) {
+        int k = ring_member_index(n->ring, cm[i].id);
+        snprintf(n->members[k].id, sizeof(n->members[k].id), "%s", cm[i].id);
+        snprintf(n->members[k].addr, sizeof(n->members[k].addr), "%s:%u",
+                 cm[i].host, (unsigned)cm[i].port);
+        pc[k].id = n->members[k].id;
+        pc[k].port = cm[i].port;
+        pc[k].host = strdup(cm[i].host);
+        if (pc[k].host == NULL)
+            return -ENOMEM;
+    }
+    *pc_out = pc;
+    *nm_out = nm;
+    *self_out = (uint32_t)ring_member_index(n->ring, cm[self].id);
+    return 0;
+}
 
 static const char *const node_fsync_names[] = {"always", "interval", "never"};
 
@@ -58,6 +106,7 @@ static void node_stop(struct node *n, const char *why)
     LOG_INFO("shutting down (%s)", why);
     server_stop(n->server);
     core_shutdown(n->core);
+    peers_close(n->peers);   /* fails what waits on peers */
     storage_close(n->store); /* runs every pending done callback */
     n->store = NULL;
     uv_close((uv_handle_t *)&n->sigterm, NULL);
@@ -146,12 +195,38 @@ int main(int argc, char **argv)
     LOG_INFO("data dir %s: %s store, epoch %016" PRIx64, cfg.data_dir,
              info.created ? "new" : "existing", info.epoch);
 
-    env_uv_init(&n.env, &n.loop, n.store);
+    struct peer_conf *pc = NULL;
+    uint32_t nm = 0, self = 0;
+    rc = node_membership(&n, &cfg, &pc, &nm, &self, err, sizeof(err));
+    if (rc == 0 && nm > 1)
+        rc = peers_create(&n.peers, &n.loop, pc, nm, self,
+                          (uint32_t)cfg.max_frame,
+                          2 * cfg.request_timeout + 1000, err, sizeof(err));
+    for (uint32_t i = 0; pc != NULL && i < nm; i++)
+        free((char *)pc[i].host);
+    free(pc);
+    if (rc != 0) {
+        LOG_ERROR("%s", err);
+        if (cfg.log_file[0] != '\0')
+            fprintf(stderr, "ringkv: %s\n", err);
+        goto fail;
+    }
+    env_uv_init(&n.env, &n.loop, n.store, n.peers);
     struct core_opts co = {
         .actor = info.epoch,
         .partitions = cfg.partitions,
-        .max_siblings = CORE_DEFAULT_MAX_SIBLINGS,
-        .conflict = CORE_CONFLICT_SIBLINGS,
+        .max_siblings = cfg.max_siblings,
+        .conflict = cfg.conflict == CONFIG_CONFLICT_LWW
+                        ? CORE_CONFLICT_LWW
+                        : CORE_CONFLICT_SIBLINGS,
+        .max_drift_ms = cfg.max_clock_drift,
+        .ring = n.ring,
+        .members = n.members,
+        .self = self,
+        .n = (uint8_t)cfg.n,
+        .r = (uint8_t)cfg.r,
+        .w = (uint8_t)cfg.w,
+        .timeout_ms = cfg.request_timeout,
     };
     n.core = core_create(&n.env, &co);
     if (n.core == NULL) {
@@ -169,6 +244,7 @@ int main(int argc, char **argv)
         .idle_timeout_ms = cfg.idle_timeout,
         .node_id = cfg.node_id,
         .epoch = info.epoch,
+        .partitions = cfg.partitions,
     };
     rc = server_start(&n.server, &n.loop, n.core, n.store, &sv, err,
                       sizeof(err));
@@ -190,6 +266,9 @@ int main(int argc, char **argv)
 
     server_destroy(n.server);
     core_destroy(n.core);
+    peers_destroy(n.peers);
+    ring_destroy(n.ring);
+    free(n.members);
     rc = uv_loop_close(&n.loop);
     if (rc != 0) {
         LOG_ERROR("event loop did not close cleanly: %s", uv_strerror(rc));
@@ -204,10 +283,14 @@ int main(int argc, char **argv)
 
 fail:
     /* server_start() already stopped a half-started server. */
+    peers_close(n.peers);
     storage_close(n.store);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     server_destroy(n.server);
     core_destroy(n.core);
+    peers_destroy(n.peers);
+    ring_destroy(n.ring);
+    free(n.members);
     uv_loop_close(&n.loop);
     config_free(&cfg);
     log_close();

@@ -321,7 +321,9 @@ static void native_reply(void *arg, const struct core_reply *rep)
                           .definite = rep->definite,
                           .msg = rep->msg,
                           .ctx = rep->ctx,
-                          .ctx_len = rep->ctx_len};
+                          .ctx_len = rep->ctx_len,
+                          .acks = rep->acks,
+                          .existed = rep->existed};
     uint32_t n = rep->nvalues;
 
     if (rep->err == 0 && q->op == WIRE_OP_GET) {
@@ -337,6 +339,10 @@ static void native_reply(void *arg, const struct core_reply *rep)
             r.nvalues = n;
         }
     }
+    if (rep->err == 0 && q->op == WIRE_OP_RGET) {
+        r.rec = rep->rec;
+        r.rec_len = rep->rec_len;
+    }
     native_send(c, &r);
     c->inflight--;
     free(q);
@@ -346,6 +352,29 @@ static void native_reply(void *arg, const struct core_reply *rep)
 }
 
 static void native_stats(struct conn *c, uint64_t id);
+
+static void native_cluster(struct conn *c, uint64_t id, enum wire_op op)
+{
+    struct server *s = c->srv;
+    struct wire_member m[WIRE_MAX_MEMBERS];
+    struct wire_resp r = {.id = id, .op = op, .members = m};
+    uint16_t *pref = NULL;
+
+    r.nmembers = core_members(s->core, m, WIRE_MAX_MEMBERS);
+    if (op == WIRE_OP_RING) {
+        r.q = s->o.partitions;
+        r.nval = core_nval(s->core);
+        pref = malloc((size_t)r.q * r.nval * sizeof(*pref));
+        if (pref == NULL) {
+            native_error(c, id, -ENOMEM, true, NULL);
+            return;
+        }
+        core_ring_pref(s->core, pref);
+        r.pref = pref;
+    }
+    native_send(c, &r);
+    free(pref);
+}
 
 static void native_frame(struct conn *c, const uint8_t *p, size_t n)
 {
@@ -372,9 +401,17 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     case WIRE_OP_STATS:
         native_stats(c, req.id);
         return;
+    case WIRE_OP_RING:
+    case WIRE_OP_MEMBERS:
+        native_cluster(c, req.id, req.op);
+        return;
     case WIRE_OP_GET:
     case WIRE_OP_PUT:
     case WIRE_OP_DEL:
+    case WIRE_OP_RPUT:
+    case WIRE_OP_RGET:
+    case WIRE_OP_FPUT:
+    case WIRE_OP_FDEL:
         break;
     default:
         native_error(c, req.id, RK_EUNKNOWN_OP, true, NULL);
@@ -390,15 +427,22 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     q->op = req.op;
     c->refs++;
     c->inflight++;
-    struct core_req cr = {.op = req.op,
-                          .key = req.key,
-                          .key_len = req.key_len,
-                          .value = req.value,
-                          .value_len = req.value_len,
-                          .ctx = req.ctx,
-                          .ctx_len = req.ctx_len,
-                          .r = req.r,
-                          .w = req.w};
+    struct core_req cr = {
+        .op = req.op,
+        .key = req.key,
+        .key_len = req.key_len,
+        .value = req.value,
+        .value_len = req.value_len,
+        .ctx = req.ctx,
+        .ctx_len = req.ctx_len,
+        .r = req.r,
+        .w = req.w,
+        .flags = (req.flags & WIRE_F_OVERWRITE) ? CORE_F_OVERWRITE : 0,
+        .local = req.local,
+        .forwarded = req.op == WIRE_OP_FPUT || req.op == WIRE_OP_FDEL,
+        .rec = req.rec,
+        .rec_len = req.rec_len,
+        .ts = req.ts};
     core_request(s->core, &cr, native_reply, q);
 }
 
@@ -792,7 +836,7 @@ static void conn_process(struct conn *c)
 /* ---- stats ---------------------------------------------------------------
  */
 
-#define SERVER_NSTATS 24
+#define SERVER_NSTATS 40
 
 static uint32_t server_collect(struct server *s, struct wire_stat *st)
 {
@@ -822,6 +866,15 @@ static uint32_t server_collect(struct server *s, struct wire_stat *st)
     STAT_I("siblings_max_seen", cs.max_siblings_seen);
     STAT_I("lww_discarded", cs.lww_discarded);
     STAT_I("writes_pending", cs.writes_pending);
+    STAT_I("coordinating", cs.coordinating);
+    STAT_I("forwarded", cs.forwarded);
+    STAT_I("replica_puts", cs.replica_puts);
+    STAT_I("replica_gets", cs.replica_gets);
+    STAT_I("timeouts", cs.timeouts);
+    STAT_I("unavailable", cs.unavailable);
+    STAT_I("read_repairs", cs.read_repairs);
+    STAT_I("read_repair_failures", cs.read_repair_failures);
+    STAT_I("clock_skew_rejected", cs.clock_skew_rejected);
     STAT_I("storage_commits", ss.commits);
     STAT_I("storage_ops", ss.ops);
     STAT_I("storage_syncs", ss.syncs);

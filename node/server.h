@@ -35,6 +35,7 @@ struct server_opts {
     uint64_t idle_timeout_ms; /* 0 = never close idle connections */
     const char *node_id;      /* for stats and INFO */
     uint64_t epoch;           /* for stats and INFO */
+    uint32_t partitions;      /* Q, for the ring op */
 };
 
 struct server;

@@ -87,6 +87,14 @@ enum wire_op {
     WIRE_OP_DEL,   /* "del"   */
     WIRE_OP_PING,  /* "ping"  */
     WIRE_OP_STATS, /* "stats" */
+    /* replication: node to node */
+    WIRE_OP_RPUT, /* "rput": store (merge) a replica's record */
+    WIRE_OP_RGET, /* "rget": read a replica's record */
+    WIRE_OP_FPUT, /* "fput": a put forwarded to a replica to coordinate */
+    WIRE_OP_FDEL, /* "fdel": a del forwarded likewise */
+    /* cluster introspection */
+    WIRE_OP_RING,    /* "ring": partitions -> preference lists */
+    WIRE_OP_MEMBERS, /* "members": the member table */
     WIRE_OP_MAX
 };
 
@@ -101,7 +109,7 @@ struct wire_limits {
 
 /* Sizes used when no configuration says otherwise. */
 #define WIRE_DEFAULT_MAX_FRAME (8u << 20)
-#define WIRE_DEFAULT_MAX_KEY   1024u
+#define WIRE_DEFAULT_MAX_KEY   500u
 #define WIRE_DEFAULT_MAX_VALUE (4u << 20)
 
 struct wire_req {
@@ -113,8 +121,19 @@ struct wire_req {
     uint32_t value_len;
     const uint8_t *ctx; /* put, del: opaque causal context; NULL if none */
     uint32_t ctx_len;
-    uint8_t r, w; /* requested quorum; 0 = the node's default */
+    uint8_t r, w;       /* requested quorum; 0 = the node's default */
+    const uint8_t *rec; /* rput: an encoded record (quorum/dvv.h) */
+    uint32_t rec_len;
+    uint64_t ts;    /* rput: the newest write timestamp in rec (HLC) */
+    uint32_t flags; /* fput, fdel: WIRE_F_* */
+    bool local;     /* get: this node's copy only, no coordination */
 };
+
+#define WIRE_F_OVERWRITE 0x1u /* supersede every stored version (RESP) */
+
+#define WIRE_MAX_MEMBERS 256 /* entries of a members / ring response */
+#define WIRE_MAX_PREF    16  /* preference list length in a ring response */
+#define WIRE_NO_MEMBER   0xffffu
 
 /* Decodes one request body (already framed). Pre-validates, unpacks into
  * zone (the caller clears or destroys it when done with *out), then checks
@@ -145,6 +164,13 @@ struct wire_stat {
     int64_t ival;
 };
 
+struct wire_member {
+    const char *id;   /* NUL-terminated */
+    const char *addr; /* "host:port", NUL-terminated */
+    bool up;          /* the answering node has a live connection to it */
+    bool self;        /* it is the answering node */
+};
+
 struct wire_resp {
     uint64_t id;
     enum wire_op op; /* which payload fields are meaningful (not on wire) */
@@ -160,6 +186,21 @@ struct wire_resp {
     /* stats */
     const struct wire_stat *stats;
     uint32_t nstats;
+    /* rget: the replica's record; NULL when it has none */
+    const uint8_t *rec;
+    uint32_t rec_len;
+    /* members, ring: the member table */
+    const struct wire_member *members;
+    uint32_t nmembers;
+    /* ring: q partitions, each with nval member indices (into members;
+     * WIRE_NO_MEMBER pads lists shorter than nval), row-major */
+    uint32_t q;
+    uint32_t nval;
+    const uint16_t *pref;
+    /* put, del, fput, fdel: the write reached fewer than w replicas */
+    uint32_t acks;
+    /* put, del, fput, fdel: the key had a live value before the write */
+    bool existed;
 };
 
 /* Appends one framed response. Returns 0 or -ENOMEM. */

@@ -30,8 +30,12 @@
 #include "node/wire.h"
 
 static const char *const wire_op_names[WIRE_OP_MAX] = {
-    [WIRE_OP_NONE] = "?",  [WIRE_OP_GET] = "get",   [WIRE_OP_PUT] = "put",
-    [WIRE_OP_DEL] = "del", [WIRE_OP_PING] = "ping", [WIRE_OP_STATS] = "stats",
+    [WIRE_OP_NONE] = "?",    [WIRE_OP_GET] = "get",
+    [WIRE_OP_PUT] = "put",   [WIRE_OP_DEL] = "del",
+    [WIRE_OP_PING] = "ping", [WIRE_OP_STATS] = "stats",
+    [WIRE_OP_RPUT] = "rput", [WIRE_OP_RGET] = "rget",
+    [WIRE_OP_FPUT] = "fput", [WIRE_OP_FDEL] = "fdel",
+    [WIRE_OP_RING] = "ring", [WIRE_OP_MEMBERS] = "members",
 };
 
 const char *wire_op_name(enum wire_op op)
@@ -43,12 +47,25 @@ const char *wire_op_name(enum wire_op op)
 
 static bool wire__op_has_key(enum wire_op op)
 {
-    return op == WIRE_OP_GET || op == WIRE_OP_PUT || op == WIRE_OP_DEL;
+    return op == WIRE_OP_GET || op == WIRE_OP_PUT || op == WIRE_OP_DEL ||
+           op == WIRE_OP_RPUT || op == WIRE_OP_RGET || op == WIRE_OP_FPUT ||
+           op == WIRE_OP_FDEL;
 }
 
 static bool wire__op_has_ctx(enum wire_op op)
 {
-    return op == WIRE_OP_PUT || op == WIRE_OP_DEL;
+    return op == WIRE_OP_PUT || op == WIRE_OP_DEL || op == WIRE_OP_FPUT ||
+           op == WIRE_OP_FDEL;
+}
+
+static bool wire__op_has_value(enum wire_op op)
+{
+    return op == WIRE_OP_PUT || op == WIRE_OP_FPUT;
+}
+
+static bool wire__op_is_fwd(enum wire_op op)
+{
+    return op == WIRE_OP_FPUT || op == WIRE_OP_FDEL;
 }
 
 /* ---- decoding helpers -------------------------------------------------- */
@@ -160,6 +177,10 @@ enum {
     WIRE_RQ_CTX,
     WIRE_RQ_R,
     WIRE_RQ_W,
+    WIRE_RQ_REC,
+    WIRE_RQ_TS,
+    WIRE_RQ_FLAGS,
+    WIRE_RQ_LOCAL,
     WIRE_RQ_N
 };
 
@@ -182,10 +203,12 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     static const struct wire_limits defaults = {
         WIRE_DEFAULT_MAX_FRAME, WIRE_DEFAULT_MAX_KEY, WIRE_DEFAULT_MAX_VALUE};
     struct wire_field f[WIRE_RQ_N] = {
-        [WIRE_RQ_ID] = {"id", NULL},   [WIRE_RQ_OP] = {"op", NULL},
-        [WIRE_RQ_KEY] = {"key", NULL}, [WIRE_RQ_VALUE] = {"value", NULL},
-        [WIRE_RQ_CTX] = {"ctx", NULL}, [WIRE_RQ_R] = {"r", NULL},
-        [WIRE_RQ_W] = {"w", NULL},
+        [WIRE_RQ_ID] = {"id", NULL},       [WIRE_RQ_OP] = {"op", NULL},
+        [WIRE_RQ_KEY] = {"key", NULL},     [WIRE_RQ_VALUE] = {"value", NULL},
+        [WIRE_RQ_CTX] = {"ctx", NULL},     [WIRE_RQ_R] = {"r", NULL},
+        [WIRE_RQ_W] = {"w", NULL},         [WIRE_RQ_REC] = {"rec", NULL},
+        [WIRE_RQ_TS] = {"ts", NULL},       [WIRE_RQ_FLAGS] = {"flags", NULL},
+        [WIRE_RQ_LOCAL] = {"local", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -255,6 +278,44 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         rc = wire__quorum(f[WIRE_RQ_W].val, &out->w, why);
     if (rc != 0)
         return rc;
+    const msgpack_object *rec = f[WIRE_RQ_REC].val;
+    const msgpack_object *ts = f[WIRE_RQ_TS].val;
+    const msgpack_object *flags = f[WIRE_RQ_FLAGS].val;
+    const msgpack_object *local = f[WIRE_RQ_LOCAL].val;
+    if (rec != NULL && rec->type != MSGPACK_OBJECT_BIN) {
+        *why = "rec must be bin";
+        return RK_EBAD_REQUEST;
+    }
+    if (ts != NULL && ts->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *why = "ts must be an unsigned integer";
+        return RK_EBAD_REQUEST;
+    }
+    if (flags != NULL && (flags->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                          flags->via.u64 > UINT32_MAX)) {
+        *why = "flags must be an unsigned 32-bit integer";
+        return RK_EBAD_REQUEST;
+    }
+    if (local != NULL && local->type != MSGPACK_OBJECT_BOOLEAN) {
+        *why = "local must be a boolean";
+        return RK_EBAD_REQUEST;
+    }
+    if (out->op == WIRE_OP_RPUT) {
+        if (rec == NULL) {
+            *why = "missing rec";
+            return RK_EBAD_REQUEST;
+        }
+        out->rec = (const uint8_t *)rec->via.bin.ptr;
+        out->rec_len = rec->via.bin.size;
+        if (out->rec_len > lim->max_frame) {
+            *why = "rec too long";
+            return RK_ETOO_LARGE;
+        }
+        out->ts = ts ? ts->via.u64 : 0;
+    }
+    if (wire__op_is_fwd(out->op) && flags != NULL)
+        out->flags = (uint32_t)flags->via.u64;
+    if (out->op == WIRE_OP_GET && local != NULL)
+        out->local = local->via.boolean;
 
     if (wire__op_has_key(out->op)) {
         if (key == NULL) {
@@ -271,7 +332,7 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
             return RK_ETOO_LARGE;
         }
     }
-    if (out->op == WIRE_OP_PUT) {
+    if (wire__op_has_value(out->op)) {
         if (value == NULL) {
             *why = "missing value";
             return RK_EBAD_REQUEST;
@@ -300,10 +361,13 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
     size_t start;
     msgpack_packer pk;
     bool has_key = wire__op_has_key(req->op);
-    bool has_value = req->op == WIRE_OP_PUT;
+    bool has_value = wire__op_has_value(req->op);
     bool has_ctx = wire__op_has_ctx(req->op) && req->ctx != NULL;
-    size_t nf =
-        2 + has_key + has_value + has_ctx + (req->r != 0) + (req->w != 0);
+    bool has_rec = req->op == WIRE_OP_RPUT;
+    bool has_flags = wire__op_is_fwd(req->op) && req->flags != 0;
+    bool has_local = req->op == WIRE_OP_GET && req->local;
+    size_t nf = 2 + has_key + has_value + has_ctx + (req->r != 0) +
+                (req->w != 0) + 2 * has_rec + has_flags + has_local;
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -334,6 +398,20 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
         rc |= wire__pack_key(&pk, "w");
         rc |= msgpack_pack_uint8(&pk, req->w);
     }
+    if (has_rec) {
+        rc |= wire__pack_key(&pk, "rec");
+        rc |= msgpack_pack_bin_with_body(&pk, req->rec, req->rec_len);
+        rc |= wire__pack_key(&pk, "ts");
+        rc |= msgpack_pack_uint64(&pk, req->ts);
+    }
+    if (has_flags) {
+        rc |= wire__pack_key(&pk, "flags");
+        rc |= msgpack_pack_uint32(&pk, req->flags);
+    }
+    if (has_local) {
+        rc |= wire__pack_key(&pk, "local");
+        rc |= msgpack_pack_true(&pk);
+    }
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;
@@ -353,6 +431,13 @@ enum {
     WIRE_RS_VALUES,
     WIRE_RS_CTX,
     WIRE_RS_STATS,
+    WIRE_RS_REC,
+    WIRE_RS_MEMBERS,
+    WIRE_RS_Q,
+    WIRE_RS_NVAL,
+    WIRE_RS_PREF,
+    WIRE_RS_ACKS,
+    WIRE_RS_EXISTED,
     WIRE_RS_N
 };
 
@@ -365,7 +450,14 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
     bool has_ctx = !is_err && (resp->op == WIRE_OP_GET ||
                                (wire__op_has_ctx(resp->op) && resp->ctx));
     bool has_stats = !is_err && resp->op == WIRE_OP_STATS;
-    size_t nf = 2 + (is_err ? 3 : 0) + has_values + has_ctx + has_stats;
+    bool has_rec = !is_err && resp->op == WIRE_OP_RGET && resp->rec != NULL;
+    bool has_members =
+        !is_err && (resp->op == WIRE_OP_MEMBERS || resp->op == WIRE_OP_RING);
+    bool has_ring = !is_err && resp->op == WIRE_OP_RING;
+    bool has_acks = resp->acks != 0;
+    bool has_existed = !is_err && resp->existed;
+    size_t nf = 2 + (is_err ? 3 : 0) + has_values + has_ctx + has_stats +
+                has_rec + has_members + 3 * has_ring + has_acks + has_existed;
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -396,6 +488,43 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
         rc |= wire__pack_key(&pk, "ctx");
         rc |= msgpack_pack_bin_with_body(&pk, resp->ctx,
                                          resp->ctx ? resp->ctx_len : 0);
+    }
+    if (has_rec) {
+        rc |= wire__pack_key(&pk, "rec");
+        rc |= msgpack_pack_bin_with_body(&pk, resp->rec, resp->rec_len);
+    }
+    if (has_members) {
+        rc |= wire__pack_key(&pk, "members");
+        rc |= msgpack_pack_array(&pk, resp->nmembers);
+        for (uint32_t i = 0; i < resp->nmembers; i++) {
+            const struct wire_member *m = &resp->members[i];
+            rc |= msgpack_pack_array(&pk, 4);
+            rc |= wire__pack_key(&pk, m->id);
+            rc |= wire__pack_key(&pk, m->addr);
+            rc |= m->up ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+            rc |= m->self ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+        }
+    }
+    if (has_ring) {
+        rc |= wire__pack_key(&pk, "q");
+        rc |= msgpack_pack_uint32(&pk, resp->q);
+        rc |= wire__pack_key(&pk, "nval");
+        rc |= msgpack_pack_uint32(&pk, resp->nval);
+        rc |= wire__pack_key(&pk, "pref");
+        rc |= msgpack_pack_array(&pk, resp->q);
+        for (uint32_t p = 0; p < resp->q; p++) {
+            rc |= msgpack_pack_array(&pk, resp->nval);
+            for (uint32_t j = 0; j < resp->nval; j++)
+                rc |= msgpack_pack_uint16(&pk, resp->pref[p * resp->nval + j]);
+        }
+    }
+    if (has_acks) {
+        rc |= wire__pack_key(&pk, "acks");
+        rc |= msgpack_pack_uint32(&pk, resp->acks);
+    }
+    if (has_existed) {
+        rc |= wire__pack_key(&pk, "existed");
+        rc |= msgpack_pack_true(&pk);
     }
     if (has_stats) {
         rc |= wire__pack_key(&pk, "stats");
@@ -510,6 +639,128 @@ static int wire__decode_stats(const msgpack_object *o, msgpack_zone *zone,
     return 0;
 }
 
+static bool wire__is_uint(const msgpack_object *o, uint64_t max)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= max;
+}
+
+static int wire__decode_members(const msgpack_object *o, msgpack_zone *zone,
+                                struct wire_resp *out, const char **why)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY ||
+        o->via.array.size > WIRE_MAX_MEMBERS) {
+        *why = "members must be an array of at most 256 entries";
+        return RK_EBAD_REQUEST;
+    }
+    uint32_t nm = o->via.array.size;
+    if (nm == 0)
+        return 0;
+    struct wire_member *m = msgpack_zone_malloc(zone, nm * sizeof(*m));
+    if (m == NULL) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < nm; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 4 ||
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            e->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
+            e->via.array.ptr[2].type != MSGPACK_OBJECT_BOOLEAN ||
+            e->via.array.ptr[3].type != MSGPACK_OBJECT_BOOLEAN) {
+            *why = "a member is [id, addr, up, self]";
+            return RK_EBAD_REQUEST;
+        }
+        m[i].id = wire__zstr(zone, &e->via.array.ptr[0], 255);
+        m[i].addr = wire__zstr(zone, &e->via.array.ptr[1], 255);
+        if (m[i].id == NULL || m[i].addr == NULL) {
+            *why = "out of memory";
+            return -ENOMEM;
+        }
+        m[i].up = e->via.array.ptr[2].via.boolean;
+        m[i].self = e->via.array.ptr[3].via.boolean;
+    }
+    out->members = m;
+    out->nmembers = nm;
+    return 0;
+}
+
+/* rec, members, q/nval/pref and acks. */
+static int wire__decode_cluster(const struct wire_field *f, msgpack_zone *zone,
+                                struct wire_resp *out, const char **why)
+{
+    const msgpack_object *rec = f[WIRE_RS_REC].val;
+    const msgpack_object *q = f[WIRE_RS_Q].val;
+    const msgpack_object *nval = f[WIRE_RS_NVAL].val;
+    const msgpack_object *pref = f[WIRE_RS_PREF].val;
+    const msgpack_object *acks = f[WIRE_RS_ACKS].val;
+    const msgpack_object *existed = f[WIRE_RS_EXISTED].val;
+    int rc;
+
+    if (existed != NULL) {
+        if (existed->type != MSGPACK_OBJECT_BOOLEAN) {
+            *why = "existed must be a boolean";
+            return RK_EBAD_REQUEST;
+        }
+        out->existed = existed->via.boolean;
+    }
+    if (rec != NULL) {
+        if (rec->type != MSGPACK_OBJECT_BIN) {
+            *why = "rec must be bin";
+            return RK_EBAD_REQUEST;
+        }
+        out->rec = (const uint8_t *)rec->via.bin.ptr;
+        out->rec_len = rec->via.bin.size;
+    }
+    if (acks != NULL) {
+        if (!wire__is_uint(acks, UINT32_MAX)) {
+            *why = "acks must be an unsigned integer";
+            return RK_EBAD_REQUEST;
+        }
+        out->acks = (uint32_t)acks->via.u64;
+    }
+    if (f[WIRE_RS_MEMBERS].val != NULL &&
+        (rc = wire__decode_members(f[WIRE_RS_MEMBERS].val, zone, out, why)))
+        return rc;
+    if (q == NULL && nval == NULL && pref == NULL)
+        return 0;
+    if (q == NULL || nval == NULL || pref == NULL || !wire__is_uint(q, 65536) ||
+        !wire__is_uint(nval, WIRE_MAX_PREF) ||
+        pref->type != MSGPACK_OBJECT_ARRAY ||
+        pref->via.array.size != q->via.u64) {
+        *why = "ring needs q, nval and q preference lists";
+        return RK_EBAD_REQUEST;
+    }
+    out->q = (uint32_t)q->via.u64;
+    out->nval = (uint32_t)nval->via.u64;
+    if (out->q == 0 || out->nval == 0)
+        return 0;
+    uint16_t *pl =
+        msgpack_zone_malloc(zone, (size_t)out->q * out->nval * sizeof(*pl));
+    if (pl == NULL) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    for (uint32_t p = 0; p < out->q; p++) {
+        const msgpack_object *row = &pref->via.array.ptr[p];
+        if (row->type != MSGPACK_OBJECT_ARRAY ||
+            row->via.array.size != out->nval) {
+            *why = "each preference list has nval entries";
+            return RK_EBAD_REQUEST;
+        }
+        for (uint32_t j = 0; j < out->nval; j++) {
+            const msgpack_object *e = &row->via.array.ptr[j];
+            if (!wire__is_uint(e, WIRE_NO_MEMBER) ||
+                (e->via.u64 != WIRE_NO_MEMBER && e->via.u64 >= out->nmembers)) {
+                *why = "preference list entry is not a member index";
+                return RK_EBAD_REQUEST;
+            }
+            pl[p * out->nval + j] = (uint16_t)e->via.u64;
+        }
+    }
+    out->pref = pl;
+    return 0;
+}
+
 int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
                      struct wire_resp *out, const char **why)
 {
@@ -522,6 +773,13 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         [WIRE_RS_VALUES] = {"values", NULL},
         [WIRE_RS_CTX] = {"ctx", NULL},
         [WIRE_RS_STATS] = {"stats", NULL},
+        [WIRE_RS_REC] = {"rec", NULL},
+        [WIRE_RS_MEMBERS] = {"members", NULL},
+        [WIRE_RS_Q] = {"q", NULL},
+        [WIRE_RS_NVAL] = {"nval", NULL},
+        [WIRE_RS_PREF] = {"pref", NULL},
+        [WIRE_RS_ACKS] = {"acks", NULL},
+        [WIRE_RS_EXISTED] = {"existed", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -592,6 +850,9 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         out->ctx = (const uint8_t *)ctx->via.bin.ptr;
         out->ctx_len = ctx->via.bin.size;
     }
+    rc = wire__decode_cluster(f, zone, out, why);
+    if (rc != 0)
+        return rc;
     *why = NULL;
     return 0;
 }

@@ -9,11 +9,13 @@
 #   scripts/cluster.sh restart I [--dir D]       start node I again with its options
 #   scripts/cluster.sh logs I [--dir D]          print node I's log
 #
+# The K nodes form one cluster (each is told every member with --peers).
 # Node i (1-based) listens natively on B+i, RESP on B+100+i (B+200+i is
 # reserved for HTTP); its data is in D/nodeI/data and its log in D/nodeI/log.
-# Defaults: K=1 (nodes are independent until replication lands), B=7000,
-# D=.cluster. `start` installs dependencies and builds first, and returns
-# once every node answers a ping.
+# Defaults: K=3, B=7000, D=.cluster. Node options after -- go to every node
+# (e.g. -- --n 3 --r 2 --w 2 --fsync never). `start` installs dependencies
+# and builds first, and returns once every node answers a ping and sees all
+# its peers.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +29,7 @@ usage() {
 cmd=${1:-}
 [ -n "$cmd" ] || usage
 shift
-nodes=1
+nodes=3
 base=7000
 dir=.cluster
 idx=""
@@ -104,6 +106,20 @@ wait_up() {
     return 1
 }
 
+# Wait until node $1 sees every member up (peers connect within ~250 ms).
+wait_members() {
+    local port
+    port=$(cat "$(node_dir "$1")/port")
+    for _ in $(seq 1 100); do
+        if ! "$bin/ringkv-cli" -p "$port" --timeout 500 members 2>/dev/null |
+            grep -q ' down'; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "cluster.sh: node$1 does not see all its peers yet" >&2
+}
+
 print_table() {
     printf '%-7s %-8s %-5s %-7s %-7s %s\n' node pid state native resp data
     local i d pid state
@@ -146,6 +162,10 @@ start)
         fi
     done
     build
+    peers=""
+    for i in $(seq 1 "$nodes"); do
+        peers+="${peers:+,}node$i@127.0.0.1:$((base + i))"
+    done
     for i in $(seq 1 "$nodes"); do
         d=$(node_dir "$i")
         mkdir -p "$d"
@@ -153,10 +173,11 @@ start)
         echo $((base + 100 + i)) >"$d/resp_port"
         printf '%s\0' --node-id "node$i" --data-dir "$d/data" \
             --port $((base + i)) --resp-port $((base + 100 + i)) \
-            "${node_opts[@]}" >"$d/args"
+            --peers "$peers" "${node_opts[@]}" >"$d/args"
         launch "$i"
     done
     for i in $(seq 1 "$nodes"); do wait_up "$i"; done
+    for i in $(seq 1 "$nodes"); do wait_members "$i"; done
     print_table
     cat <<MSG
 
@@ -189,6 +210,7 @@ restart)
     stop_node "$idx" TERM
     launch "$idx"
     wait_up "$idx"
+    wait_members "$idx"
     ;;
 logs)
     need_idx

@@ -1,0 +1,518 @@
+/*
+ * peer.c - outgoing connections to the other members (see peer.h).
+ *
+ *   DOWN --connect--> CONNECTING --ok--> UP --error/EOF--> DOWN
+ *     ^                   |                                  |
+ *     +---reconnect timer-+--refused-------------------------+
+ *
+ * Pending requests live in a per-peer open-addressing table keyed by id
+ * (linear probing, backward-shift deletion), so a response finds its
+ * callback in O(1) whatever order responses come in. A 1 s sweep fails
+ * requests older than give_up_ms. Every callback runs from a libuv
+ * callback (read, close, timer), never inside peers_request().
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/log.h"
+#include "node/peer.h"
+
+#define PEER_READ_CHUNK (64 * 1024)
+
+enum peer_state { PEER_DOWN = 0, PEER_CONNECTING, PEER_UP, PEER_STATE_MAX };
+
+struct peer_pending {
+    uint64_t id; /* 0 = empty slot */
+    env_reply_fn fn;
+    void *arg;
+    uint64_t deadline;
+};
+
+struct peer {
+    struct peers *owner;
+    uint32_t idx;
+    char id[72];
+    char addr[280];
+    struct sockaddr_storage sa;
+    enum peer_state state;
+    uv_tcp_t *tcp; /* NULL when down; freed in its close callback */
+    uv_connect_t conn_req;
+    struct wire_buf in, out, wbuf;
+    uv_write_t wreq;
+    bool writing, dirty;
+    struct peer *dirty_next;
+    uint64_t next_id;
+    struct peer_pending *pend;
+    uint32_t pend_cap, pend_n;
+    bool was_up; /* for logging state changes once */
+};
+
+struct peers {
+    uv_loop_t *loop;
+    struct peer *p;
+    uint32_t n, self;
+    uint32_t max_frame;
+    uint64_t give_up_ms;
+    uv_timer_t tick; /* reconnects and the give-up sweep */
+    uv_check_t flush;
+    struct peer *dirty;
+    int handles;
+    bool closing;
+    msgpack_zone zone;
+};
+
+static void peer_connect(struct peer *pe);
+static void peer_drop(struct peer *pe, int err);
+
+/* ---- pending table ------------------------------------------------------ */
+
+static uint32_t peer_slot(const struct peer *pe, uint64_t id)
+{
+    return (uint32_t)(id * 0x9E3779B97F4A7C15ull >> 32) & (pe->pend_cap - 1);
+}
+
+static int peer_pend_grow(struct peer *pe)
+{
+    uint32_t ncap = pe->pend_cap ? pe->pend_cap * 2 : 64;
+    struct peer_pending *old = pe->pend;
+    uint32_t ocap = pe->pend_cap;
+    struct peer_pending *np = calloc(ncap, sizeof(*np));
+    if (np == NULL)
+        return -ENOMEM;
+    pe->pend = np;
+    pe->pend_cap = ncap;
+    for (uint32_t i = 0; i < ocap; i++) {
+        if (old[i].id == 0)
+            continue;
+        uint32_t s = peer_slot(pe, old[i].id);
+        while (np[s].id != 0)
+            s = (s + 1) & (ncap - 1);
+        np[s] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+static int peer_pend_add(struct peer *pe, const struct peer_pending *e)
+{
+    if ((pe->pend_n + 1) * 2 > pe->pend_cap && peer_pend_grow(pe) != 0)
+        return -ENOMEM;
+    uint32_t s = peer_slot(pe, e->id);
+    while (pe->pend[s].id != 0)
+        s = (s + 1) & (pe->pend_cap - 1);
+    pe->pend[s] = *e;
+    pe->pend_n++;
+    return 0;
+}
+
+/* Removes slot s, shifting later entries of its cluster back. */
+static void peer_pend_del_slot(struct peer *pe, uint32_t s)
+{
+    uint32_t mask = pe->pend_cap - 1;
+    uint32_t i = s, j = s;
+    pe->pend[s].id = 0;
+    pe->pend_n--;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (pe->pend[j].id == 0)
+            return;
+        uint32_t home = peer_slot(pe, pe->pend[j].id);
+        /* Move j back to i unless its home lies cyclically in (i, j]. */
+        bool stay = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stay)
+            continue;
+        pe->pend[i] = pe->pend[j];
+        pe->pend[j].id = 0;
+        i = j;
+    }
+}
+
+/* Takes the pending entry for id out of the table. */
+static bool peer_pend_take(struct peer *pe, uint64_t id, struct peer_pending *e)
+{
+    if (pe->pend_cap == 0 || id == 0)
+        return false;
+    uint32_t s = peer_slot(pe, id);
+    while (pe->pend[s].id != 0) {
+        if (pe->pend[s].id == id) {
+            *e = pe->pend[s];
+            peer_pend_del_slot(pe, s);
+            return true;
+        }
+        s = (s + 1) & (pe->pend_cap - 1);
+    }
+    return false;
+}
+
+/* Fails every pending request of pe with err. Callbacks may send new
+ * requests (to other peers, or to pe if it is up again), so entries are
+ * taken out one at a time. */
+static void peer_fail_all(struct peer *pe, int err)
+{
+    for (uint32_t i = 0; i < pe->pend_cap; i++) {
+        if (pe->pend[i].id == 0)
+            continue;
+        struct peer_pending e = pe->pend[i];
+        peer_pend_del_slot(pe, i);
+        e.fn(e.arg, err, NULL);
+        i = (uint32_t)-1; /* the table may have shifted: rescan */
+        if (pe->pend_n == 0)
+            break;
+    }
+}
+
+/* ---- I/O ------------------------------------------------------------------
+ */
+
+static void peer_mark_dirty(struct peer *pe)
+{
+    if (pe->dirty)
+        return;
+    pe->dirty = true;
+    pe->dirty_next = pe->owner->dirty;
+    pe->owner->dirty = pe;
+}
+
+static void peer_close_cb(uv_handle_t *h)
+{
+    struct peers *ps = h->data;
+    ps->handles--;
+    free(h);
+}
+
+/* The connection is gone: fail what is pending, go DOWN. */
+static void peer_drop(struct peer *pe, int err)
+{
+    if (pe->tcp != NULL) {
+        pe->tcp->data = pe->owner;
+        uv_close((uv_handle_t *)pe->tcp, peer_close_cb);
+        pe->tcp = NULL;
+    }
+    if (pe->was_up)
+        LOG_WARN("peer %s (%s) is down: %s", pe->id, pe->addr,
+                 err < 0 && err > -4096 ? uv_strerror(err) : rk_err_msg(err));
+    pe->was_up = false;
+    pe->state = PEER_DOWN;
+    pe->writing = false;
+    pe->in.len = 0;
+    pe->out.len = 0;
+    pe->wbuf.len = 0;
+    peer_fail_all(pe, err);
+}
+
+static void peer_write_cb(uv_write_t *req, int status)
+{
+    struct peer *pe = req->data;
+    if (pe->tcp == NULL || pe->state != PEER_UP)
+        return; /* dropped meanwhile */
+    pe->writing = false;
+    pe->wbuf.len = 0;
+    if (status < 0) {
+        peer_drop(pe, status);
+        return;
+    }
+    if (pe->out.len > 0)
+        peer_mark_dirty(pe);
+}
+
+static void peer_flush_one(struct peer *pe)
+{
+    if (pe->state != PEER_UP || pe->writing || pe->out.len == 0)
+        return;
+    uv_buf_t b = uv_buf_init((char *)pe->out.data, (unsigned)pe->out.len);
+    int n = uv_try_write((uv_stream_t *)pe->tcp, &b, 1);
+    if (n > 0)
+        wire_buf_consume(&pe->out, (size_t)n);
+    else if (n < 0 && n != UV_EAGAIN) {
+        peer_drop(pe, n);
+        return;
+    }
+    if (pe->out.len == 0)
+        return;
+    struct wire_buf t = pe->wbuf;
+    pe->wbuf = pe->out;
+    pe->out = t;
+    b = uv_buf_init((char *)pe->wbuf.data, (unsigned)pe->wbuf.len);
+    pe->wreq.data = pe;
+    int rc = uv_write(&pe->wreq, (uv_stream_t *)pe->tcp, &b, 1, peer_write_cb);
+    if (rc != 0) {
+        peer_drop(pe, rc);
+        return;
+    }
+    pe->writing = true;
+}
+
+static void peers_flush_cb(uv_check_t *h)
+{
+    struct peers *ps = h->data;
+    while (ps->dirty != NULL) {
+        struct peer *pe = ps->dirty;
+        ps->dirty = pe->dirty_next;
+        pe->dirty = false;
+        peer_flush_one(pe);
+    }
+}
+
+static void peer_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct peer *pe = h->data;
+    (void)hint;
+    if (wire_buf_reserve(&pe->in, PEER_READ_CHUNK) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)pe->in.data + pe->in.len;
+    buf->len = pe->in.cap - pe->in.len;
+}
+
+static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)
+{
+    struct peers *ps = pe->owner;
+    struct wire_resp r;
+    struct peer_pending e;
+    const char *why = NULL;
+
+    msgpack_zone_clear(&ps->zone);
+    int rc = wire_decode_resp(p, n, &ps->zone, &r, &why);
+    if (rc != 0) {
+        LOG_WARN("peer %s (%s) sent a bad response (%s); reconnecting", pe->id,
+                 pe->addr, why ? why : rk_err_msg(rc));
+        peer_drop(pe, RK_EPROTO);
+        return;
+    }
+    if (!peer_pend_take(pe, r.id, &e)) {
+        if (r.id == 0)
+            LOG_DEBUG("peer %s says: %s", pe->id, r.msg ? r.msg : "?");
+        return; /* given up on, or an id-0 connection error */
+    }
+    e.fn(e.arg, 0, &r);
+}
+
+static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct peer *pe = st->data;
+    struct peers *ps = pe->owner;
+    size_t off = 0;
+    (void)buf;
+
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        peer_drop(pe, (int)nread);
+        return;
+    }
+    pe->in.len += (size_t)nread;
+    while (pe->state == PEER_UP && pe->in.len - off >= WIRE_HDR_LEN) {
+        uint32_t len;
+        if (wire_frame_len(pe->in.data + off, ps->max_frame, &len) != 0) {
+            LOG_WARN("peer %s (%s) sent a bad frame; reconnecting", pe->id,
+                     pe->addr);
+            peer_drop(pe, RK_EPROTO);
+            return;
+        }
+        if (pe->in.len - off - WIRE_HDR_LEN < len) {
+            if (wire_buf_reserve(&pe->in, WIRE_HDR_LEN + len) != 0)
+                peer_drop(pe, -ENOMEM);
+            break;
+        }
+        peer_on_frame(pe, pe->in.data + off + WIRE_HDR_LEN, len);
+        off += WIRE_HDR_LEN + len;
+    }
+    if (pe->state == PEER_UP)
+        wire_buf_consume(&pe->in, off);
+}
+
+static void peer_connect_cb(uv_connect_t *req, int status)
+{
+    struct peer *pe = req->data;
+    if (pe->owner->closing) {
+        return; /* peers_close() already closed the handle */
+    }
+    if (status < 0) {
+        peer_drop(pe, status);
+        return;
+    }
+    pe->state = PEER_UP;
+    if (!pe->was_up)
+        LOG_INFO("peer %s (%s) is up", pe->id, pe->addr);
+    pe->was_up = true;
+    uv_tcp_nodelay(pe->tcp, 1);
+    if (uv_read_start((uv_stream_t *)pe->tcp, peer_alloc_cb, peer_read_cb))
+        peer_drop(pe, -EIO);
+}
+
+static void peer_connect(struct peer *pe)
+{
+    struct peers *ps = pe->owner;
+    uv_tcp_t *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return;
+    uv_tcp_init(ps->loop, t);
+    ps->handles++;
+    t->data = pe;
+    pe->tcp = t;
+    pe->state = PEER_CONNECTING;
+    pe->conn_req.data = pe;
+    int rc = uv_tcp_connect(&pe->conn_req, t, (struct sockaddr *)&pe->sa,
+                            peer_connect_cb);
+    if (rc != 0)
+        peer_drop(pe, rc);
+}
+
+static void peers_tick_cb(uv_timer_t *h)
+{
+    struct peers *ps = h->data;
+    uint64_t now = uv_now(ps->loop);
+    for (uint32_t i = 0; i < ps->n; i++) {
+        struct peer *pe = &ps->p[i];
+        if (i == ps->self)
+            continue;
+        if (pe->state == PEER_DOWN)
+            peer_connect(pe);
+        for (uint32_t s = 0; s < pe->pend_cap; s++) {
+            if (pe->pend[s].id == 0 || pe->pend[s].deadline > now)
+                continue;
+            struct peer_pending e = pe->pend[s];
+            peer_pend_del_slot(pe, s);
+            e.fn(e.arg, RK_ETIMEOUT, NULL);
+            s = (uint32_t)-1; /* rescan after the shift */
+        }
+    }
+}
+
+/* ---- public ---------------------------------------------------------------
+ */
+
+int peers_create(struct peers **out, uv_loop_t *loop,
+                 const struct peer_conf *members, uint32_t n, uint32_t self,
+                 uint32_t max_frame, uint64_t give_up_ms, char *err,
+                 size_t errlen)
+{
+    struct peers *ps = calloc(1, sizeof(*ps));
+    if (ps == NULL)
+        return -ENOMEM;
+    ps->p = calloc(n, sizeof(*ps->p));
+    if (ps->p == NULL) {
+        free(ps);
+        return -ENOMEM;
+    }
+    ps->loop = loop;
+    ps->n = n;
+    ps->self = self;
+    ps->max_frame = max_frame;
+    ps->give_up_ms = give_up_ms;
+    msgpack_zone_init(&ps->zone, 4096);
+    for (uint32_t i = 0; i < n; i++) {
+        struct peer *pe = &ps->p[i];
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+        char port[8];
+
+        pe->owner = ps;
+        pe->idx = i;
+        pe->next_id = 1;
+        snprintf(pe->id, sizeof(pe->id), "%s", members[i].id);
+        snprintf(pe->addr, sizeof(pe->addr), "%s:%u", members[i].host,
+                 (unsigned)members[i].port);
+        if (i == self)
+            continue;
+        snprintf(port, sizeof(port), "%u", (unsigned)members[i].port);
+        int rc = getaddrinfo(members[i].host, port, &hints, &ai);
+        if (rc != 0 || ai == NULL) {
+            snprintf(err, errlen, "cannot resolve peer %s host '%s': %s",
+                     members[i].id, members[i].host, gai_strerror(rc));
+            msgpack_zone_destroy(&ps->zone);
+            free(ps->p);
+            free(ps);
+            return RK_ECONFIG;
+        }
+        memcpy(&pe->sa, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(ai);
+    }
+    uv_timer_init(loop, &ps->tick);
+    ps->tick.data = ps;
+    uv_check_init(loop, &ps->flush);
+    ps->flush.data = ps;
+    uv_check_start(&ps->flush, peers_flush_cb);
+    uv_timer_start(&ps->tick, peers_tick_cb, PEER_RECONNECT_MS,
+                   PEER_RECONNECT_MS);
+    for (uint32_t i = 0; i < n; i++)
+        if (i != self)
+            peer_connect(&ps->p[i]);
+    *out = ps;
+    return 0;
+}
+
+int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
+                  env_reply_fn fn, void *arg)
+{
+    if (ps->closing)
+        return RK_ESHUTTING_DOWN;
+    if (member >= ps->n || member == ps->self)
+        return -EINVAL;
+    struct peer *pe = &ps->p[member];
+    if (pe->state != PEER_UP)
+        return -ENOTCONN;
+    struct wire_req r = *req;
+    r.id = pe->next_id++;
+    if (wire_encode_req(&pe->out, &r) != 0)
+        return -ENOMEM;
+    struct peer_pending e = {.id = r.id,
+                             .fn = fn,
+                             .arg = arg,
+                             .deadline = uv_now(ps->loop) + ps->give_up_ms};
+    if (peer_pend_add(pe, &e) != 0) {
+        /* Unsend: the frame is the last thing in out. */
+        return -ENOMEM;
+    }
+    peer_mark_dirty(pe);
+    return 0;
+}
+
+bool peers_up(const struct peers *ps, uint32_t member)
+{
+    if (member == ps->self)
+        return true;
+    return member < ps->n && ps->p[member].state == PEER_UP;
+}
+
+static void peers_handle_closed(uv_handle_t *h)
+{
+    struct peers *ps = h->data;
+    ps->handles--;
+}
+
+void peers_close(struct peers *ps)
+{
+    if (ps == NULL || ps->closing)
+        return;
+    for (uint32_t i = 0; i < ps->n; i++) {
+        struct peer *pe = &ps->p[i];
+        if (i == ps->self)
+            continue;
+        pe->was_up = false;
+        peer_drop(pe, RK_ESHUTTING_DOWN);
+    }
+    ps->closing = true;
+    ps->handles += 2;
+    uv_close((uv_handle_t *)&ps->tick, peers_handle_closed);
+    uv_close((uv_handle_t *)&ps->flush, peers_handle_closed);
+}
+
+void peers_destroy(struct peers *ps)
+{
+    if (ps == NULL)
+        return;
+    for (uint32_t i = 0; i < ps->n; i++) {
+        wire_buf_free(&ps->p[i].in);
+        wire_buf_free(&ps->p[i].out);
+        wire_buf_free(&ps->p[i].wbuf);
+        free(ps->p[i].pend);
+    }
+    msgpack_zone_destroy(&ps->zone);
+    free(ps->p);
+    free(ps);
+}

@@ -1,0 +1,66 @@
+/*
+ * peer.h - the node's outgoing connections to the other members: one TCP
+ * connection per peer carrying framed native requests (rput, rget, fput,
+ * fdel) and their responses, matched by id.
+ *
+ * A peer is "up" while its connection is established; a refused, reset or
+ * closed connection makes it "down" at once (on loopback a killed process
+ * resets its connections) and a reconnect is tried every
+ * PEER_RECONNECT_MS. Requests to a down peer fail synchronously; requests
+ * in flight when the connection drops fail with its error; requests that
+ * get no answer within the give-up time fail with RK_ETIMEOUT, so memory
+ * stays bounded when a peer hangs.
+ *
+ * Writes are batched: requests are encoded into the peer's buffer and one
+ * uv_check handle flushes every peer with output once per loop iteration
+ * (a burst of replication messages costs one syscall per peer).
+ */
+#ifndef RINGKV_PEER_H
+#define RINGKV_PEER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "node/env.h"
+#include "node/wire.h"
+
+#define PEER_RECONNECT_MS 250
+
+struct peer_conf {
+    const char *id;   /* member id */
+    const char *host; /* numeric address or resolvable name */
+    uint16_t port;    /* its native port */
+};
+
+struct peers;
+
+/* Creates the transport for members[0..n) (self is members[self] and gets
+ * no connection) and starts connecting. Names are resolved here, once.
+ * give_up_ms bounds how long a request waits for its answer. Returns 0, or
+ * an error with a message in err (an unresolvable host). */
+int peers_create(struct peers **out, uv_loop_t *loop,
+                 const struct peer_conf *members, uint32_t n, uint32_t self,
+                 uint32_t max_frame, uint64_t give_up_ms, char *err,
+                 size_t errlen);
+
+/* Sends req to member (never self). req->id is assigned here. Returns 0:
+ * fn(arg, err, resp) will run exactly once, later, never inside this call:
+ * with the response (err 0; resp and what it points to live during the
+ * call only), or with an error and resp NULL. Returns -ENOTCONN when the
+ * peer is down, -ENOMEM, or RK_ESHUTTING_DOWN: fn is then never called. */
+int peers_request(struct peers *p, uint32_t member, const struct wire_req *req,
+                  env_reply_fn fn, void *arg);
+
+/* True while member's connection is established (always true for self). */
+bool peers_up(const struct peers *p, uint32_t member);
+
+/* Fails every pending request (RK_ESHUTTING_DOWN), stops reconnecting and
+ * closes the handles. Run the loop, then peers_destroy(). */
+void peers_close(struct peers *p);
+
+/* Frees p after peers_close() and the loop ran dry. NULL is a no-op. */
+void peers_destroy(struct peers *p);
+
+#endif
