@@ -138,7 +138,13 @@ Test(config, defaults_are_the_documented_values)
     cr_expect_eq(c.map_size, 1ull << 30);
     cr_expect_eq(c.partitions, 64);
     cr_expect_eq(c.max_frame, 8u << 20);
-    cr_expect_eq(c.max_key, 1024);
+    cr_expect_eq(c.max_key, 500);
+    cr_expect_str_eq(c.peers, "");
+    cr_expect_eq(c.n, 3);
+    cr_expect_eq(c.r, 2);
+    cr_expect_eq(c.w, 2);
+    cr_expect_eq(c.conflict, CONFIG_CONFLICT_SIBLINGS);
+    cr_expect_eq(c.request_timeout, 5000);
     cr_expect_eq(c.max_value, 4u << 20);
     cr_expect_eq(c.max_clients, 10000);
     cr_expect_eq(c.idle_timeout, 300000);
@@ -726,8 +732,18 @@ Test(config, validate_checks_what_single_values_cannot)
                    "partitions (48) must be a power of "
                    "two");
     expect_invalid("resp_port", "7001", "port and resp_port are both 7001");
-    expect_invalid2("max_frame", "1KiB", "max_key", "1025",
-                    "max_key (1025) exceeds max_frame (1024)");
+    expect_invalid2("n", "2", "w", "3",
+                    "r (2) and w (3) must not exceed n (2)");
+    expect_invalid("peers", "node2@h:1",
+                   "peers does not list this node (node_id node1)");
+    expect_invalid("peers", "node1@127.0.0.1:7001,node1@h:2",
+                   "peers: node1 is listed twice");
+    expect_invalid("peers", "node1@127.0.0.1:7002",
+                   "peers lists node1 at port 7002 but port is 7001");
+    expect_invalid("peers", "node1@127.0.0.1",
+                   "peers: \"node1@127.0.0.1\" has no :port");
+    expect_invalid("peers", "node1:7001",
+                   "peers: \"node1:7001\" is not id@host:port");
     expect_invalid("max_value", "9MiB",
                    "max_value (9437184) exceeds max_frame (8388608)");
     expect_invalid("max_frame", "2MiB",
@@ -774,6 +790,38 @@ Test(config, validate_rechecks_ranges_of_values_set_by_code)
     config_free(&c);
 }
 
+Test(config, peers_lists_every_member_with_this_node_found_by_id)
+{
+    struct config c;
+    struct config_member m[4];
+    uint32_t n = 0, self = 9;
+    char err[256] = "";
+    cr_assert_eq(config_defaults(&c), 0);
+    cr_assert_eq(config_set(&c, "peers",
+                            " a@10.0.0.1:7001, node1@127.0.0.1:7001 ,"
+                            "c@[::1]:9",
+                            err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(config_members(&c, m, 4, &n, &self, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(self, 1);
+    cr_expect_str_eq(m[0].id, "a");
+    cr_expect_str_eq(m[0].host, "10.0.0.1");
+    cr_expect_eq(m[0].port, 7001);
+    cr_expect_str_eq(m[2].host, "::1");
+    cr_expect_eq(m[2].port, 9);
+    config_free(&c);
+
+    /* No peers: a cluster of this node alone. */
+    cr_assert_eq(config_defaults(&c), 0);
+    cr_assert_eq(config_members(&c, m, 4, &n, &self, err, sizeof(err)), 0);
+    cr_assert_eq(n, 1);
+    cr_expect_str_eq(m[0].id, "node1");
+    cr_expect_eq(m[0].port, 7001);
+    config_free(&c);
+}
+
 /* ---- printing ----------------------------------------------------------- */
 
 Test(config, dump_reads_back_as_the_same_configuration)
@@ -785,7 +833,7 @@ Test(config, dump_reads_back_as_the_same_configuration)
         {"node_id", "n#1"},      {"data_dir", "/a b/\"c\"\\d #e"},
         {"listen", "::1"},       {"log_file", ""},
         {"fsync", "interval"},   {"fsync_interval", "1500"},
-        {"map_size", "1536MiB"}, {"max_key", "1000"},
+        {"map_size", "1536MiB"}, {"max_key", "300"},
         {"idle_timeout", "90s"}, {"log_level", "debug"},
     };
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
