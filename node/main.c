@@ -258,9 +258,13 @@ int main(int argc, char **argv)
     n.sigterm.data = n.sigint.data = &n;
     uv_signal_start(&n.sigterm, node_on_signal, SIGTERM);
     uv_signal_start(&n.sigint, node_on_signal, SIGINT);
-    LOG_INFO("node %s serving: native %s:%u, resp %s:%u, fsync %s", cfg.node_id,
-             cfg.listen, (unsigned)cfg.port, cfg.listen,
-             (unsigned)cfg.resp_port, node_fsync_names[cfg.fsync]);
+    uint32_t nval = core_nval(n.core);
+    LOG_INFO("node %s serving: native %s:%u, resp %s:%u, fsync %s, "
+             "%u member(s), n=%u r=%u w=%u",
+             cfg.node_id, cfg.listen, (unsigned)cfg.port, cfg.listen,
+             (unsigned)cfg.resp_port, node_fsync_names[cfg.fsync], (unsigned)nm,
+             (unsigned)nval, (unsigned)(cfg.r < nval ? cfg.r : nval),
+             (unsigned)(cfg.w < nval ? cfg.w : nval));
 
     uv_run(&n.loop, UV_RUN_DEFAULT);
 
