@@ -37,6 +37,9 @@
 struct itest_node {
     pid_t pid;
     int port, resp_port;
+    char id[16];
+    char peers[512];
+    char portarg[16];
     char dir[256];  /* temp dir holding data/ and log */
     char data[300]; /* data dir */
     char log[300];
@@ -219,6 +222,100 @@ static inline int itest_sh(char *out, size_t cap, const char *fmt, ...)
     }
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* k free ports in a row (2k ports: native p+2i, RESP p+2i+1). */
+static inline int itest_pick_range(int k)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        int p = itest_pick_ports();
+        int ok = 1;
+        if (p + 2 * k >= 60000)
+            continue;
+        for (int i = 2; i < 2 * k && ok; i++)
+            ok = itest_port_free(p + i);
+        if (ok)
+            return p;
+    }
+    cr_assert_fail("no free port range");
+    return -1;
+}
+
+/* The member table as node n sees it; returns how many members are up, or
+ * -1 when it does not answer. */
+static inline int itest_members_up(const struct itest_node *n)
+{
+    struct rkc *c;
+    struct rkc_result r = {0};
+    int up = 0;
+    if (rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 1000) != 0)
+        return -1;
+    if (rkc_members(c, &r) != 0) {
+        rkc_result_free(&r);
+        rkc_close(c);
+        return -1;
+    }
+    for (size_t i = 0; i < r.nmembers; i++)
+        up += r.members[i].up;
+    rkc_result_free(&r);
+    rkc_close(c);
+    return up;
+}
+
+/* Waits until node n sees `want` members up. */
+static inline void itest_wait_members(const struct itest_node *n, int want)
+{
+    uint64_t deadline = itest_now_ms() + 20000;
+    while (itest_members_up(n) != want) {
+        cr_assert(itest_now_ms() < deadline, "%s does not see %d members up",
+                  n->id, want);
+        itest_nap();
+    }
+}
+
+/* Starts k nodes (n1..nk) as one cluster; the NULL-terminated extra
+ * arguments go to every node. Returns the first; they are itest_nodes[0..k). */
+static inline struct itest_node *itest_cluster(int k, const char *first, ...)
+{
+    cr_assert(itest_nnodes == 0 && k <= ITEST_MAX_NODES);
+    int base = itest_pick_range(k);
+    char peers[512] = "";
+    size_t len = 0;
+    va_list ap;
+
+    for (int i = 0; i < k; i++)
+        len += (size_t)snprintf(peers + len, sizeof(peers) - len,
+                                "%sn%d@127.0.0.1:%d", i ? "," : "", i + 1,
+                                base + 2 * i);
+    for (int i = 0; i < k; i++) {
+        struct itest_node *n = &itest_nodes[itest_nnodes++];
+        char dir[sizeof(n->dir)] = "/tmp/ringkv-itest-XXXXXX";
+        memset(n, 0, sizeof(*n));
+        cr_assert(mkdtemp(dir) != NULL);
+        memcpy(n->dir, dir, sizeof(dir));
+        snprintf(n->data, sizeof(n->data), "%s/data", dir);
+        snprintf(n->log, sizeof(n->log), "%s/log", dir);
+        snprintf(n->id, sizeof(n->id), "n%d", i + 1);
+        memcpy(n->peers, peers, sizeof(peers));
+        n->port = base + 2 * i;
+        n->resp_port = n->port + 1;
+        n->extra[n->nextra++] = "--node-id";
+        n->extra[n->nextra++] = n->id;
+        n->extra[n->nextra++] = "--peers";
+        n->extra[n->nextra++] = n->peers;
+        va_start(ap, first);
+        for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
+            cr_assert(n->nextra < ITEST_MAX_ARGS);
+            n->extra[n->nextra++] = a;
+        }
+        va_end(ap);
+        itest_spawn(n);
+    }
+    for (int i = 0; i < k; i++)
+        itest_wait_up(&itest_nodes[i]);
+    for (int i = 0; i < k; i++)
+        itest_wait_members(&itest_nodes[i], k);
+    return &itest_nodes[0];
 }
 
 /* .fini of every integration test: kill nodes, remove their dirs. */

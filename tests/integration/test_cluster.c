@@ -1,0 +1,227 @@
+/*
+ * test_cluster.c - real 5-node clusters: placement on exactly N nodes,
+ * quorums with nodes down, siblings across coordinators, read repair of a
+ * replica that missed a write.
+ */
+#include "ring/ring.h"
+#include "tests/integration/itest.h"
+
+TestSuite(cluster, .timeout = 240, .fini = itest_cleanup);
+
+#define NODES 5
+
+static struct rkc *conn(const struct itest_node *n, uint8_t r, uint8_t w)
+{
+    struct rkc *c = NULL;
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
+    rkc_set_quorum(c, r, w);
+    return c;
+}
+
+/* The itest nodes (indices into itest_nodes) holding key, in preference
+ * order, as node n's ring says. Returns how many (N). */
+static int replicas_of(const struct itest_node *n, const char *key, int *out)
+{
+    struct rkc *c = conn(n, 0, 0);
+    struct rkc_result r = {0};
+    cr_assert_eq(rkc_ring(c, &r), 0);
+    uint32_t p = ring_partition(key, strlen(key), (uint32_t)r.q);
+    for (size_t j = 0; j < r.nval; j++) {
+        uint16_t m = r.pref[p * r.nval + j];
+        cr_assert_lt(m, r.nmembers);
+        int idx = atoi(r.members[m].id + 1) - 1; /* "n3" -> 2 */
+        out[j] = idx;
+    }
+    int nval = (int)r.nval;
+    rkc_result_free(&r);
+    rkc_close(c);
+    return nval;
+}
+
+static int in_list(const int *l, int n, int x)
+{
+    for (int i = 0; i < n; i++)
+        if (l[i] == x)
+            return 1;
+    return 0;
+}
+
+/* Live values of key in node n's own storage. */
+static size_t local_values(const struct itest_node *n, const char *key)
+{
+    struct rkc *c = conn(n, 0, 0);
+    struct rkc_result r = {0};
+    cr_assert_eq(rkc_get_local(c, key, strlen(key), &r), 0);
+    size_t nv = r.nvalues;
+    rkc_result_free(&r);
+    rkc_close(c);
+    return nv;
+}
+
+static void put_ok(struct rkc *c, const char *key, const char *val)
+{
+    struct rkc_result r = {0};
+    int rc = rkc_put(c, key, strlen(key), val, strlen(val), NULL, 0, &r);
+    cr_assert_eq(rc, 0, "put %s: %s", key, r.message);
+    rkc_result_free(&r);
+}
+
+static void get_is(struct rkc *c, const char *key, const char *val)
+{
+    struct rkc_result r = {0};
+    int rc = rkc_get(c, key, strlen(key), &r);
+    cr_assert_eq(rc, 0, "get %s: %s", key, r.message);
+    cr_assert_eq(r.nvalues, 1, "get %s: %zu values", key, r.nvalues);
+    cr_assert_eq(r.values[0].len, strlen(val));
+    cr_assert_eq(memcmp(r.values[0].data, val, strlen(val)), 0);
+    rkc_result_free(&r);
+}
+
+Test(cluster, every_key_is_stored_on_exactly_n_nodes)
+{
+    itest_cluster(NODES, "--fsync", "never", NULL);
+    struct rkc *c = conn(&itest_nodes[0], 0, 3); /* w = n: all acked */
+    char key[32];
+
+    for (int k = 0; k < 40; k++) {
+        snprintf(key, sizeof(key), "place-%d", k);
+        put_ok(c, key, key);
+    }
+    rkc_close(c);
+    for (int k = 0; k < 40; k++) {
+        int reps[8];
+        snprintf(key, sizeof(key), "place-%d", k);
+        int nrep = replicas_of(&itest_nodes[k % NODES], key, reps);
+        cr_assert_eq(nrep, 3);
+        int holders = 0;
+        for (int i = 0; i < NODES; i++) {
+            size_t nv = local_values(&itest_nodes[i], key);
+            cr_assert_eq(nv, (size_t)in_list(reps, nrep, i),
+                         "%s on %s: %zu values", key, itest_nodes[i].id, nv);
+            holders += nv > 0;
+        }
+        cr_assert_eq(holders, 3);
+    }
+}
+
+Test(cluster, with_one_node_down_quorum_two_reads_and_writes_succeed)
+{
+    itest_cluster(NODES, "--fsync", "never", NULL);
+    itest_signal(&itest_nodes[4], SIGKILL);
+    for (int i = 0; i < 4; i++)
+        itest_wait_members(&itest_nodes[i], 4);
+    struct rkc *c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = conn(&itest_nodes[i], 2, 2);
+    char key[32];
+    for (int k = 0; k < 60; k++) {
+        snprintf(key, sizeof(key), "down1-%d", k);
+        put_ok(c[k % 4], key, key);
+        get_is(c[(k + 1) % 4], key, key);
+    }
+    for (int i = 0; i < 4; i++)
+        rkc_close(c[i]);
+}
+
+/* A key none of whose replicas is node 0, so node 0 coordinates by
+ * forwarding (puts) and by asking the replicas (gets). */
+static void key_off(int node, char *key, size_t cap, int *reps)
+{
+    for (int k = 0;; k++) {
+        snprintf(key, cap, "off-%d", k);
+        replicas_of(&itest_nodes[0], key, reps);
+        if (!in_list(reps, 3, node))
+            return;
+    }
+}
+
+Test(cluster, with_two_replicas_down_quorum_two_fails_clearly_and_one_succeeds)
+{
+    itest_cluster(NODES, "--fsync", "never", "--request-timeout", "2s", NULL);
+    char key[32];
+    int reps[3];
+    struct rkc_result r = {0};
+
+    key_off(0, key, sizeof(key), reps);
+    itest_signal(&itest_nodes[reps[1]], SIGKILL);
+    itest_signal(&itest_nodes[reps[2]], SIGKILL);
+    itest_wait_members(&itest_nodes[0], 3);
+    itest_wait_members(&itest_nodes[reps[0]], 3);
+
+    struct rkc *q2 = conn(&itest_nodes[0], 2, 2);
+    int rc = rkc_put(q2, key, strlen(key), "v", 1, NULL, 0, &r);
+    cr_assert_eq(rc, RK_EUNAVAILABLE, "w=2 with one replica up: %d %s", rc,
+                 r.message);
+    cr_assert(r.definite, "refused before anything was written");
+    rkc_result_free(&r);
+    rc = rkc_get(q2, key, strlen(key), &r);
+    cr_assert_eq(rc, RK_EUNAVAILABLE, "r=2 with one replica up: %s", r.message);
+    rkc_result_free(&r);
+    rkc_close(q2);
+
+    struct rkc *q1 = conn(&itest_nodes[0], 1, 1);
+    put_ok(q1, key, "survivor");
+    get_is(q1, key, "survivor");
+    rkc_close(q1);
+    /* Out-of-range quorums are a clear, definite error. */
+    struct rkc *q4 = conn(&itest_nodes[0], 4, 4);
+    rc = rkc_put(q4, key, strlen(key), "v", 1, NULL, 0, &r);
+    cr_assert_eq(rc, RK_EBAD_QUORUM);
+    cr_assert(r.definite);
+    rkc_result_free(&r);
+    rkc_close(q4);
+}
+
+Test(cluster, blind_puts_on_two_coordinators_are_siblings_until_resolved)
+{
+    itest_cluster(NODES, "--fsync", "never", NULL);
+    struct rkc *a = conn(&itest_nodes[0], 0, 0);
+    struct rkc *b = conn(&itest_nodes[3], 0, 0);
+    struct rkc_result r = {0};
+
+    put_ok(a, "sib", "from-n1");
+    put_ok(b, "sib", "from-n4");
+    cr_assert_eq(rkc_get(a, "sib", 3, &r), 0);
+    cr_assert_eq(r.nvalues, 2, "neither write is lost");
+    uint8_t ctx[256];
+    size_t ctx_len = r.ctx_len;
+    cr_assert_leq(ctx_len, sizeof(ctx));
+    memcpy(ctx, r.ctx, ctx_len);
+    rkc_result_free(&r);
+
+    cr_assert_eq(rkc_put(b, "sib", 3, "merged", 6, ctx, ctx_len, &r), 0, "%s",
+                 r.message);
+    rkc_result_free(&r);
+    get_is(a, "sib", "merged");
+    rkc_close(a);
+    rkc_close(b);
+}
+
+Test(cluster, a_replica_that_missed_a_write_holds_it_after_a_read)
+{
+    itest_cluster(NODES, "--fsync", "always", NULL);
+    char key[] = "repair-me";
+    int reps[3];
+    replicas_of(&itest_nodes[0], key, reps);
+    struct itest_node *stale = &itest_nodes[reps[2]];
+
+    itest_signal(stale, SIGKILL);
+    itest_wait_members(&itest_nodes[reps[0]], NODES - 1);
+    struct rkc *c = conn(&itest_nodes[reps[0]], 0, 2);
+    put_ok(c, key, "fresh");
+    rkc_close(c);
+
+    itest_restart(stale);
+    for (int i = 0; i < NODES; i++)
+        itest_wait_members(&itest_nodes[i], NODES);
+    cr_assert_eq(local_values(stale, key), 0, "it missed the write");
+
+    c = conn(&itest_nodes[reps[0]], 3, 0); /* r=3: every replica answers */
+    get_is(c, key, "fresh");
+    rkc_close(c);
+    uint64_t deadline = itest_now_ms() + 10000;
+    while (local_values(stale, key) != 1) {
+        cr_assert(itest_now_ms() < deadline, "read repair never arrived");
+        itest_nap();
+    }
+}
