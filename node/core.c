@@ -129,8 +129,7 @@ static int core_apply_update(struct core_write *w, const struct dvv *local,
     if ((err = dvv_update(local, &w->ctx, w->val, w->actor, &w->arena,
                           &next)) != 0)
         return err;
-    if (w->lww)
-        w->lww_dropped = dvv_lww(&next);
+    w->lww_dropped = dvv_resolve(&next, w->lww);
     w->live = dvv_live(&next);
     if (w->live > w->max_siblings)
         return RK_ESIBLING_LIMIT;
@@ -152,8 +151,7 @@ static int core_apply_merge(struct core_write *w, const struct dvv *local,
         return err == RK_ECORRUPT ? RK_EBAD_REQUEST : err;
     if ((err = dvv_sync(local, &in, &w->arena, &next)) != 0)
         return err;
-    if (w->lww)
-        w->lww_dropped = dvv_lww(&next);
+    w->lww_dropped = dvv_resolve(&next, w->lww);
     w->live = dvv_live(&next);
     if (dvv_equal(&next, local))
         return STORAGE_APPLY_NOOP; /* nothing new: no write */
@@ -239,7 +237,7 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
         w->val = (struct dvv_val){
             .data = w->buf + req->key_len,
             .len = (uint32_t)blen,
-            .flags = put ? 0 : DVV_TOMBSTONE,
+            .flags = (put ? 0 : DVV_TOMBSTONE) | (w->overwrite ? DVV_LWW : 0),
             .ts = hlc_now(&c->hlc, c->env->ops->wall_ms(c->env))};
         if (!w->overwrite && req->ctx != NULL &&
             dvv_vv_decode(req->ctx, req->ctx_len, &w->arena, &w->ctx) != 0) {

@@ -814,3 +814,16 @@ uint32_t dvv_lww(struct dvv *d)
     }
     return total - 1;
 }
+
+uint32_t dvv_resolve(struct dvv *d, bool lww)
+{
+    if (lww)
+        return dvv_lww(d);
+    if (dvv_count(d) < 2)
+        return 0;
+    for (uint32_t i = 0; i < d->n; i++)
+        for (uint32_t j = 0; j < d->e[i].nvals; j++)
+            if (!(d->e[i].vals[j].flags & DVV_LWW))
+                return 0;
+    return dvv_lww(d);
+}

@@ -31,6 +31,11 @@
 #include <stdint.h>
 
 #define DVV_TOMBSTONE 0x1u /* value flag: a delete marker */
+#define DVV_LWW                                                                \
+    0x2u /* value flag: written by a client that cannot                        \
+            see siblings (RESP SET/DEL); concurrent                            \
+            values that all carry it resolve by                                \
+            last-write-wins (dvv_resolve) */
 
 /* Decoding limits: a record or context outside these is corrupt. */
 #define DVV_MAX_ACTORS 1024
@@ -157,5 +162,13 @@ bool dvv_equal(const struct dvv *a, const struct dvv *b);
  * Stamp writes after hlc_observe() of local values' ts: when a causally
  * later write has a smaller ts, a key can lose all values (docs/dvv.md). */
 uint32_t dvv_lww(struct dvv *d);
+
+/* The conflict policy, applied after every update, sync and read merge:
+ * with lww, dvv_lww(); otherwise, when d holds several values and every one
+ * of them carries DVV_LWW (all written by sibling-blind clients), dvv_lww()
+ * too, so RESP clients see Redis's last-write-wins register and siblings
+ * only arise when a context-carrying (native) client took part. Returns the
+ * number of values dropped. */
+uint32_t dvv_resolve(struct dvv *d, bool lww);
 
 #endif

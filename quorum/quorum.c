@@ -102,8 +102,7 @@ static int quorum_get_merge(struct quorum_get *q, unsigned i,
     q->copies[i] = d;
     if ((err = dvv_sync(&q->merged, &d, &q->arena, &m)) != 0)
         return err;
-    if (q->lww)
-        q->lww_dropped += dvv_lww(&m);
+    q->lww_dropped += dvv_resolve(&m, q->lww);
     q->merged = m;
     return 0;
 }

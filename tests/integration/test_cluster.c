@@ -225,3 +225,25 @@ Test(cluster, a_replica_that_missed_a_write_holds_it_after_a_read)
         itest_nap();
     }
 }
+
+Test(cluster, resp_sets_through_every_node_leave_one_value)
+{
+    itest_cluster(NODES, "--fsync", "never", NULL);
+    char out[256];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < NODES; i++) {
+            int rc =
+                itest_sh(out, sizeof(out), "redis-cli -p %d SET reg v%d-%d",
+                         itest_nodes[i].resp_port, round, i);
+            cr_assert_eq(rc, 0);
+            cr_assert_str_eq(out, "OK\n");
+        }
+    }
+    for (int i = 0; i < NODES; i++) {
+        cr_assert_eq(itest_sh(out, sizeof(out), "redis-cli -p %d SIBLINGS reg",
+                              itest_nodes[i].resp_port),
+                     0);
+        cr_assert_str_eq(out, "v2-4\n", "one value, the last SET (node %d)",
+                         i + 1);
+    }
+}

@@ -401,6 +401,214 @@ Test(client, a_value_larger_than_one_read_arrives_whole)
     fake_join(&f);
 }
 
+/* ---- replication: local reads, acks, members, ring ---------------------- */
+
+static void script_get_local(struct fake *f)
+{
+    const struct wire_req *q = fake_read_req(f);
+    FCHECK(f, q != NULL);
+    FCHECK(f, q->op == WIRE_OP_GET && key_is(q, "k") && q->local);
+    FCHECK(f, q->r == 2);
+    struct wire_value v = {(const uint8_t *)"mine", 4};
+    struct wire_resp r = {
+        .id = q->id, .op = WIRE_OP_GET, .values = &v, .nvalues = 1};
+    FCHECK(f, fake_send(f, &r));
+    q = fake_read_req(f);
+    FCHECK(f, q != NULL);
+    FCHECK(f, q->op == WIRE_OP_GET && key_is(q, "k") && !q->local);
+    FCHECK(f, q->r == 2);
+    struct wire_resp nf = {
+        .id = q->id, .op = WIRE_OP_GET, .err = RK_ENOT_FOUND, .definite = true};
+    FCHECK(f, fake_send(f, &nf));
+    q = fake_read_req(f);
+    FCHECK(f, q != NULL && q->op == WIRE_OP_GET && q->local);
+    struct wire_resp nf2 = {
+        .id = q->id, .op = WIRE_OP_GET, .err = RK_ENOT_FOUND, .definite = true};
+    FCHECK(f, fake_send(f, &nf2));
+}
+
+Test(client, get_local_sends_local_and_the_read_quorum_and_plain_get_does_not)
+{
+    struct fake f;
+    fake_start(&f, script_get_local);
+    struct rkc *c = connect_to(&f);
+    rkc_set_quorum(c, 2, 0);
+    struct rkc_result res;
+    cr_assert_eq(rkc_get_local(c, "k", 1, &res), 0);
+    cr_assert_eq(res.nvalues, 1);
+    cr_assert_eq(memcmp(res.values[0].data, "mine", 5), 0);
+    rkc_result_free(&res);
+    cr_assert_eq(rkc_get(c, "k", 1, &res), 0);
+    cr_assert_eq(res.nvalues, 0);
+    rkc_result_free(&res);
+    /* Not found on this node alone is not found, too. */
+    cr_assert_eq(rkc_get_local(c, "k", 1, &res), 0);
+    cr_assert_eq(res.err, 0);
+    cr_assert_eq(res.nvalues, 0);
+    rkc_result_free(&res);
+    cr_assert_eq(rkc_get_local(c, "", 0, &res), -EINVAL);
+    rkc_result_free(&res);
+    rkc_close(c);
+    fake_join(&f);
+}
+
+static void script_write_acks(struct fake *f)
+{
+    const struct wire_req *q = fake_read_req(f);
+    FCHECK(f, q != NULL && q->op == WIRE_OP_PUT && q->w == 3);
+    struct wire_resp r = {.id = q->id,
+                          .op = WIRE_OP_PUT,
+                          .err = RK_ETIMEOUT,
+                          .definite = false,
+                          .msg = "2 of 3 replicas acknowledged, w is 3 (timed "
+                                 "out); the write may have been applied",
+                          .acks = 2};
+    FCHECK(f, fake_send(f, &r));
+    q = fake_read_req(f);
+    FCHECK(f, q != NULL && q->op == WIRE_OP_DEL && q->w == 3);
+    struct wire_resp d = {.id = q->id,
+                          .op = WIRE_OP_DEL,
+                          .err = RK_EUNAVAILABLE,
+                          .definite = false,
+                          .acks = 1};
+    FCHECK(f, fake_send(f, &d));
+    q = fake_read_req(f);
+    FCHECK(f, q != NULL && q->op == WIRE_OP_PUT);
+    struct wire_resp ok = {.id = q->id,
+                           .op = WIRE_OP_PUT,
+                           .ctx = (const uint8_t *)"c",
+                           .ctx_len = 1};
+    FCHECK(f, fake_send(f, &ok));
+}
+
+Test(client, a_failed_write_reports_how_many_replicas_acknowledged)
+{
+    struct fake f;
+    fake_start(&f, script_write_acks);
+    struct rkc *c = connect_to(&f);
+    rkc_set_quorum(c, 0, 3);
+    struct rkc_result res;
+    cr_assert_eq(rkc_put(c, "k", 1, "v", 1, NULL, 0, &res), RK_ETIMEOUT);
+    cr_assert_eq(res.acks, 2);
+    cr_assert_not(res.definite);
+    cr_assert_str_eq(res.message, "2 of 3 replicas acknowledged, w is 3 "
+                                  "(timed out); the write may have been "
+                                  "applied");
+    rkc_result_free(&res);
+    cr_assert_eq(res.acks, 0);
+    cr_assert_eq(rkc_del(c, "k", 1, NULL, 0, &res), RK_EUNAVAILABLE);
+    cr_assert_eq(res.acks, 1);
+    cr_assert_str_eq(res.message, rk_err_msg(RK_EUNAVAILABLE));
+    rkc_result_free(&res);
+    cr_assert_eq(rkc_put(c, "k", 1, "v", 1, NULL, 0, &res), 0);
+    cr_assert_eq(res.acks, 0);
+    cr_assert_eq(res.ctx_len, 1);
+    rkc_result_free(&res);
+    cr_assert_eq(rkc_broken(c), 0);
+    rkc_close(c);
+    fake_join(&f);
+}
+
+static const struct wire_member fake_members[3] = {
+    {"n1", "10.0.0.1:7001", true, false},
+    {"node-two", "[::1]:7002", false, false},
+    {"n3", "10.0.0.3:7001", true, true},
+};
+
+static void script_members(struct fake *f)
+{
+    const struct wire_req *q = fake_read_req(f);
+    FCHECK(f, q != NULL && q->op == WIRE_OP_MEMBERS);
+    struct wire_resp r = {.id = q->id,
+                          .op = WIRE_OP_MEMBERS,
+                          .members = fake_members,
+                          .nmembers = 3};
+    FCHECK(f, fake_send(f, &r));
+}
+
+Test(client, members_are_copied_into_the_result_and_outlive_the_connection)
+{
+    struct fake f;
+    fake_start(&f, script_members);
+    struct rkc *c = connect_to(&f);
+    struct rkc_result res;
+    cr_assert_eq(rkc_members(c, &res), 0);
+    rkc_close(c);
+    fake_join(&f); /* the frame and the fake's zone are gone */
+    cr_assert_eq(res.nmembers, 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_str_eq(res.members[i].id, fake_members[i].id);
+        cr_assert_str_eq(res.members[i].addr, fake_members[i].addr);
+        cr_assert_neq(res.members[i].id, fake_members[i].id); /* a copy */
+        cr_assert_eq(res.members[i].up, fake_members[i].up);
+        cr_assert_eq(res.members[i].self, fake_members[i].self);
+    }
+    cr_assert_eq(res.q, 0);
+    cr_assert_null(res.pref);
+    cr_assert_eq(res.nvalues, 0);
+    rkc_result_free(&res);
+    cr_assert_null(res.members);
+    cr_assert_eq(res.nmembers, 0);
+}
+
+/* Four partitions over three members, n = 3; partition 3 has one padded
+ * slot. */
+static const uint16_t fake_pref[4 * 3] = {
+    0, 1, 2, 1, 2, 0, 2, 0, 1, 0, 2, WIRE_NO_MEMBER,
+};
+
+static void script_ring(struct fake *f)
+{
+    const struct wire_req *q = fake_read_req(f);
+    FCHECK(f, q != NULL && q->op == WIRE_OP_RING);
+    struct wire_resp r = {.id = q->id,
+                          .op = WIRE_OP_RING,
+                          .members = fake_members,
+                          .nmembers = 3,
+                          .q = 4,
+                          .nval = 3,
+                          .pref = fake_pref};
+    FCHECK(f, fake_send(f, &r));
+    q = fake_read_req(f);
+    FCHECK(f, q != NULL && q->op == WIRE_OP_RING);
+    struct wire_resp e = {.id = q->id,
+                          .op = WIRE_OP_RING,
+                          .err = RK_EUNAVAILABLE,
+                          .definite = true,
+                          .msg = "no ring yet"};
+    FCHECK(f, fake_send(f, &e));
+}
+
+Test(client, ring_returns_members_and_every_preference_list_row_major)
+{
+    struct fake f;
+    fake_start(&f, script_ring);
+    struct rkc *c = connect_to(&f);
+    struct rkc_result res;
+    cr_assert_eq(rkc_ring(c, &res), 0);
+    cr_assert_eq(res.q, 4);
+    cr_assert_eq(res.nval, 3);
+    cr_assert_eq(res.nmembers, 3);
+    cr_assert_str_eq(res.members[1].id, "node-two");
+    cr_assert_str_eq(res.members[2].addr, "10.0.0.3:7001");
+    cr_assert(res.members[2].self);
+    cr_assert_not_null(res.pref);
+    cr_assert_eq(memcmp(res.pref, fake_pref, sizeof(fake_pref)), 0);
+    cr_assert_eq(res.pref[3 * 3 + 2], RKC_NO_MEMBER);
+    cr_assert_eq(res.pref[1 * 3 + 0], 1);
+    cr_assert_eq((uintptr_t)res.pref % _Alignof(uint16_t), 0);
+    rkc_result_free(&res);
+    /* An error answer carries no ring. */
+    cr_assert_eq(rkc_ring(c, &res), RK_EUNAVAILABLE);
+    cr_assert_eq(res.q, 0);
+    cr_assert_null(res.pref);
+    cr_assert_null(res.members);
+    cr_assert_str_eq(res.message, "no ring yet");
+    rkc_result_free(&res);
+    rkc_close(c);
+    fake_join(&f);
+}
+
 /* ---- pipelining ---------------------------------------------------------- */
 
 static void script_reverse(struct fake *f)

@@ -1164,3 +1164,31 @@ Test(dvv, lww_replicas_converge_even_when_timestamps_disagree_with_causality)
         sim_free(&s);
     }
 }
+
+Test(dvv, concurrent_sibling_blind_writes_resolve_by_last_write_wins)
+{
+    struct dvv_arena a;
+    struct dvv empty = {0}, x, y, m;
+    struct dvv_vv none = {0};
+    struct dvv_val v1 = {(const uint8_t *)"a", 1, DVV_LWW, 10};
+    struct dvv_val v2 = {(const uint8_t *)"b", 1, DVV_LWW, 20};
+    struct dvv_val v3 = {(const uint8_t *)"c", 1, 0, 5};
+
+    dvv_arena_init(&a);
+    cr_assert_eq(dvv_update(&empty, &none, v1, 1, &a, &x), 0);
+    cr_assert_eq(dvv_update(&empty, &none, v2, 2, &a, &y), 0);
+    cr_assert_eq(dvv_sync(&x, &y, &a, &m), 0);
+    cr_assert_eq(dvv_count(&m), 2);
+    cr_assert_eq(dvv_resolve(&m, false), 1, "two RESP writes: one wins");
+    cr_assert_eq(dvv_count(&m), 1);
+    cr_assert_eq(m.e[1].vals[0].data[0], 'b', "the later timestamp");
+
+    /* A native (context-carrying) write takes part: siblings stay. */
+    struct dvv z, m2;
+    cr_assert_eq(dvv_update(&empty, &none, v3, 3, &a, &z), 0);
+    cr_assert_eq(dvv_sync(&x, &z, &a, &m2), 0);
+    cr_assert_eq(dvv_resolve(&m2, false), 0);
+    cr_assert_eq(dvv_count(&m2), 2);
+    cr_assert_eq(dvv_resolve(&m2, true), 1, "lww policy resolves anything");
+    dvv_arena_free(&a);
+}
