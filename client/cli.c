@@ -10,6 +10,9 @@
  * are not UTF-8 as {"base64":...}. JSON documents are built in memory and
  * written once, so a failure never leaves half a document on stdout.
  *
+ * members and ring print the cluster as the connected node sees it; ring's
+ * JSON names members by index into its "members" array, like the wire.
+ *
  * Exit codes: 0 success, 1 key not found (get only), 2 any error (usage,
  * connection, server error), with the message on stderr (or, with --json,
  * an {"error":...} document on stdout).
@@ -35,6 +38,7 @@ struct cli {
     uint16_t port;
     bool json;
     bool verbose;
+    bool local; /* get --local */
     uint8_t r, w;
     int timeout_ms;
     const char *file;    /* put --file; "-" = stdin */
@@ -49,9 +53,12 @@ static const char cli_usage[] =
     "  put KEY VALUE            store VALUE under KEY\n"
     "  put KEY --file F         store the bytes of file F (- = stdin)\n"
     "  get KEY                  print every value of KEY, one per line\n"
+    "  get --local KEY          the same, from the connected node's copy only\n"
     "  del KEY                  delete KEY\n"
     "  ping                     check that the node answers\n"
     "  stats                    print the node's counters\n"
+    "  members                  the cluster members as this node sees them\n"
+    "  ring                     each partition's preference list\n"
     "options (before or after the command; -- ends them):\n"
     "  -h, --host HOST          node address (default 127.0.0.1)\n"
     "  -p, --port PORT          native protocol port (default 7001)\n"
@@ -59,6 +66,7 @@ static const char cli_usage[] =
     "  --timeout MS             per-request timeout, 0 = none (default "
     "5000)\n"
     "  --context BASE64         causal context for put / del (from get)\n"
+    "  --local                  get: no coordination, this node's versions only\n"
     "  --json                   machine-readable output\n"
     "  -v, --verbose            also print the context on stderr\n"
     "  --help                   this text\n"
@@ -113,6 +121,10 @@ static int cli_parse(struct cli *o, int argc, char **argv)
         }
         if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             o->verbose = true;
+            continue;
+        }
+        if (strcmp(a, "--local") == 0) {
+            o->local = true;
             continue;
         }
         /* Options with an argument: "--name value" or "--name=value". */
@@ -194,9 +206,11 @@ static int cli_oom(void)
 }
 
 /* Reports err with its message (NULL: the default one), prefixed by what
- * (may be NULL); the definite note only for writes. Returns the exit code. */
+ * (may be NULL); the definite note, and in JSON the acks count, only for
+ * writes. Returns the exit code. */
 static int cli_error(const struct cli *o, int err, const char *message,
-                     bool definite, bool is_write, const char *what)
+                     bool definite, bool is_write, uint32_t acks,
+                     const char *what)
 {
     if (message == NULL || message[0] == 0)
         message = rk_err_msg(err);
@@ -216,8 +230,13 @@ static int cli_error(const struct cli *o, int err, const char *message,
         } else if (rc == 0) {
             rc = rkc_json_append_str(&b, message, strlen(message));
         }
-        const char *tail =
-            definite ? ",\"definite\":true}}\n" : ",\"definite\":false}}\n";
+        char tail[64];
+        if (is_write)
+            snprintf(tail, sizeof(tail), ",\"definite\":%s,\"acks\":%lu}}\n",
+                     definite ? "true" : "false", (unsigned long)acks);
+        else
+            snprintf(tail, sizeof(tail), ",\"definite\":%s}}\n",
+                     definite ? "true" : "false");
         if (rc == 0)
             rc = wire_buf_append(&b, tail, strlen(tail));
         if (rc == 0)
@@ -240,7 +259,8 @@ static int cli_error(const struct cli *o, int err, const char *message,
 static int cli_result_error(const struct cli *o, const struct rkc_result *res,
                             bool is_write)
 {
-    return cli_error(o, res->err, res->message, res->definite, is_write, NULL);
+    return cli_error(o, res->err, res->message, res->definite, is_write,
+                     res->acks, NULL);
 }
 
 /* Reads all of path ("-" = stdin) into b. */
@@ -308,7 +328,9 @@ static int cli_get(const struct cli *o, struct rkc *c, const char *key)
     struct wire_buf b;
     wire_buf_init(&b);
     int code = CLI_EXIT_OK;
-    if (rkc_get(c, key, strlen(key), &res) != 0) {
+    int grc = o->local ? rkc_get_local(c, key, strlen(key), &res)
+                       : rkc_get(c, key, strlen(key), &res);
+    if (grc != 0) {
         code = cli_result_error(o, &res, false);
         goto out;
     }
@@ -402,7 +424,7 @@ static int cli_ping(const struct cli *o, struct rkc *c)
 {
     int rc = rkc_ping(c);
     if (rc != 0)
-        return cli_error(o, rc, NULL, false, false, NULL);
+        return cli_error(o, rc, NULL, false, false, 0, NULL);
     const char *out = o->json ? "{\"ok\":true}\n" : "PONG\n";
     return cli_write(out, strlen(out)) ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
@@ -456,6 +478,154 @@ out:
     return code;
 }
 
+/* Appends s, then pad spaces up to width w (no padding when s is longer). */
+static int cli_append_col(struct wire_buf *b, const char *s, size_t w)
+{
+    size_t n = strlen(s);
+    int rc = wire_buf_append(b, s, n);
+    for (; rc == 0 && n < w; n++)
+        rc = wire_buf_append(b, " ", 1);
+    return rc;
+}
+
+/* members: an aligned table (header, then one row per member; "*" marks the
+ * node answering), or {"members":[{"id":..,"addr":..,"up":..,"self":..}]}. */
+static int cli_members(const struct cli *o, struct rkc *c)
+{
+    struct rkc_result res;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    int code = CLI_EXIT_OK;
+    if (rkc_members(c, &res) != 0) {
+        code = cli_result_error(o, &res, false);
+        goto out;
+    }
+    int rc = 0;
+    if (o->json) {
+        rc = wire_buf_append(&b, "{\"members\":[", 12);
+        for (size_t i = 0; rc == 0 && i < res.nmembers; i++) {
+            const struct rkc_member *m = &res.members[i];
+            char flags[48];
+            snprintf(flags, sizeof(flags), ",\"up\":%s,\"self\":%s}",
+                     m->up ? "true" : "false", m->self ? "true" : "false");
+            if (i > 0)
+                rc = wire_buf_append(&b, ",", 1);
+            if (rc == 0)
+                rc = wire_buf_append(&b, "{\"id\":", 6);
+            if (rc == 0)
+                rc = rkc_json_append_str(&b, m->id, strlen(m->id));
+            if (rc == 0)
+                rc = wire_buf_append(&b, ",\"addr\":", 8);
+            if (rc == 0)
+                rc = rkc_json_append_str(&b, m->addr, strlen(m->addr));
+            if (rc == 0)
+                rc = wire_buf_append(&b, flags, strlen(flags));
+        }
+        if (rc == 0)
+            rc = wire_buf_append(&b, "]}\n", 3);
+    } else {
+        size_t wid = strlen("ID"), waddr = strlen("ADDR");
+        for (size_t i = 0; i < res.nmembers; i++) {
+            size_t n = strlen(res.members[i].id);
+            wid = n > wid ? n : wid;
+            n = strlen(res.members[i].addr);
+            waddr = n > waddr ? n : waddr;
+        }
+        rc = cli_append_col(&b, "ID", wid + 2);
+        if (rc == 0)
+            rc = cli_append_col(&b, "ADDR", waddr + 2);
+        if (rc == 0)
+            rc = wire_buf_append(&b, "STATE\n", 6);
+        for (size_t i = 0; rc == 0 && i < res.nmembers; i++) {
+            const struct rkc_member *m = &res.members[i];
+            rc = cli_append_col(&b, m->id, wid + 2);
+            if (rc == 0)
+                rc = cli_append_col(&b, m->addr, waddr + 2);
+            const char *state = m->up ? "up" : "down";
+            if (rc == 0 && m->self) /* no trailing blanks on other rows */
+                rc = cli_append_col(&b, state, 6);
+            else if (rc == 0)
+                rc = wire_buf_append(&b, state, strlen(state));
+            if (rc == 0)
+                rc = wire_buf_append(&b, m->self ? "*\n" : "\n",
+                                     m->self ? 2 : 1);
+        }
+    }
+    if (rc != 0)
+        code = cli_oom();
+    else if (!cli_write(b.data, b.len))
+        code = CLI_EXIT_ERROR;
+out:
+    wire_buf_free(&b);
+    rkc_result_free(&res);
+    return code;
+}
+
+/* ring: "P: id id id" per partition, or {"q":..,"n":..,"members":[ids],
+ * "partitions":[[i,j,k],...]} with indices into members. Padding entries
+ * (RKC_NO_MEMBER) are left out, so a list may be shorter than n. */
+static int cli_ring(const struct cli *o, struct rkc *c)
+{
+    struct rkc_result res;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    int code = CLI_EXIT_OK;
+    if (rkc_ring(c, &res) != 0) {
+        code = cli_result_error(o, &res, false);
+        goto out;
+    }
+    char num[64];
+    int rc = 0;
+    if (o->json) {
+        snprintf(num, sizeof(num), "{\"q\":%zu,\"n\":%zu,\"members\":[", res.q,
+                 res.nval);
+        rc = wire_buf_append(&b, num, strlen(num));
+        for (size_t i = 0; rc == 0 && i < res.nmembers; i++) {
+            if (i > 0)
+                rc = wire_buf_append(&b, ",", 1);
+            if (rc == 0)
+                rc = rkc_json_append_str(&b, res.members[i].id,
+                                         strlen(res.members[i].id));
+        }
+        if (rc == 0)
+            rc = wire_buf_append(&b, "],\"partitions\":[", 16);
+    }
+    for (size_t p = 0; rc == 0 && p < res.q; p++) {
+        int n = o->json ? snprintf(num, sizeof(num), "%s[", p > 0 ? "," : "")
+                        : snprintf(num, sizeof(num), "%zu:", p);
+        rc = wire_buf_append(&b, num, (size_t)n);
+        bool first = true;
+        for (size_t j = 0; rc == 0 && j < res.nval; j++) {
+            uint16_t m = res.pref[p * res.nval + j];
+            if (m >= res.nmembers) /* RKC_NO_MEMBER padding */
+                continue;
+            if (o->json) {
+                n = snprintf(num, sizeof(num), "%s%u", first ? "" : ",",
+                             (unsigned)m);
+                rc = wire_buf_append(&b, num, (size_t)n);
+            } else {
+                rc = wire_buf_append(&b, " ", 1);
+                if (rc == 0)
+                    rc = wire_buf_append(&b, res.members[m].id,
+                                         strlen(res.members[m].id));
+            }
+            first = false;
+        }
+        if (rc == 0)
+            rc = wire_buf_append(&b, o->json ? "]" : "\n", 1);
+    }
+    if (rc == 0 && o->json)
+        rc = wire_buf_append(&b, "]}\n", 3);
+    if (rc != 0)
+        code = cli_oom();
+    else if (!cli_write(b.data, b.len))
+        code = CLI_EXIT_ERROR;
+out:
+    wire_buf_free(&b);
+    rkc_result_free(&res);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     struct cli o = {.host = "127.0.0.1",
@@ -476,7 +646,8 @@ int main(int argc, char **argv)
         want = o.file != NULL ? 1 : 2;
     else if (strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0)
         want = 1;
-    else if (strcmp(cmd, "ping") == 0 || strcmp(cmd, "stats") == 0)
+    else if (strcmp(cmd, "ping") == 0 || strcmp(cmd, "stats") == 0 ||
+             strcmp(cmd, "members") == 0 || strcmp(cmd, "ring") == 0)
         want = 0;
     else
         return cli_usage_error("unknown command '%s'", cmd);
@@ -484,6 +655,8 @@ int main(int argc, char **argv)
         return cli_usage_error("wrong number of arguments for '%s'", cmd);
     if (o.file != NULL && !is_put)
         return cli_usage_error("%s", "--file is only for put");
+    if (o.local && strcmp(cmd, "get") != 0)
+        return cli_usage_error("%s", "--local is only for get");
     if (o.context != NULL && !is_put && strcmp(cmd, "del") != 0)
         return cli_usage_error("%s", "--context is only for put and del");
     if (want > 0 && o.pos[1][0] == 0)
@@ -521,7 +694,7 @@ int main(int argc, char **argv)
         char what[300];
         snprintf(what, sizeof(what), "cannot connect to %s:%u", o.host,
                  (unsigned)o.port);
-        code = cli_error(&o, rc, NULL, true, false, what);
+        code = cli_error(&o, rc, NULL, true, false, 0, what);
         goto out;
     }
     rkc_set_quorum(c, o.r, o.w);
@@ -533,6 +706,10 @@ int main(int argc, char **argv)
         code = cli_get(&o, c, o.pos[1]);
     else if (strcmp(cmd, "ping") == 0)
         code = cli_ping(&o, c);
+    else if (strcmp(cmd, "members") == 0)
+        code = cli_members(&o, c);
+    else if (strcmp(cmd, "ring") == 0)
+        code = cli_ring(&o, c);
     else
         code = cli_stats(&o, c);
     rkc_close(c);

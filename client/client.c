@@ -90,14 +90,30 @@ static size_t rkc__align(size_t n)
     return (n + a - 1) / a * a;
 }
 
-/* Copies a decoded response into res: arrays first, then the bytes, all in
- * one allocation. Sizes are bounded by the frame (<= RKC_MAX_RESPONSE) plus
- * the codec's element maxima, so the sum cannot overflow. */
+/* Copies a NUL-terminated string to *p and advances it. */
+static const char *rkc__copy_str(uint8_t **p, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    memcpy(*p, s, n);
+    const char *out = (const char *)*p;
+    *p += n;
+    return out;
+}
+
+/* Copies a decoded response into res: arrays first (values, stats, members,
+ * pref, each aligned), then the bytes, all in one allocation. Sizes are
+ * bounded by the frame (<= RKC_MAX_RESPONSE) plus the codec's element maxima
+ * (values, stats, members <= 256, q <= 65536, nval <= 16), so the sum cannot
+ * overflow. */
 static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
 {
     memset(res, 0, sizeof(*res));
-    size_t arrays = rkc__align(wr->nvalues * sizeof(struct rkc_value)) +
-                    rkc__align(wr->nstats * sizeof(struct rkc_stat));
+    size_t npref = wr->pref != NULL ? (size_t)wr->q * wr->nval : 0;
+    size_t a_vals = rkc__align(wr->nvalues * sizeof(struct rkc_value));
+    size_t a_stats = rkc__align(wr->nstats * sizeof(struct rkc_stat));
+    size_t a_members = rkc__align(wr->nmembers * sizeof(struct rkc_member));
+    size_t a_pref = rkc__align(npref * sizeof(uint16_t));
+    size_t arrays = a_vals + a_stats + a_members + a_pref;
     size_t bytes = wr->ctx_len;
     for (uint32_t i = 0; i < wr->nvalues; i++)
         bytes += (size_t)wr->values[i].len + 1;
@@ -106,15 +122,18 @@ static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
         if (wr->stats[i].sval != NULL)
             bytes += strlen(wr->stats[i].sval) + 1;
     }
+    for (uint32_t i = 0; i < wr->nmembers; i++)
+        bytes += strlen(wr->members[i].id) + strlen(wr->members[i].addr) + 2;
     /* +1: never malloc(0), never offset a NULL pointer */
     res->mem_ = malloc(arrays + bytes + 1);
     if (res->mem_ == NULL)
         return -ENOMEM;
-    struct rkc_value *vals = res->mem_;
-    struct rkc_stat *stats =
-        (void *)((char *)res->mem_ +
-                 rkc__align(wr->nvalues * sizeof(struct rkc_value)));
-    uint8_t *p = (uint8_t *)res->mem_ + arrays;
+    char *base = res->mem_;
+    struct rkc_value *vals = (void *)base;
+    struct rkc_stat *stats = (void *)(base + a_vals);
+    struct rkc_member *members = (void *)(base + a_vals + a_stats);
+    uint16_t *pref = (void *)(base + a_vals + a_stats + a_members);
+    uint8_t *p = (uint8_t *)base + arrays;
 
     for (uint32_t i = 0; i < wr->nvalues; i++) {
         if (wr->values[i].len > 0)
@@ -125,18 +144,23 @@ static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
         p += (size_t)wr->values[i].len + 1;
     }
     for (uint32_t i = 0; i < wr->nstats; i++) {
-        size_t n = strlen(wr->stats[i].name) + 1;
-        memcpy(p, wr->stats[i].name, n);
-        stats[i].name = (const char *)p;
-        p += n;
+        stats[i].name = rkc__copy_str(&p, wr->stats[i].name);
         stats[i].sval = NULL;
         stats[i].ival = wr->stats[i].ival;
-        if (wr->stats[i].sval != NULL) {
-            n = strlen(wr->stats[i].sval) + 1;
-            memcpy(p, wr->stats[i].sval, n);
-            stats[i].sval = (const char *)p;
-            p += n;
-        }
+        if (wr->stats[i].sval != NULL)
+            stats[i].sval = rkc__copy_str(&p, wr->stats[i].sval);
+    }
+    for (uint32_t i = 0; i < wr->nmembers; i++) {
+        members[i].id = rkc__copy_str(&p, wr->members[i].id);
+        members[i].addr = rkc__copy_str(&p, wr->members[i].addr);
+        members[i].up = wr->members[i].up;
+        members[i].self = wr->members[i].self;
+    }
+    if (npref > 0) {
+        memcpy(pref, wr->pref, npref * sizeof(uint16_t));
+        res->pref = pref;
+        res->q = wr->q;
+        res->nval = wr->nval;
     }
     if (wr->ctx_len > 0) {
         memcpy(p, wr->ctx, wr->ctx_len);
@@ -147,6 +171,9 @@ static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
     res->nvalues = wr->nvalues;
     res->stats = wr->nstats ? stats : NULL;
     res->nstats = wr->nstats;
+    res->members = wr->nmembers ? members : NULL;
+    res->nmembers = wr->nmembers;
+    res->acks = wr->err != 0 ? wr->acks : 0;
     res->err = wr->err;
     res->definite = wr->err != 0 && wr->definite;
     if (wr->err != 0)
@@ -613,18 +640,32 @@ static int rkc__check_sizes(size_t klen, size_t vlen, size_t ctxlen)
     return 0;
 }
 
-int rkc_get(struct rkc *c, const void *key, size_t klen, struct rkc_result *res)
+static int rkc__get(struct rkc *c, const void *key, size_t klen, bool local,
+                    struct rkc_result *res)
 {
     if (key == NULL || rkc__check_sizes(klen, 0, 0) != 0)
         return rkc__fail(res, -EINVAL, true);
-    struct wire_req req = {
-        .op = WIRE_OP_GET, .key = key, .key_len = (uint32_t)klen};
+    struct wire_req req = {.op = WIRE_OP_GET,
+                           .key = key,
+                           .key_len = (uint32_t)klen,
+                           .local = local};
     int rc = rkc__call(c, &req, res);
     if (rc == RK_ENOT_FOUND) {
         rkc_result_free(res);
         rc = 0;
     }
     return rc;
+}
+
+int rkc_get(struct rkc *c, const void *key, size_t klen, struct rkc_result *res)
+{
+    return rkc__get(c, key, klen, false, res);
+}
+
+int rkc_get_local(struct rkc *c, const void *key, size_t klen,
+                  struct rkc_result *res)
+{
+    return rkc__get(c, key, klen, true, res);
 }
 
 int rkc_put(struct rkc *c, const void *key, size_t klen, const void *value,
@@ -670,5 +711,17 @@ int rkc_ping(struct rkc *c)
 int rkc_stats(struct rkc *c, struct rkc_result *res)
 {
     struct wire_req req = {.op = WIRE_OP_STATS};
+    return rkc__call(c, &req, res);
+}
+
+int rkc_members(struct rkc *c, struct rkc_result *res)
+{
+    struct wire_req req = {.op = WIRE_OP_MEMBERS};
+    return rkc__call(c, &req, res);
+}
+
+int rkc_ring(struct rkc *c, struct rkc_result *res)
+{
+    struct wire_req req = {.op = WIRE_OP_RING};
     return rkc__call(c, &req, res);
 }

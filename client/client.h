@@ -4,7 +4,8 @@
  *
  * Two ways to use a connection, never at the same time:
  *
- *   simple calls   rkc_get / rkc_put / rkc_del / rkc_ping / rkc_stats send one
+ *   simple calls   rkc_get / rkc_put / rkc_del / rkc_ping / rkc_stats (and
+ *                  rkc_get_local, rkc_members, rkc_ring) send one
  *                  request and wait for its answer. They refuse to run
  *                  (-EBUSY) while pipelined requests are outstanding, so they
  *                  can never consume or drop someone else's response.
@@ -67,6 +68,18 @@ struct rkc_stat {
     int64_t ival;
 };
 
+/* One cluster member, as the answering node sees it. */
+struct rkc_member {
+    const char *id;   /* NUL-terminated node id */
+    const char *addr; /* NUL-terminated "host:port" */
+    bool up;          /* the answering node has a live connection to it */
+    bool self;        /* it is the answering node (the one connected to) */
+};
+
+/* A preference-list entry that names no member: it pads the lists of a
+ * ring whose cluster has fewer members than nval. */
+#define RKC_NO_MEMBER WIRE_NO_MEMBER
+
 /*
  * The outcome of one request. Every function that takes a result writes all
  * of it on every return, success or failure; it never reads what the result
@@ -75,7 +88,8 @@ struct rkc_stat {
  *
  * All pointers point into memory owned by the result and live until
  * rkc_result_free(); they do not depend on the connection, which may be
- * closed first.
+ * closed first. Everything a result points to (values, stats, members and
+ * their strings, pref, ctx) is one allocation, copied out of the response.
  */
 struct rkc_result {
     /* 0, or the error: the one the server answered, or a local one
@@ -101,6 +115,21 @@ struct rkc_result {
     /* stats: name/value pairs, in the server's order. */
     const struct rkc_stat *stats;
     size_t nstats;
+    /* members, ring: the member table, in the server's order (the ring's
+     * preference lists index into it). */
+    const struct rkc_member *members;
+    size_t nmembers;
+    /* ring: q partitions, each with a preference list of nval member
+     * indices, row-major: partition p's j-th replica is pref[p * nval + j],
+     * an index below nmembers or RKC_NO_MEMBER (padding; pads come last).
+     * q, nval 0 and pref NULL for every other call. */
+    size_t q;
+    size_t nval;
+    const uint16_t *pref;
+    /* put, del with err != 0: how many replicas the node reports as having
+     * acknowledged the write before it gave up (its message says the same
+     * in words). 0 when it reported none, and for local errors. */
+    uint32_t acks;
 
     void *mem_; /* private: the one allocation holding the above */
 };
@@ -175,6 +204,21 @@ int rkc_put(struct rkc *c, const void *key, size_t klen, const void *value,
  * what the coordinator has seen). res->ctx is the tombstone's context. */
 int rkc_del(struct rkc *c, const void *key, size_t klen, const void *ctx,
             size_t ctxlen, struct rkc_result *res);
+
+/* Like rkc_get, but asks for the connected node's own stored versions only
+ * ("local": no coordination with replicas, r does not apply). For
+ * inspecting one replica; the values may be stale or missing elsewhere, and
+ * a context from it covers only what this node has seen. */
+int rkc_get_local(struct rkc *c, const void *key, size_t klen,
+                  struct rkc_result *res);
+
+/* The node's member table, in res->members (the node's own entry has self
+ * set). */
+int rkc_members(struct rkc *c, struct rkc_result *res);
+
+/* The node's ring: res->members, and res->q preference lists of res->nval
+ * member indices each in res->pref. */
+int rkc_ring(struct rkc *c, struct rkc_result *res);
 
 /* Round trip to the node. Returns 0 or an error as above; the server's error
  * message is not kept (use rkc_send/rkc_recv for that). */
