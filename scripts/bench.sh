@@ -4,18 +4,22 @@
 # and the ringkv/redis ratio per fsync policy. A benchmark, not a test.
 #
 #   scripts/bench.sh [--requests N] [--clients C] [--size D] [--keyspace R]
-#                    [--fsync "never always"] [--pipeline P]
+#                    [--fsync "never always"] [--pipeline P] [--nodes K]
+#                    [-- node options...]
 #
+# --nodes K benchmarks node 1's RESP port of a K-node cluster (default 1;
+# the replication issue measures K=3 with the defaults N=3, R=W=2).
 # Defaults follow the foundation issue: -t set,get -c 50 -n 200000 -d 100
-# -r 100000. Ports 7990-7999 are used; data lives in a temp dir removed on
+# -r 100000. Ports 7901.., 7951.. and 7990 are used; data lives in a temp dir removed on
 # exit. redis-server runs with its defaults (RDB snapshots off, no AOF) for
 # fsync never; for fsync always it runs with appendonly yes + appendfsync
 # always, the closest equivalent.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-n=200000 c=50 d=100 r=100000 P=1
+n=200000 c=50 d=100 r=100000 P=1 nodes=1
 policies="never always"
+node_opts=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --requests) n=$2; shift 2 ;;
@@ -24,6 +28,8 @@ while [ $# -gt 0 ]; do
     --keyspace) r=$2; shift 2 ;;
     --fsync) policies=$2; shift 2 ;;
     --pipeline) P=$2; shift 2 ;;
+    --nodes) nodes=$2; shift 2 ;;
+    --) shift; node_opts=("$@"); break ;;
     *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
@@ -76,13 +82,29 @@ for pol in $policies; do
     read -r rs rg rsp50 rsp99 rgp50 rgp99 < <(bench 7990)
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
-    kdir=$tmp/ringkv-$pol
-    "$root/build/bin/ringkv" --data-dir "$kdir" --port 7991 --resp-port 7992 \
-        --fsync "$pol" --log-file "$tmp/ringkv-$pol.log" &
-    pids+=($!)
-    wait_port 7992
-    read -r ks kg ksp50 ksp99 kgp50 kgp99 < <(bench 7992)
-    kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+    # ringkv: node i native 7900+i, RESP 7950+i.
+    peers=""
+    for i in $(seq 1 "$nodes"); do
+        peers+="${peers:+,}n$i@127.0.0.1:$((7900 + i))"
+    done
+    kpids=()
+    for i in $(seq 1 "$nodes"); do
+        "$root/build/bin/ringkv" --node-id "n$i" --peers "$peers" \
+            --data-dir "$tmp/ringkv-$pol-$i" --port $((7900 + i)) \
+            --resp-port $((7950 + i)) --fsync "$pol" \
+            --log-file "$tmp/ringkv-$pol-$i.log" "${node_opts[@]}" &
+        pids+=($!)
+        kpids+=($!)
+    done
+    for i in $(seq 1 "$nodes"); do wait_port $((7950 + i)); done
+    # Peers connect within a reconnect interval; wait until node 1 sees all.
+    for _ in $(seq 1 50); do
+        "$root/build/bin/ringkv-cli" -p 7901 members 2>/dev/null |
+            grep -q ' down' || break
+        sleep 0.1
+    done
+    read -r ks kg ksp50 ksp99 kgp50 kgp99 < <(bench 7951)
+    kill "${kpids[@]}"; wait "${kpids[@]}" 2>/dev/null || true
 
     printf '%-7s %-8s %12s %12s %9s %9s %9s %9s\n' "$pol" redis "$rs" "$rg" \
         "$rsp50" "$rsp99" "$rgp50" "$rgp99"
@@ -91,4 +113,4 @@ for pol in $policies; do
     awk -v a="$ks" -v b="$rs" -v x="$kg" -v y="$rg" -v p="$pol" \
         'BEGIN { printf "%-7s ratio    %11.2fx %11.2fx   (ringkv/redis throughput)\n", p, a/b, x/y }'
 done
-echo "(redis-benchmark -t set,get -c $c -n $n -d $d -r $r -P $P; $(nproc) cores)"
+echo "(redis-benchmark -t set,get -c $c -n $n -d $d -r $r -P $P against node 1 of $nodes ringkv node(s) ${node_opts[*]}; $(nproc) cores)"
