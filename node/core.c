@@ -976,9 +976,9 @@ void core_shutdown(struct core *c)
     while (co != NULL) {
         struct coord *next = co->next;
         if (co->timer != NULL) {
+            /* Cancelled, the timer will not fire: fire it by hand, which
+             * also releases the timer's reference. */
             c->env->ops->timer_cancel(c->env, co->timer);
-            co->refs++; /* coord_timer_fired releases the timer's ref */
-            coord_release(co);
             coord_timer_fired(co);
         }
         co = next;

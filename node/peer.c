@@ -21,6 +21,9 @@
 #include "node/peer.h"
 
 #define PEER_READ_CHUNK (64 * 1024)
+/* An idle connection gets a ping this often, so the other side's client
+ * idle timeout never closes it and a hung peer is noticed. */
+#define PEER_KEEPALIVE_MS 10000
 
 enum peer_state { PEER_DOWN = 0, PEER_CONNECTING, PEER_UP, PEER_STATE_MAX };
 
@@ -47,7 +50,8 @@ struct peer {
     uint64_t next_id;
     struct peer_pending *pend;
     uint32_t pend_cap, pend_n;
-    bool was_up; /* for logging state changes once */
+    bool was_up;        /* for logging state changes once */
+    uint64_t last_send; /* loop time of the last request sent */
 };
 
 struct peers {
@@ -337,6 +341,7 @@ static void peer_connect_cb(uv_connect_t *req, int status)
         return;
     }
     pe->state = PEER_UP;
+    pe->last_send = uv_now(pe->owner->loop);
     if (!pe->was_up)
         LOG_INFO("peer %s (%s) is up", pe->id, pe->addr);
     pe->was_up = true;
@@ -363,6 +368,13 @@ static void peer_connect(struct peer *pe)
         peer_drop(pe, rc);
 }
 
+static void peer_ping_reply(void *arg, int err, const struct wire_resp *resp)
+{
+    (void)arg;
+    (void)err;
+    (void)resp;
+}
+
 static void peers_tick_cb(uv_timer_t *h)
 {
     struct peers *ps = h->data;
@@ -373,6 +385,10 @@ static void peers_tick_cb(uv_timer_t *h)
             continue;
         if (pe->state == PEER_DOWN)
             peer_connect(pe);
+        if (pe->state == PEER_UP && now - pe->last_send >= PEER_KEEPALIVE_MS) {
+            struct wire_req ping = {.op = WIRE_OP_PING};
+            peers_request(ps, i, &ping, peer_ping_reply, NULL);
+        }
         for (uint32_t s = 0; s < pe->pend_cap; s++) {
             if (pe->pend[s].id == 0 || pe->pend[s].deadline > now)
                 continue;
@@ -468,6 +484,7 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
         /* Unsend: the frame is the last thing in out. */
         return -ENOMEM;
     }
+    pe->last_send = uv_now(ps->loop);
     peer_mark_dirty(pe);
     return 0;
 }
