@@ -138,7 +138,7 @@ int main(int argc, char **argv)
     struct node n = {0};
     struct storage_info info;
     char err[512] = "";
-    int rc;
+    int rc, status = 1;
 
     signal(SIGPIPE, SIG_IGN);
     if (config_defaults(&cfg) != 0) {
@@ -267,7 +267,15 @@ int main(int argc, char **argv)
              (unsigned)(cfg.w < nval ? cfg.w : nval));
 
     uv_run(&n.loop, UV_RUN_DEFAULT);
+    status = 0;
+    goto out;
 
+fail:
+    /* server_start() already stopped a half-started server. */
+    peers_close(n.peers);
+    storage_close(n.store);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+out:
     server_destroy(n.server);
     core_destroy(n.core);
     peers_destroy(n.peers);
@@ -276,27 +284,11 @@ int main(int argc, char **argv)
     rc = uv_loop_close(&n.loop);
     if (rc != 0) {
         LOG_ERROR("event loop did not close cleanly: %s", uv_strerror(rc));
-        config_free(&cfg);
-        log_close();
-        return 1;
+        status = 1;
+    } else if (status == 0) {
+        LOG_INFO("stopped cleanly");
     }
-    LOG_INFO("stopped cleanly");
     config_free(&cfg);
     log_close();
-    return 0;
-
-fail:
-    /* server_start() already stopped a half-started server. */
-    peers_close(n.peers);
-    storage_close(n.store);
-    uv_run(&n.loop, UV_RUN_DEFAULT);
-    server_destroy(n.server);
-    core_destroy(n.core);
-    peers_destroy(n.peers);
-    ring_destroy(n.ring);
-    free(n.members);
-    uv_loop_close(&n.loop);
-    config_free(&cfg);
-    log_close();
-    return 1;
+    return status;
 }

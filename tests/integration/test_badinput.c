@@ -7,18 +7,6 @@
 
 TestSuite(badinput, .timeout = 120, .fini = itest_cleanup);
 
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
 static void send_all(int fd, const void *p, size_t n)
 {
     cr_assert_eq(write(fd, p, n), (ssize_t)n);
@@ -103,7 +91,7 @@ Test(badinput, oversized_frame_gets_an_error_then_a_disconnect)
 {
     struct itest_node *n =
         itest_start("--max-frame", "65536", "--max-value", "60000", NULL);
-    int fd = raw_connect(n->port);
+    int fd = itest_raw_connect(n->port);
     uint64_t id = 99;
     const uint8_t hdr[4] = {0xff, 0xff, 0xff, 0xff};
 
@@ -118,7 +106,7 @@ Test(badinput, oversized_frame_gets_an_error_then_a_disconnect)
 Test(badinput, declared_counts_beyond_the_bytes_present_are_refused)
 {
     struct itest_node *n = itest_start(NULL);
-    int fd = raw_connect(n->port);
+    int fd = itest_raw_connect(n->port);
     uint64_t id;
     const uint8_t array32[5] = {0xdd, 0xff, 0xff, 0xff, 0xff};
     const uint8_t map32[5] = {0xdf, 0xff, 0xff, 0xff, 0xff};
@@ -146,7 +134,7 @@ Test(badinput, declared_counts_beyond_the_bytes_present_are_refused)
 Test(badinput, a_nesting_bomb_is_refused)
 {
     struct itest_node *n = itest_start(NULL);
-    int fd = raw_connect(n->port);
+    int fd = itest_raw_connect(n->port);
     uint64_t id;
     uint8_t bomb[20001];
 
@@ -162,7 +150,7 @@ Test(badinput, wrong_types_unknown_ops_and_oversized_keys_get_errors_by_id)
 {
     struct itest_node *n =
         itest_start("--max-key", "100", "--max-value", "1000", NULL);
-    int fd = raw_connect(n->port);
+    int fd = itest_raw_connect(n->port);
     struct wire_buf b;
     uint64_t id;
 
@@ -217,7 +205,7 @@ Test(badinput, wrong_types_unknown_ops_and_oversized_keys_get_errors_by_id)
 Test(badinput, connections_beyond_max_clients_are_refused_politely)
 {
     struct itest_node *n = itest_start("--max-clients", "2", NULL);
-    int a = raw_connect(n->port), b = raw_connect(n->port);
+    int a = itest_raw_connect(n->port), b = itest_raw_connect(n->port);
     struct wire_buf w;
     uint64_t id;
 
@@ -229,7 +217,7 @@ Test(badinput, connections_beyond_max_clients_are_refused_politely)
     send_frame(b, w.data, w.len);
     cr_assert_eq(read_resp(b, &id), 0);
 
-    int c = raw_connect(n->port);
+    int c = itest_raw_connect(n->port);
     cr_assert_eq(read_resp(c, &id), RK_EOVERLOADED);
     cr_assert(closed_by_peer(c));
     close(c);
@@ -241,7 +229,7 @@ Test(badinput, connections_beyond_max_clients_are_refused_politely)
 Test(badinput, idle_connections_are_closed_after_idle_timeout)
 {
     struct itest_node *n = itest_start("--idle-timeout", "1s", NULL);
-    int fd = raw_connect(n->port);
+    int fd = itest_raw_connect(n->port);
     /* The server closes it within a few seconds (SO_RCVTIMEO is 10 s). */
     cr_assert(closed_by_peer(fd));
     close(fd);

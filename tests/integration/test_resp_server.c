@@ -12,18 +12,6 @@ static int cli(const struct itest_node *n, char *out, size_t cap,
     return itest_sh(out, cap, "redis-cli -p %d %s 2>&1", n->resp_port, args);
 }
 
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
 /* Reads until want bytes arrived or the peer closed; returns bytes read. */
 static size_t raw_read(int fd, char *buf, size_t want)
 {
@@ -113,7 +101,7 @@ Test(resp_server, get_on_siblings_picks_the_latest_and_siblings_lists_all)
 Test(resp_server, pipelined_commands_answer_in_order_and_reads_see_writes)
 {
     struct itest_node *n = itest_start("--fsync", "never", NULL);
-    int fd = raw_connect(n->resp_port);
+    int fd = itest_raw_connect(n->resp_port);
     char req[64 * 1024], resp[64 * 1024];
     size_t len = 0;
 
@@ -140,7 +128,7 @@ Test(resp_server, pipelined_commands_answer_in_order_and_reads_see_writes)
 Test(resp_server, garbage_gets_a_protocol_error_and_others_keep_working)
 {
     struct itest_node *n = itest_start(NULL);
-    int bad = raw_connect(n->resp_port);
+    int bad = itest_raw_connect(n->resp_port);
     char buf[512];
     const char *junk = "*2\r\n$-7\r\nxx\r\n";
 
@@ -151,7 +139,7 @@ Test(resp_server, garbage_gets_a_protocol_error_and_others_keep_working)
     close(bad);
 
     /* An absurd bulk length is refused before anything is buffered. */
-    bad = raw_connect(n->resp_port);
+    bad = itest_raw_connect(n->resp_port);
     junk = "*1\r\n$2000000000\r\n";
     cr_assert_eq(write(bad, junk, strlen(junk)), (ssize_t)strlen(junk));
     got = raw_read(bad, buf, sizeof(buf) - 1);
@@ -185,7 +173,7 @@ Test(resp_server, redis_benchmark_runs_without_errors)
 Test(resp_server, quit_closes_after_answering)
 {
     struct itest_node *n = itest_start(NULL);
-    int fd = raw_connect(n->resp_port);
+    int fd = itest_raw_connect(n->resp_port);
     char buf[64];
     const char *q = "PING\r\nQUIT\r\nPING\r\n";
     cr_assert_eq(write(fd, q, strlen(q)), (ssize_t)strlen(q));
