@@ -138,7 +138,8 @@ int main(int argc, char **argv)
         el +=
             (size_t)snprintf(extra + el, sizeof(extra) - el, " --break-merge");
     cfg.trace = trace ? stdout : NULL;
-    cfg.report = stderr;
+    /* With a trace, findings go to the same stream, in order. */
+    cfg.report = trace ? stdout : stderr;
 
     uint64_t failed = 0, *fails = NULL, nfail_cap = 0;
     uint64_t events = 0;

@@ -256,7 +256,7 @@ static void hop_done(struct sim *s, struct hop *h, enum outcome out, int err)
         s->res->ops_definite++;
     else
         s->res->ops_indefinite++;
-    sim__trace(s, "c%u %s %s key=%s id=%u via n%d%s%s%s",
+    sim__trace(s, "c%u %s %s key=%s id=%u via n%d%s%s",
                h->client == UINT32_MAX ? 0 : h->client + 1, op_names[h->kind],
                out == OUT_OK     ? "ok"
                : out == OUT_FAIL ? "FAIL(definite)"
