@@ -262,8 +262,7 @@ static void hop_done(struct sim *s, struct hop *h, enum outcome out, int err)
                : out == OUT_FAIL ? "FAIL(definite)"
                                  : "INDEFINITE",
                s->work->keys[h->key].name, h->vid, h->node + 1, err ? ": " : "",
-               err ? rk_err_code(err) : "",
-               out == OUT_INDEF ? " (node crashed or timed out)" : "");
+               err ? rk_err_code(err) : "");
     uint64_t hh[4] = {h->key, h->vid, (uint64_t)out, (uint64_t)(int64_t)err};
     sim__hash(s, hh, sizeof(hh));
 }
