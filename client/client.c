@@ -344,7 +344,7 @@ static int rkc__read_frame(struct rkc *c, int64_t deadline, uint32_t *body_len)
 static int rkc__recv(struct rkc *c, int64_t deadline, struct rkc_result *res,
                      uint64_t *id)
 {
-    uint32_t len;
+    uint32_t len = 0;
     int rc = rkc__read_frame(c, deadline, &len);
     if (rc != 0) {
         rkc__fail(res, rc, false);

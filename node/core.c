@@ -42,6 +42,7 @@
  * callbacks, which run on the storage worker and touch only their own
  * struct core_write.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -485,13 +486,17 @@ static void coord_arm(struct coord *co, uint64_t ms)
         co->refs++;
 }
 
+/* Cancels the timer and drops its reference. Callers always hold another
+ * reference (a peer reply, the local write, the setup), so this never frees
+ * the coord. */
 static void coord_disarm(struct coord *co)
 {
     if (co->timer == NULL)
         return;
     co->core->env->ops->timer_cancel(co->core->env, co->timer);
     co->timer = NULL;
-    coord_release(co);
+    assert(co->refs > 1);
+    co->refs--;
 }
 
 /* -- get -- */

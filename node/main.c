@@ -73,7 +73,12 @@ static int node_membership(struct node *n, const struct config *cfg,
     }
     for (uint32_t i = 0; i < nm; i++) {
         int k = ring_member_index(n->ring, cm[i].id);
-        snprintf(n->members[k].id, sizeof(n->members[k].id), "%s", cm[i].id);
+        if (k < 0 || (uint32_t)k >= nm) {
+            free(pc);
+            return RK_EINTERNAL;
+        }
+        snprintf(n->members[k].id, sizeof(n->members[k].id), "%.64s",
+                 cm[i].id);
         snprintf(n->members[k].addr, sizeof(n->members[k].addr), "%s:%u",
                  cm[i].host, (unsigned)cm[i].port);
         pc[k].id = n->members[k].id;

@@ -2,7 +2,8 @@
 # scripts/test.sh - install dependencies, build, and run every test.
 #
 # Steps: dependencies (scripts/deps.sh) -> clang-format check -> ASan+UBSan
-# build with -Werror in build/asan -> each libFuzzer target for a short run
+# build with -Werror in build/asan -> a Release -Werror build (build/werror)
+# -> each libFuzzer target for a short run
 # over its committed corpus (clang build in build/fuzz) -> every unit and
 # integration test through CTest. Exits non-zero on any failure; the CTest
 # summary is the last thing printed.
@@ -24,6 +25,11 @@ clang-format --dry-run -Werror "${srcs[@]}"
 echo "== build (ASan + UBSan, -Werror)"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Asan -DRINGKV_WERROR=ON >/dev/null
 cmake --build build/asan -j"$jobs"
+
+# -O2 finds warnings -O1 does not (maybe-uninitialized, use-after-free).
+echo "== build (Release, -Werror)"
+cmake -S . -B build/werror -DCMAKE_BUILD_TYPE=Release -DRINGKV_WERROR=ON >/dev/null
+cmake --build build/werror -j"$jobs" >/dev/null
 
 fuzz_seconds=${FUZZ_SECONDS:-20}
 if [ "$fuzz_seconds" -gt 0 ]; then

@@ -929,7 +929,7 @@ static void partition_start(struct sim *s)
     if (kind == 0) { /* isolate one node */
         side[sim__below(&s->fault, m)] = 1;
     } else { /* halves, or halves joined by a bridge node */
-        uint32_t perm[SIM_MAX_NODES];
+        uint32_t perm[SIM_MAX_NODES] = {0};
         for (uint32_t i = 0; i < m; i++)
             perm[i] = i;
         for (uint32_t i = m - 1; i > 0; i--) {

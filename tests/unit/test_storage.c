@@ -214,7 +214,7 @@ static void submit(struct storage *s, struct top *t, uint32_t partition,
                    const char *key, storage_apply_fn apply, const char *val)
 {
     memset(t, 0, sizeof(*t));
-    snprintf(t->key, sizeof(t->key), "%s", key);
+    snprintf(t->key, sizeof(t->key), "%.599s", key);
     t->val = val;
     t->val_len = val ? strlen(val) : 0;
     t->op.partition = partition;
