@@ -77,8 +77,7 @@ static int node_membership(struct node *n, const struct config *cfg,
             free(pc);
             return RK_EINTERNAL;
         }
-        snprintf(n->members[k].id, sizeof(n->members[k].id), "%.64s",
-                 cm[i].id);
+        snprintf(n->members[k].id, sizeof(n->members[k].id), "%.64s", cm[i].id);
         snprintf(n->members[k].addr, sizeof(n->members[k].addr), "%s:%u",
                  cm[i].host, (unsigned)cm[i].port);
         pc[k].id = n->members[k].id;
