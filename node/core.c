@@ -57,8 +57,19 @@
 #include "ring/ring.h"
 
 #define CORE_FWD_SLACK_MS 1000 /* a forward waits a bit past the timeout */
+#define CORE_FWD_WINDOW   1024 /* forwards remembered per forwarder */
 
 struct coord;
+
+/* Which forwards from one member were seen: a sliding window of sequence
+ * numbers (like IPsec's anti-replay window) for that member's current
+ * incarnation. A forward is applied at most once; a copy, or one too old
+ * to tell, is refused as indefinite. */
+struct core_fwd_seen {
+    uint64_t inc;
+    uint64_t hwm; /* highest sequence seen */
+    uint64_t bits[CORE_FWD_WINDOW / 64];
+};
 
 struct core {
     struct env *env;
@@ -70,6 +81,8 @@ struct core {
     uint8_t r_def; /* min(r, nval) */
     uint8_t w_def; /* min(w, nval) */
     struct coord *active;
+    uint64_t fwd_seq;               /* our forwards' sequence */
+    struct core_fwd_seen *fwd_seen; /* per member */
     struct core_stats st;
 };
 
@@ -769,6 +782,36 @@ static void coord_put_local_done(void *arg, const struct core_reply *rep)
 static void coord_forward(struct core *c, const struct core_req *req,
                           core_reply_fn fn, void *arg);
 
+/* True the first time (from, inc, seq) is seen; false for a copy or a
+ * forward older than the window. */
+static bool core_fwd_first(struct core *c, const struct core_req *req)
+{
+    if (req->fwd_seq == 0 || req->fwd_from >= c->nmembers ||
+        c->fwd_seen == NULL)
+        return true; /* not stamped: nothing to compare */
+    struct core_fwd_seen *w = &c->fwd_seen[req->fwd_from];
+    uint64_t seq = req->fwd_seq;
+    if (w->inc != req->fwd_inc) { /* the forwarder restarted */
+        memset(w, 0, sizeof(*w));
+        w->inc = req->fwd_inc;
+    }
+    if (seq + CORE_FWD_WINDOW <= w->hwm)
+        return false;
+    if (seq > w->hwm) {
+        uint64_t gap = seq - w->hwm;
+        for (uint64_t k = 1; k <= gap && k <= CORE_FWD_WINDOW; k++) {
+            uint64_t b = (w->hwm + k) % CORE_FWD_WINDOW;
+            w->bits[b / 64] &= ~(1ull << (b % 64));
+        }
+        w->hwm = seq;
+    }
+    uint64_t b = seq % CORE_FWD_WINDOW;
+    if (w->bits[b / 64] & (1ull << (b % 64)))
+        return false;
+    w->bits[b / 64] |= 1ull << (b % 64);
+    return true;
+}
+
 static void coord_put(struct core *c, const struct core_req *req,
                       core_reply_fn fn, void *arg)
 {
@@ -778,6 +821,17 @@ static void coord_put(struct core *c, const struct core_req *req,
     bool mine = false;
     int err;
 
+    if (req->forwarded && !core_fwd_first(c, req)) {
+        /* A copy of a forward already handled: applying it again could make
+         * a write the client was told failed definitely appear after all
+         * (found by the simulator, docs/simulation.md). The first copy's
+         * answer stands; this one says only "maybe". */
+        c->st.duplicate_forwards++;
+        core_fail(c, fn, arg, RK_EPROTO, false,
+                  "duplicate forwarded request; the first copy's outcome "
+                  "stands");
+        return;
+    }
     co = coord_new(c, CO_PUT, req, fn, arg);
     if (co == NULL) {
         core_fail(c, fn, arg, -ENOMEM, true, NULL);
@@ -872,7 +926,10 @@ static void coord_forward(struct core *c, const struct core_req *req,
         .ctx = req->ctx,
         .ctx_len = req->ctx_len,
         .w = req->w,
-        .flags = (req->flags & CORE_F_OVERWRITE) ? WIRE_F_OVERWRITE : 0};
+        .flags = (req->flags & CORE_F_OVERWRITE) ? WIRE_F_OVERWRITE : 0,
+        .from = c->o.self,
+        .inc = c->o.incarnation,
+        .seq = ++c->fwd_seq};
     c->st.forwarded++;
     err = c->env->ops->peer_request(c->env, target, &q, coord_fwd_reply, co);
     if (err != 0) {
@@ -964,12 +1021,45 @@ struct core *core_create(struct env *env, const struct core_opts *o)
         c->nval = QUORUM_MAX_N;
     c->r_def = (uint8_t)(c->o.r < c->nval ? c->o.r : c->nval);
     c->w_def = (uint8_t)(c->o.w < c->nval ? c->o.w : c->nval);
+    if (c->o.incarnation == 0)
+        c->o.incarnation = c->o.actor ^ (env->ops->wall_ms(env) << 16) ^ 1;
+    c->fwd_seen = calloc(c->nmembers, sizeof(*c->fwd_seen));
+    if (c->fwd_seen == NULL) {
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
 void core_destroy(struct core *c)
 {
+    if (c == NULL)
+        return;
+    free(c->fwd_seen);
     free(c);
+}
+
+void core_req_from_wire(const struct wire_req *w, struct core_req *out)
+{
+    *out = (struct core_req){
+        .op = w->op,
+        .key = w->key,
+        .key_len = w->key_len,
+        .value = w->value,
+        .value_len = w->value_len,
+        .ctx = w->ctx,
+        .ctx_len = w->ctx_len,
+        .r = w->r,
+        .w = w->w,
+        .flags = (w->flags & WIRE_F_OVERWRITE) ? CORE_F_OVERWRITE : 0,
+        .local = w->local,
+        .forwarded = w->op == WIRE_OP_FPUT || w->op == WIRE_OP_FDEL,
+        .rec = w->rec,
+        .rec_len = w->rec_len,
+        .ts = w->ts,
+        .fwd_from = w->from,
+        .fwd_inc = w->inc,
+        .fwd_seq = w->seq};
 }
 
 void core_shutdown(struct core *c)

@@ -48,6 +48,7 @@ struct core_opts {
     uint32_t self;                     /* this node's ring index */
     uint8_t n, r, w;                   /* defaults; capped at members */
     uint64_t timeout_ms;               /* replica wait before failing */
+    uint64_t incarnation; /* random per process start; 0: derived */
 };
 
 #define CORE_DEFAULT_MAX_SIBLINGS 64
@@ -71,8 +72,14 @@ struct core_req {
     bool forwarded;     /* put/del from a peer: coordinate, never forward */
     const uint8_t *rec; /* rput: the record to merge */
     uint32_t rec_len;
-    uint64_t ts; /* rput: newest timestamp in rec */
+    uint64_t ts;       /* rput: newest timestamp in rec */
+    uint32_t fwd_from; /* fput/fdel: forwarder, incarnation, sequence */
+    uint64_t fwd_inc, fwd_seq;
 };
+
+/* Maps a decoded peer or client request onto a core request (pointers
+ * borrowed from w). Every transport uses this one mapping. */
+void core_req_from_wire(const struct wire_req *w, struct core_req *out);
 
 struct core_value {
     const uint8_t *data;
@@ -116,6 +123,7 @@ struct core_stats {
     uint64_t read_repairs; /* repair writes sent (and local) */
     uint64_t read_repair_failures;
     uint64_t clock_skew_rejected; /* lww: replicated writes from the future */
+    uint64_t duplicate_forwards;  /* fput/fdel copies refused */
 };
 
 struct core;

@@ -122,6 +122,7 @@ static void node_on_signal(uv_signal_t *h, int signum)
     node_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* 64 random nonzero bits (storage epochs, process incarnations). */
 static uint64_t node_new_epoch(void)
 {
     uint64_t e = 0;
@@ -231,6 +232,7 @@ int main(int argc, char **argv)
         .r = (uint8_t)cfg.r,
         .w = (uint8_t)cfg.w,
         .timeout_ms = cfg.request_timeout,
+        .incarnation = node_new_epoch(), /* any fresh random 64 bits */
     };
     n.core = core_create(&n.env, &co);
     if (n.core == NULL) {

@@ -427,22 +427,8 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     q->op = req.op;
     c->refs++;
     c->inflight++;
-    struct core_req cr = {
-        .op = req.op,
-        .key = req.key,
-        .key_len = req.key_len,
-        .value = req.value,
-        .value_len = req.value_len,
-        .ctx = req.ctx,
-        .ctx_len = req.ctx_len,
-        .r = req.r,
-        .w = req.w,
-        .flags = (req.flags & WIRE_F_OVERWRITE) ? CORE_F_OVERWRITE : 0,
-        .local = req.local,
-        .forwarded = req.op == WIRE_OP_FPUT || req.op == WIRE_OP_FDEL,
-        .rec = req.rec,
-        .rec_len = req.rec_len,
-        .ts = req.ts};
+    struct core_req cr;
+    core_req_from_wire(&req, &cr);
     core_request(s->core, &cr, native_reply, q);
 }
 
@@ -875,6 +861,7 @@ static uint32_t server_collect(struct server *s, struct wire_stat *st)
     STAT_I("read_repairs", cs.read_repairs);
     STAT_I("read_repair_failures", cs.read_repair_failures);
     STAT_I("clock_skew_rejected", cs.clock_skew_rejected);
+    STAT_I("duplicate_forwards", cs.duplicate_forwards);
     STAT_I("storage_commits", ss.commits);
     STAT_I("storage_ops", ss.ops);
     STAT_I("storage_syncs", ss.syncs);

@@ -127,6 +127,11 @@ struct wire_req {
     uint64_t ts;    /* rput: the newest write timestamp in rec (HLC) */
     uint32_t flags; /* fput, fdel: WIRE_F_* */
     bool local;     /* get: this node's copy only, no coordination */
+    /* fput, fdel: who forwarded it (member index), that process's random
+     * incarnation and its sequence number for forwards; seq 0 = absent.
+     * The coordinating replica applies each (from, inc, seq) at most once. */
+    uint32_t from;
+    uint64_t inc, seq;
 };
 
 #define WIRE_F_OVERWRITE 0x1u /* supersede every stored version (RESP) */

@@ -181,6 +181,9 @@ enum {
     WIRE_RQ_TS,
     WIRE_RQ_FLAGS,
     WIRE_RQ_LOCAL,
+    WIRE_RQ_FROM,
+    WIRE_RQ_INC,
+    WIRE_RQ_SEQ,
     WIRE_RQ_N
 };
 
@@ -208,7 +211,8 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         [WIRE_RQ_CTX] = {"ctx", NULL},     [WIRE_RQ_R] = {"r", NULL},
         [WIRE_RQ_W] = {"w", NULL},         [WIRE_RQ_REC] = {"rec", NULL},
         [WIRE_RQ_TS] = {"ts", NULL},       [WIRE_RQ_FLAGS] = {"flags", NULL},
-        [WIRE_RQ_LOCAL] = {"local", NULL},
+        [WIRE_RQ_LOCAL] = {"local", NULL}, [WIRE_RQ_FROM] = {"from", NULL},
+        [WIRE_RQ_INC] = {"inc", NULL},     [WIRE_RQ_SEQ] = {"seq", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -314,6 +318,21 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     }
     if (wire__op_is_fwd(out->op) && flags != NULL)
         out->flags = (uint32_t)flags->via.u64;
+    const msgpack_object *from = f[WIRE_RQ_FROM].val;
+    const msgpack_object *inc = f[WIRE_RQ_INC].val;
+    const msgpack_object *seq = f[WIRE_RQ_SEQ].val;
+    if ((from != NULL && (from->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                          from->via.u64 > UINT32_MAX)) ||
+        (inc != NULL && inc->type != MSGPACK_OBJECT_POSITIVE_INTEGER) ||
+        (seq != NULL && seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+        *why = "from, inc and seq must be unsigned integers";
+        return RK_EBAD_REQUEST;
+    }
+    if (wire__op_is_fwd(out->op) && seq != NULL) {
+        out->seq = seq->via.u64;
+        out->inc = inc ? inc->via.u64 : 0;
+        out->from = from ? (uint32_t)from->via.u64 : 0;
+    }
     if (out->op == WIRE_OP_GET && local != NULL)
         out->local = local->via.boolean;
 
@@ -366,8 +385,10 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
     bool has_rec = req->op == WIRE_OP_RPUT;
     bool has_flags = wire__op_is_fwd(req->op) && req->flags != 0;
     bool has_local = req->op == WIRE_OP_GET && req->local;
+    bool has_seq = wire__op_is_fwd(req->op) && req->seq != 0;
     size_t nf = 2 + has_key + has_value + has_ctx + (req->r != 0) +
-                (req->w != 0) + 2 * has_rec + has_flags + has_local;
+                (req->w != 0) + 2 * has_rec + has_flags + has_local +
+                3 * has_seq;
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -411,6 +432,14 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
     if (has_local) {
         rc |= wire__pack_key(&pk, "local");
         rc |= msgpack_pack_true(&pk);
+    }
+    if (has_seq) {
+        rc |= wire__pack_key(&pk, "from");
+        rc |= msgpack_pack_uint32(&pk, req->from);
+        rc |= wire__pack_key(&pk, "inc");
+        rc |= msgpack_pack_uint64(&pk, req->inc);
+        rc |= wire__pack_key(&pk, "seq");
+        rc |= msgpack_pack_uint64(&pk, req->seq);
     }
     if (rc != 0) {
         b->len = start;

@@ -727,22 +727,8 @@ static void deliver_request(struct sim *s, struct sim_node *nd, int src,
     if (q == NULL)
         abort();
     *q = (struct sim_inreq){nd, nd->inc, src, req.id, req.op};
-    struct core_req cr = {
-        .op = req.op,
-        .key = req.key,
-        .key_len = req.key_len,
-        .value = req.value,
-        .value_len = req.value_len,
-        .ctx = req.ctx,
-        .ctx_len = req.ctx_len,
-        .r = req.r,
-        .w = req.w,
-        .flags = (req.flags & WIRE_F_OVERWRITE) ? CORE_F_OVERWRITE : 0,
-        .local = req.local,
-        .forwarded = req.op == WIRE_OP_FPUT || req.op == WIRE_OP_FDEL,
-        .rec = req.rec,
-        .rec_len = req.rec_len,
-        .ts = req.ts};
+    struct core_req cr;
+    core_req_from_wire(&req, &cr);
     nd->in_rput = req.op == WIRE_OP_RPUT;
     core_request(nd->core, &cr, peer_reply, q);
     nd->in_rput = false;

@@ -117,3 +117,21 @@ Test(sim, the_configuration_is_validated)
     cr_assert_eq(sim_faults_parse("heavy"), SIM_FAULTS_HEAVY);
     cr_assert_eq(sim_faults_parse("bogus"), -1);
 }
+
+/* Regression: seeds whose network duplicated a forwarded put, so that one
+ * copy was refused "definitely" while the other applied the write
+ * (docs/simulation.md, finding 1). */
+Test(sim, a_duplicated_forward_never_applies_a_definitely_failed_write)
+{
+    const uint64_t seeds[] = {673, 313, 919, 981};
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        struct sim_config c;
+        struct sim_result r;
+        sim_config_default(&c);
+        c.seed = seeds[i];
+        cr_assert_eq(sim_run(&c, &r), 0, "seed %llu",
+                     (unsigned long long)seeds[i]);
+        cr_assert_eq(r.definite_observed, 0);
+        cr_assert_gt(r.msgs_duplicated, 0, "the seed still duplicates");
+    }
+}
