@@ -249,6 +249,8 @@ static void gate_close(struct storage *s, struct gate *g, const char *key)
     g->t.op.done = on_done;
     g->t.op.arg = &g->t;
     cr_assert_eq(storage_submit(s, &g->t.op), 0);
+    /* Submitted ops reach the worker once per loop iteration. */
+    uv_run(&g_loop, UV_RUN_NOWAIT);
     uv_sem_wait(&g->entered); /* the worker has taken the queue */
 }
 
@@ -563,11 +565,16 @@ Test(storage, truncated_data_mdb_is_corrupt, .init = setup, .fini = teardown)
     snprintf(path, sizeof(path), "%s/data.mdb", g_dir);
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_gt(st.st_size, 65536);
-    cr_assert_eq(truncate(path, st.st_size / 2), 0);
+    /* 200 values of 1 KiB need far more than 64 KiB of pages. (With fsync
+     * never the file is sized to map_size, so halving it would not cut.) */
+    cr_assert_eq(truncate(path, 65536), 0);
     s = NULL;
     cr_assert_eq(storage_open(&s, &g_loop, &o, NULL, g_err, sizeof(g_err)),
                  RK_ECORRUPT);
-    cr_assert_not_null(strstr(g_err, "truncated"), "%s", g_err);
+    /* Either our size check or LMDB's page check (with MDB_WRITEMAP, LMDB
+     * grows the file to map_size before we look) names the problem. */
+    cr_assert(strstr(g_err, "truncated") || strstr(g_err, "CORRUPTED"), "%s",
+              g_err);
 }
 
 /* Writes an LMDB file the way another program might: no ringkv meta. */
