@@ -412,20 +412,26 @@ Test(storage, ops_in_one_batch_apply_in_submission_order, .init = setup,
     close_ok(s);
 }
 
-Test(storage, failing_apply_fails_only_its_op, .init = setup, .fini = teardown)
+/* fsync always batches on the worker (a gate op holds it so the rest form
+ * one batch); interval and never commit on the loop, and everything
+ * submitted before the loop runs is one batch by construction. */
+static void failing_apply_case(enum storage_fsync policy)
 {
-    struct storage_opts o = opts(STORAGE_FSYNC_NEVER);
+    struct storage_opts o = opts(policy);
     struct storage *s = open_ok(&o, NULL);
+    bool worker = policy == STORAGE_FSYNC_ALWAYS;
     struct top a, b, c;
     struct storage_stats st;
     struct gate g;
 
-    gate_close(s, &g, "gate");
+    if (worker)
+        gate_close(s, &g, "gate");
     submit(s, &a, 0, "a", apply_put, "A");
     submit(s, &b, 0, "b", apply_fail, NULL);
     submit(s, &c, 0, "c", apply_put, "C");
-    gate_open(&g);
-    run_until(4);
+    if (worker)
+        gate_open(&g);
+    run_until(worker ? 4 : 3);
     cr_assert_eq(a.status, 0);
     cr_assert_eq(b.status, RK_EBAD_REQUEST);
     cr_assert_eq(c.status, 0);
@@ -433,18 +439,30 @@ Test(storage, failing_apply_fails_only_its_op, .init = setup, .fini = teardown)
     cr_assert_not(get(s, 0, "b").found);
     cr_assert(get(s, 0, "c").found);
     storage_get_stats(s, &st);
-    cr_assert_eq(st.commits, 2);
+    cr_assert_eq(st.commits, worker ? 2 : 1);
     cr_assert_eq(st.failures, 0);
-    gate_destroy(&g);
+    if (worker)
+        gate_destroy(&g);
     close_ok(s);
 }
 
-Test(storage, map_full_fails_the_whole_batch_and_applies_none_of_it,
-     .init = setup, .fini = teardown)
+Test(storage, failing_apply_fails_only_its_op, .init = setup, .fini = teardown)
 {
-    struct storage_opts o = opts(STORAGE_FSYNC_NEVER);
+    failing_apply_case(STORAGE_FSYNC_ALWAYS);
+}
+
+Test(storage, failing_apply_fails_only_its_op_in_a_loop_commit, .init = setup,
+     .fini = teardown)
+{
+    failing_apply_case(STORAGE_FSYNC_NEVER);
+}
+
+static void map_full_case(enum storage_fsync policy)
+{
+    struct storage_opts o = opts(policy);
     struct storage *s;
-    struct top a, big, c, after;
+    bool worker = policy == STORAGE_FSYNC_ALWAYS;
+    struct top a, big, c, after, first;
     struct storage_stats st;
     struct gate g;
     char *huge;
@@ -456,13 +474,21 @@ Test(storage, map_full_fails_the_whole_batch_and_applies_none_of_it,
     memset(huge, 'x', (4u << 20) - 1);
     huge[(4u << 20) - 1] = '\0';
 
-    gate_close(s, &g, "gate");
+    if (worker) {
+        gate_close(s, &g, "gate");
+    } else {
+        submit(s, &first, 0, "gate", apply_put, "gate");
+        run_until(1);
+        cr_assert_eq(first.status, 0);
+    }
     submit(s, &a, 0, "a", apply_put, "A");
     submit(s, &big, 0, "big", apply_put, huge);
     submit(s, &c, 0, "c", apply_put, "C");
-    gate_open(&g);
+    if (worker)
+        gate_open(&g);
     run_until(4);
-    cr_assert_eq(g.t.status, 0);
+    if (worker)
+        cr_assert_eq(g.t.status, 0);
     cr_assert_eq(a.status, RK_ESTORAGE);
     cr_assert_eq(big.status, RK_ESTORAGE);
     cr_assert_eq(c.status, RK_ESTORAGE);
@@ -480,8 +506,21 @@ Test(storage, map_full_fails_the_whole_batch_and_applies_none_of_it,
     cr_assert_eq(after.status, 0, "the store still works after MAP_FULL");
     cr_assert(get(s, 0, "after").found);
     free(huge);
-    gate_destroy(&g);
+    if (worker)
+        gate_destroy(&g);
     close_ok(s);
+}
+
+Test(storage, map_full_fails_the_whole_batch_and_applies_none_of_it,
+     .init = setup, .fini = teardown)
+{
+    map_full_case(STORAGE_FSYNC_ALWAYS);
+}
+
+Test(storage, map_full_fails_a_whole_loop_commit_and_applies_none_of_it,
+     .init = setup, .fini = teardown)
+{
+    map_full_case(STORAGE_FSYNC_NEVER);
 }
 
 Test(storage, reopen_keeps_data_and_epoch_and_reports_not_created,
@@ -802,10 +841,28 @@ static void on_done_then_close(struct storage_op *op)
     storage_close(g_s);
 }
 
+Test(storage, close_from_a_done_callback_in_a_loop_commit_answers_the_rest,
+     .init = setup, .fini = teardown)
+{
+    struct storage_opts o = opts(STORAGE_FSYNC_NEVER);
+    struct storage *s = open_ok(&o, NULL);
+    static struct top t[21];
+
+    g_s = s;
+    for (int i = 0; i < 21; i++)
+        submit(s, &t[i], 0, "k", apply_incr, NULL);
+    t[0].op.done = on_done_then_close; /* the first closes the store */
+    cr_assert_eq(uv_run(&g_loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(g_done, 21);
+    for (int i = 0; i < 21; i++)
+        cr_assert_eq(t[i].status, 0);
+    cr_assert_eq(uv_loop_close(&g_loop), 0);
+}
+
 Test(storage, close_from_a_done_callback_answers_the_rest_first, .init = setup,
      .fini = teardown)
 {
-    struct storage_opts o = opts(STORAGE_FSYNC_NEVER);
+    struct storage_opts o = opts(STORAGE_FSYNC_ALWAYS);
     struct storage *s = open_ok(&o, NULL);
     static struct top t[20];
     struct gate g;
