@@ -8,17 +8,18 @@
  * and the storage epoch.
  *
  * Threads. Reads run on the caller's (loop) thread in a reused read-only
- * transaction. Writes are queued to one worker thread that takes everything
- * queued, applies it in one write transaction (group commit), commits,
- * satisfies the fsync policy, and then reports each op back on the loop
- * thread through a uv_async_t. Ops are applied in submission order, so two
- * writes to one key submitted in order are stored in order. An op's done
- * callback runs only after its commit satisfies the fsync policy:
+ * transaction. Writes submitted during one loop iteration form one batch
+ * (group commit), applied in submission order in one write transaction:
+ * with fsync always on a worker thread (the commit syncs), reported back on
+ * the loop through a uv_async_t; with interval or never on the loop thread
+ * itself (MDB_WRITEMAP | MDB_NOSYNC commits do no I/O), with the worker
+ * syncing every interval. An op's done callback runs only after its commit
+ * satisfies the fsync policy:
  *   always    commit is synced before done runs (ack after fsync)
  *   interval  done runs after commit; a sync happens every interval ms
  *   never     done runs after commit; the OS writes back when it likes
  *
- * The apply callback runs on the worker thread inside the write transaction
+ * The apply callback runs inside the write transaction (worker or loop)
  * and sees the key's current value, so read-modify-write (version merge) is
  * atomic with respect to every other write. It must be thread-safe: pure
  * functions of its inputs (quorum/ is).
