@@ -109,6 +109,7 @@ struct core_write {
     struct dvv_val val;
     const uint8_t *rec; /* CW_MERGE: incoming record (in buf) */
     uint32_t rec_len;
+    uint64_t max_ts; /* CW_MERGE under lww: newer timestamps are refused */
     /* results (worker) */
     bool existed;
     uint32_t live;
@@ -163,6 +164,13 @@ static int core_apply_merge(struct core_write *w, const struct dvv *local,
 
     if ((err = dvv_decode(w->rec, w->rec_len, &w->arena, &in)) != 0)
         return err == RK_ECORRUPT ? RK_EBAD_REQUEST : err;
+    /* Under last-write-wins a value stamped far in the future would beat
+     * every honest write for that long: refuse it whatever brought it
+     * (replication or read repair). */
+    for (uint32_t i = 0; w->max_ts != 0 && i < in.n; i++)
+        for (uint32_t j = 0; j < in.e[i].nvals; j++)
+            if (in.e[i].vals[j].ts > w->max_ts)
+                return RK_ECLOCK_SKEW;
     if ((err = dvv_sync(local, &in, &w->arena, &next)) != 0)
         return err;
     w->lww_dropped = dvv_resolve(&next, w->lww);
@@ -204,6 +212,8 @@ static void core_write_done(struct storage_op *op)
     c->st.writes_pending--;
     if (op->status == RK_ESIBLING_LIMIT)
         c->st.sibling_limit++;
+    if (op->status == RK_ECLOCK_SKEW)
+        c->st.clock_skew_rejected++;
     if (op->status == 0) {
         c->st.lww_discarded += w->lww_dropped;
         if (w->live > c->st.max_siblings_seen)
@@ -245,6 +255,9 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
     if (kind == CW_MERGE) {
         w->rec = w->buf + req->key_len;
         w->rec_len = (uint32_t)blen;
+        if (w->lww) /* physical ms in the high bits, see quorum/hlc.h */
+            w->max_ts = (c->env->ops->wall_ms(c->env) + c->o.max_drift_ms)
+                        << HLC_LOGICAL_BITS;
     } else {
         w->tombstone = !put;
         w->overwrite = (req->flags & CORE_F_OVERWRITE) != 0;
@@ -527,9 +540,10 @@ static void coord_get_progress(struct coord *co, bool decided, bool timed_out)
             int err =
                 core_reply_record(c, &co->get.merged, &a, co->fn, co->arg);
             dvv_arena_free(&a);
-            co->replied = true;
-            if (err != 0)
+            if (err != 0) /* the callback did not run */
                 coord_fail(co, err, true, NULL, 0);
+            else
+                co->replied = true;
         } else if (!timed_out) {
             c->st.unavailable++;
             coord_fail(co, RK_EUNAVAILABLE, true,
@@ -982,7 +996,7 @@ static void core_rput(struct core *c, const struct core_req *req,
             LOG_WARN("refused a replicated write stamped %" PRIu64
                      " ms ahead of this clock",
                      hlc_physical_ms(req->ts) - wall);
-            core_fail(c, fn, arg, RK_EBAD_REQUEST, true,
+            core_fail(c, fn, arg, RK_ECLOCK_SKEW, true,
                       "write timestamp too far in the future");
             return;
         }

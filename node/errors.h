@@ -30,6 +30,8 @@
     X(SIBLING_LIMIT, "sibling_limit",                                          \
       "too many siblings: read the key and write back with its context")       \
     X(UNAVAILABLE, "unavailable", "not enough replicas reachable")             \
+    X(CLOCK_SKEW, "clock_skew",                                                \
+      "a timestamp is too far ahead of this node's clock")                     \
     X(TIMEOUT, "timeout", "request timed out before the quorum answered")      \
     X(OVERLOADED, "overloaded", "server is overloaded")                        \
     X(SHUTTING_DOWN, "shutting_down", "node is shutting down")                 \

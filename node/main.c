@@ -35,6 +35,7 @@
 struct node {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
+    uv_timer_t deadline; /* shutdown: force-close what has not flushed */
     struct storage *store;
     struct core *core;
     struct server *server;
@@ -102,6 +103,17 @@ _Static_assert((int)CONFIG_LOG_DEBUG == (int)LOG_DEBUG &&
                    (int)CONFIG_LOG_ERROR == (int)LOG_ERROR,
                "config and log levels line up");
 
+#define NODE_SHUTDOWN_GRACE_MS 5000
+
+static void node_on_deadline(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    LOG_WARN("clients still hold unsent replies after %d ms; closing them",
+             NODE_SHUTDOWN_GRACE_MS);
+    server_force_close(n->server);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
 static void node_stop(struct node *n, const char *why)
 {
     if (n->stopping)
@@ -115,6 +127,13 @@ static void node_stop(struct node *n, const char *why)
     n->store = NULL;
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->sigint, NULL);
+    /* Clients that do not read their replies must not hold the node up:
+     * after NODE_SHUTDOWN_GRACE_MS their connections are cut. Unref'd, so
+     * it does not keep the loop alive once everything else has closed. */
+    uv_timer_init(&n->loop, &n->deadline);
+    n->deadline.data = n;
+    uv_timer_start(&n->deadline, node_on_deadline, NODE_SHUTDOWN_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&n->deadline);
 }
 
 static void node_on_signal(uv_signal_t *h, int signum)
@@ -273,6 +292,11 @@ int main(int argc, char **argv)
              (unsigned)(cfg.w < nval ? cfg.w : nval));
 
     uv_run(&n.loop, UV_RUN_DEFAULT);
+    /* Everything closed before the shutdown deadline fired: close it. */
+    if (!uv_is_closing((uv_handle_t *)&n.deadline)) {
+        uv_close((uv_handle_t *)&n.deadline, NULL);
+        uv_run(&n.loop, UV_RUN_DEFAULT);
+    }
     status = 0;
     goto out;
 

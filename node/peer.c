@@ -24,6 +24,8 @@
 /* An idle connection gets a ping this often, so the other side's client
  * idle timeout never closes it and a hung peer is noticed. */
 #define PEER_KEEPALIVE_MS 10000
+/* Unsent bytes to one peer beyond which it is treated as down. */
+#define PEER_MAX_OUT (64u << 20)
 
 enum peer_state { PEER_DOWN = 0, PEER_CONNECTING, PEER_UP, PEER_STATE_MAX };
 
@@ -52,6 +54,7 @@ struct peer {
     uint32_t pend_cap, pend_n;
     bool was_up;        /* for logging state changes once */
     uint64_t last_send; /* loop time of the last request sent */
+    bool overflow;      /* out passed PEER_MAX_OUT: drop at the next tick */
 };
 
 struct peers {
@@ -151,21 +154,23 @@ static bool peer_pend_take(struct peer *pe, uint64_t id, struct peer_pending *e)
     return false;
 }
 
-/* Fails every pending request of pe with err. Callbacks may send new
- * requests (to other peers, or to pe if it is up again), so entries are
- * taken out one at a time. */
+/* Fails every pending request of pe with err. The table is emptied first
+ * (one pass), then the callbacks run: they may send new requests, to other
+ * peers or to pe once it is up again. */
 static void peer_fail_all(struct peer *pe, int err)
 {
-    for (uint32_t i = 0; i < pe->pend_cap; i++) {
-        if (pe->pend[i].id == 0)
-            continue;
-        struct peer_pending e = pe->pend[i];
-        peer_pend_del_slot(pe, i);
-        e.fn(e.arg, err, NULL);
-        i = (uint32_t)-1; /* the table may have shifted: rescan */
-        if (pe->pend_n == 0)
-            break;
-    }
+    struct peer_pending *old = pe->pend;
+    uint32_t cap = pe->pend_cap;
+
+    if (pe->pend_n == 0)
+        return;
+    pe->pend = NULL;
+    pe->pend_cap = 0;
+    pe->pend_n = 0;
+    for (uint32_t i = 0; i < cap; i++)
+        if (old[i].id != 0)
+            old[i].fn(old[i].arg, err, NULL);
+    free(old);
 }
 
 /* ---- I/O ------------------------------------------------------------------
@@ -200,6 +205,7 @@ static void peer_drop(struct peer *pe, int err)
                  err < 0 && err > -4096 ? uv_strerror(err) : rk_err_msg(err));
     pe->was_up = false;
     pe->state = PEER_DOWN;
+    pe->overflow = false;
     pe->writing = false;
     pe->in.len = 0;
     pe->out.len = 0;
@@ -389,13 +395,23 @@ static void peers_tick_cb(uv_timer_t *h)
             struct wire_req ping = {.op = WIRE_OP_PING};
             peers_request(ps, i, &ping, peer_ping_reply, NULL);
         }
-        for (uint32_t s = 0; s < pe->pend_cap; s++) {
-            if (pe->pend[s].id == 0 || pe->pend[s].deadline > now)
-                continue;
-            struct peer_pending e = pe->pend[s];
-            peer_pend_del_slot(pe, s);
-            e.fn(e.arg, RK_ETIMEOUT, NULL);
-            s = (uint32_t)-1; /* rescan after the shift */
+        /* A request unanswered past its deadline means the peer is hung
+         * (stopped, or a partition TCP has not noticed): drop the
+         * connection, failing everything pending with it, and reconnect.
+         * Bounds both memory and how long callers wait. */
+        bool expired = false;
+        for (uint32_t k = 0; k < pe->pend_cap && !expired; k++)
+            expired = pe->pend[k].id != 0 && pe->pend[k].deadline <= now;
+        if (pe->overflow && pe->state == PEER_UP) {
+            LOG_WARN("peer %s (%s) does not read what we send; reconnecting",
+                     pe->id, pe->addr);
+            peer_drop(pe, -ENOBUFS);
+        } else if (expired && pe->state == PEER_UP) {
+            LOG_WARN("peer %s (%s) did not answer in time; reconnecting",
+                     pe->id, pe->addr);
+            peer_drop(pe, RK_ETIMEOUT);
+        } else if (expired) {
+            peer_fail_all(pe, RK_ETIMEOUT);
         }
     }
 }
@@ -472,7 +488,15 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
     struct peer *pe = &ps->p[member];
     if (pe->state != PEER_UP)
         return -ENOTCONN;
+    if (pe->out.len > PEER_MAX_OUT) {
+        /* The peer does not drain what we send: refuse, and let the tick
+         * drop the connection (not here: that would run other requests'
+         * callbacks inside this call). */
+        pe->overflow = true;
+        return -ENOTCONN;
+    }
     struct wire_req r = *req;
+    size_t mark = pe->out.len;
     r.id = pe->next_id++;
     if (wire_encode_req(&pe->out, &r) != 0)
         return -ENOMEM;
@@ -481,7 +505,7 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
                              .arg = arg,
                              .deadline = uv_now(ps->loop) + ps->give_up_ms};
     if (peer_pend_add(pe, &e) != 0) {
-        /* Unsend: the frame is the last thing in out. */
+        pe->out.len = mark; /* unsend: the frame is the last thing in out */
         return -ENOMEM;
     }
     pe->last_send = uv_now(ps->loop);

@@ -7,9 +7,11 @@
  * closed connection makes it "down" at once (on loopback a killed process
  * resets its connections) and a reconnect is tried every
  * PEER_RECONNECT_MS. Requests to a down peer fail synchronously; requests
- * in flight when the connection drops fail with its error; requests that
- * get no answer within the give-up time fail with RK_ETIMEOUT, so memory
- * stays bounded when a peer hangs.
+ * in flight when the connection drops fail with its error. A peer that
+ * leaves a request unanswered past the give-up time, or does not read what
+ * we send (PEER_MAX_OUT unsent bytes), is treated as hung: its connection
+ * is dropped (everything pending fails) and re-established, so neither
+ * memory nor waiting callers grow without bound when a peer hangs.
  *
  * Writes are batched: requests are encoded into the peer's buffer and one
  * uv_check handle flushes every peer with output once per loop iteration

@@ -77,7 +77,6 @@ struct server {
     char node_id[64];
     char epoch_hex[17];
     uv_tcp_t lnative, lresp;
-    bool has_resp;
     uv_check_t flush;
     uv_timer_t idle;
     int handles_open;
@@ -674,9 +673,8 @@ static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
         if ((sl = resp_slot_new(c, SLOT_SET))) {
             sl->is_write = true;
             c->writes_inflight++;
+            /* A synchronous answer drains (and frees) the slot itself. */
             resp_core(c, sl, WIRE_OP_PUT, &a[1], &a[2]);
-            if (sl->waiting == 0) /* answered synchronously */
-                resp_drain(c);
         }
     } else if (resp_arg_is(&a[0], "DEL") || resp_arg_is(&a[0], "MGET") ||
                resp_arg_is(&a[0], "EXISTS")) {
@@ -787,8 +785,14 @@ static void resp_process(struct conn *c)
         struct resp_cmd cmd = {.argv = s->argv};
         const char *why = NULL;
         int n = resp_parse(c->in.data + off, c->in.len - off, &lim, &cmd, &why);
-        if (n == 0)
+        if (n == 0 && c->in.len - off > (size_t)s->o.lim.max_frame + 65536) {
+            /* Each argument is within max_bulk, but a whole command must
+             * fit in max_frame too: memory per connection stays bounded. */
+            n = RK_ETOO_LARGE;
+            why = "command exceeds max_frame";
+        } else if (n == 0) {
             break;
+        }
         if (n < 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "ERR Protocol error: %s",
@@ -970,19 +974,24 @@ static void server_idle_cb(uv_timer_t *t)
 }
 
 static int server_listen(struct server *s, uv_tcp_t *h, uint16_t port,
-                         char *err, size_t errlen)
+                         bool init, char *err, size_t errlen)
 {
     struct sockaddr_storage sa;
     int rc;
 
+    /* Initialised first: server_stop() closes it whatever fails next. */
+    if (init) {
+        uv_tcp_init(s->loop, h);
+        h->data = s;
+        s->handles_open++;
+    }
     if ((rc = uv_ip4_addr(s->listen_addr, port, (struct sockaddr_in *)&sa)) &&
         (rc = uv_ip6_addr(s->listen_addr, port, (struct sockaddr_in6 *)&sa))) {
-        snprintf(err, errlen, "bad listen address '%s'", s->listen_addr);
+        snprintf(err, errlen,
+                 "bad listen address '%s' (a numeric IPv4 or IPv6 address)",
+                 s->listen_addr);
         return RK_ECONFIG;
     }
-    uv_tcp_init(s->loop, h);
-    h->data = s;
-    s->handles_open++;
     if ((rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0)) != 0 ||
         (rc = uv_listen((uv_stream_t *)h, 511, server_on_conn)) != 0) {
         snprintf(err, errlen, "cannot listen on %s:%u: %s", s->listen_addr,
@@ -1024,6 +1033,10 @@ int server_start(struct server **out, uv_loop_t *loop, struct core *core,
     s->o.listen = s->listen_addr;
     s->o.node_id = s->node_id;
     s->start_ms = uv_now(loop);
+    /* Initialised up front so every handle server_stop() closes exists. */
+    uv_tcp_init(loop, &s->lresp);
+    s->lresp.data = s;
+    s->handles_open++;
 
     uv_check_init(loop, &s->flush);
     s->flush.data = s;
@@ -1035,11 +1048,9 @@ int server_start(struct server **out, uv_loop_t *loop, struct core *core,
     if (o->idle_timeout_ms > 0)
         uv_timer_start(&s->idle, server_idle_cb, 1000, 1000);
 
-    rc = server_listen(s, &s->lnative, o->port, err, errlen);
-    if (rc == 0 && o->resp_port != 0) {
-        s->has_resp = true;
-        rc = server_listen(s, &s->lresp, o->resp_port, err, errlen);
-    }
+    rc = server_listen(s, &s->lnative, o->port, true, err, errlen);
+    if (rc == 0 && o->resp_port != 0)
+        rc = server_listen(s, &s->lresp, o->resp_port, false, err, errlen);
     *out = s;
     if (rc != 0)
         server_stop(s);
@@ -1052,13 +1063,24 @@ void server_stop(struct server *s)
         return;
     s->stopping = true;
     server_close_handle(s, (uv_handle_t *)&s->lnative);
-    if (s->has_resp)
-        server_close_handle(s, (uv_handle_t *)&s->lresp);
+    server_close_handle(s, (uv_handle_t *)&s->lresp);
     server_close_handle(s, (uv_handle_t *)&s->idle);
     /* Flush everything queued, then close; the check handle goes last. */
     for (struct conn *c = s->conns; c != NULL; c = c->next)
         conn_close_after_flush(c);
     server_flush_cb(&s->flush);
+}
+
+void server_force_close(struct server *s)
+{
+    struct conn *c = s->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_close(c); /* uv_close cancels pending writes */
+        c = next;
+    }
+    if (!uv_is_closing((uv_handle_t *)&s->flush))
+        server_close_handle(s, (uv_handle_t *)&s->flush);
 }
 
 void server_destroy(struct server *s)

@@ -53,6 +53,11 @@ int server_start(struct server **out, uv_loop_t *loop, struct core *core,
  * server_destroy(). */
 void server_stop(struct server *s);
 
+/* After server_stop(): closes the connections that are still flushing
+ * (a client that does not read its replies), cancelling their writes, so
+ * shutdown cannot hang on them. */
+void server_force_close(struct server *s);
+
 /* Frees the server once the loop has run dry after server_stop(). NULL is a
  * no-op. */
 void server_destroy(struct server *s);

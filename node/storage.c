@@ -9,8 +9,9 @@
  *                     (mutex+cond)         txn: get, apply, put/del; commit
  *                                          (synced by LMDB)
  *     async_cb: done(op) <--completed--    uv_async_send
- *     interval/never: one write txn on the loop thread (a WRITEMAP commit
- *                     does no I/O), done(op) at once; the worker only
+ *     interval/never: one write txn on the loop thread (no fsync: the
+ *                     commit only writes to the page cache or, for never,
+ *                     the mapping), done(op) at once; the worker only
  *                     syncs (interval: every fsync_interval; both: at close)
  *
  * Design. A data dir holds DIR/LOCK (our flock, held for the store's life so
@@ -35,10 +36,14 @@
  * An explicit mdb_env_sync() after a MDB_NOSYNC commit would sync once but
  * lose that ordering (LMDB documents that a crash can then corrupt the file),
  * so the built-in durable commit is the safer choice for the same cost.
- * "interval" and "never" open with MDB_NOSYNC | MDB_WRITEMAP: commits write
- * straight into the shared mapping instead of pwrite()-ing every dirty page
- * (the profile showed pwrite at 18% of a node's CPU with fsync never); the
- * file is then sized to map_size up front (sparse). The worker syncs when
+ * "interval" and "never" open with MDB_NOSYNC; "never" also with
+ * MDB_WRITEMAP: commits write straight into the shared mapping instead of
+ * pwrite()-ing every dirty page (the profile showed pwrite at 18% of a
+ * node's CPU), and the file is sized to map_size up front (sparse). The
+ * price, acceptable only where nothing is promised: a full disk raises
+ * SIGBUS on a write into a hole instead of failing the commit. "interval"
+ * keeps pwrite, so a full disk is a failed commit (RK_ESTORAGE). The worker
+ * syncs when
  * dirty and fsync_interval_ms has passed (it waits on the condvar with that
  * timeout), and before it exits at close (both policies).
  *
@@ -482,7 +487,12 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     }
     flags = MDB_NOTLS;
     if (o->fsync != STORAGE_FSYNC_ALWAYS)
-        flags |= MDB_NOSYNC | MDB_WRITEMAP;
+        flags |= MDB_NOSYNC;
+    /* WRITEMAP only where durability is not promised anyway: writing into
+     * a hole of the sparse map on a full disk raises SIGBUS instead of
+     * failing the commit. */
+    if (o->fsync == STORAGE_FSYNC_NEVER)
+        flags |= MDB_WRITEMAP;
     rc = mdb_env_open(s->env, o->dir, flags, 0600);
     if (rc != 0) {
         rc = storage_err_(err, errlen, storage_open_rc_(rc),
@@ -851,11 +861,11 @@ static void storage_finish_inline_(struct storage *s)
 
 /* Loop thread: this iteration's ops. With fsync always they go to the
  * worker, which commits and syncs off the loop. With interval or never a
- * commit does no I/O (MDB_WRITEMAP, MDB_NOSYNC: it only writes into the
- * mapping), so the loop commits the batch itself and answers at once: no
- * thread hand-off, no wake-ups, no context switches (the profile showed
- * those as the top cost once pwrite was gone). The worker then only syncs
- * (interval) and does the final sync at close. */
+ * commit never waits for the disk (MDB_NOSYNC: it writes to the page cache,
+ * or for never into the mapping), so the loop commits the batch itself and
+ * answers at once: no thread hand-off, no wake-ups, no context switches
+ * (the profile showed those as the top cost once pwrite was gone). The
+ * worker then only syncs (interval) and does the final sync at close. */
 static void storage_hand_over_(struct storage *s)
 {
     struct storage_op *batch = s->staged, *tail = s->staged_tail;

@@ -247,3 +247,50 @@ Test(cluster, resp_sets_through_every_node_leave_one_value)
                          i + 1);
     }
 }
+
+/* Regression (review): a RESP SET refused at once (fewer than w replicas
+ * reachable) freed its reply slot and then read it. */
+Test(cluster, resp_set_refused_for_want_of_replicas_answers_with_an_error)
+{
+    itest_cluster(3, "--fsync", "never", NULL);
+    itest_signal(&itest_nodes[1], SIGKILL);
+    itest_signal(&itest_nodes[2], SIGKILL);
+    itest_wait_members(&itest_nodes[0], 1);
+    char out[512];
+    cr_assert_eq(itest_sh(out, sizeof(out), "redis-cli -p %d SET k v",
+                          itest_nodes[0].resp_port),
+                 0);
+    cr_assert(strstr(out, "ERR") != NULL, "got %s", out);
+    cr_assert(itest_ping(&itest_nodes[0]), "the node is still serving");
+}
+
+/* A stopped (not dead) replica must not stall its peers or grow their
+ * memory: writes with w=2 keep succeeding while it is stopped, and the
+ * cluster is whole again once it continues. */
+Test(cluster, a_stopped_replica_does_not_stall_the_others)
+{
+    itest_cluster(3, "--fsync", "never", "--request-timeout", "1s", NULL);
+    struct rkc *c = conn(&itest_nodes[0], 2, 2);
+    char key[32];
+
+    kill(itest_nodes[2].pid, SIGSTOP);
+    for (int k = 0; k < 300; k++) {
+        snprintf(key, sizeof(key), "stop-%d", k);
+        put_ok(c, key, key);
+    }
+    /* Past the give-up time (2 x 1 s + 1 s) the peer link is dropped and
+     * rebuilt; the coordinator keeps answering throughout. */
+    uint64_t until = itest_now_ms() + 3500;
+    while (itest_now_ms() < until) {
+        cr_assert(itest_ping(&itest_nodes[0]));
+        itest_nap();
+    }
+    snprintf(key, sizeof(key), "stop-after");
+    put_ok(c, key, key);
+    kill(itest_nodes[2].pid, SIGCONT);
+    itest_wait_members(&itest_nodes[0], 3);
+    c = (rkc_close(c), conn(&itest_nodes[0], 3, 3));
+    put_ok(c, "all-three", "x");
+    get_is(c, "stop-7", "stop-7");
+    rkc_close(c);
+}

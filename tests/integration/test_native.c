@@ -257,4 +257,16 @@ Test(native, bad_options_are_refused_with_a_message)
     rc = itest_sh(out, sizeof(out), "%s/ringkv --no-such-option 1 2>&1",
                   RINGKV_BIN_DIR);
     cr_assert_eq(rc, 2);
+    /* Regression (review): an unparsable listen address crashed in
+     * uv_close on a handle never initialised. */
+    char dir[] = "/tmp/ringkv-itest-listen-XXXXXX";
+    cr_assert(mkdtemp(dir) != NULL);
+    int port = itest_pick_ports();
+    rc = itest_sh(out, sizeof(out),
+                  "%s/ringkv --data-dir %s/d --listen localhost --port %d "
+                  "--resp-port %d 2>&1",
+                  RINGKV_BIN_DIR, dir, port, port + 1);
+    cr_assert_eq(rc, 1, "a clean failure, not a crash: %d %s", rc, out);
+    cr_assert(strstr(out, "listen address") != NULL, "got: %s", out);
+    itest_sh(NULL, 0, "rm -rf %s", dir);
 }

@@ -181,3 +181,63 @@ Test(resp_server, quit_closes_after_answering)
     cr_assert_str_eq(buf, "+PONG\r\n+OK\r\n", "got %zu: %s", got, buf);
     close(fd);
 }
+
+/* Regression (review): a client that pipelines and never reads its replies
+ * must not keep the node from shutting down. */
+Test(resp_server, sigterm_is_not_held_up_by_a_client_that_does_not_read)
+{
+    struct itest_node *n = itest_start(NULL);
+    int fd = itest_raw_connect(n->resp_port);
+    static char req[20000 * 14];
+    size_t len = 0;
+    for (int i = 0; i < 20000; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len,
+                                "*1\r\n$4\r\nINFO\r\n");
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    size_t sent = 0;
+    uint64_t until = itest_now_ms() + 3000;
+    while (sent < len && itest_now_ms() < until) {
+        ssize_t w = write(fd, req + sent, len - sent);
+        if (w > 0)
+            sent += (size_t)w;
+        else
+            itest_nap();
+    }
+    int st = itest_signal(n, SIGTERM); /* waits for the exit */
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    close(fd);
+}
+
+/* Regression (review): 1024 arguments of max_value each could be buffered
+ * for one command; a whole command must fit in max_frame. */
+Test(resp_server, a_command_larger_than_max_frame_is_refused)
+{
+    struct itest_node *n =
+        itest_start("--max-frame", "65536", "--max-value", "60000", NULL);
+    int fd = itest_raw_connect(n->resp_port);
+    static char big[60000];
+    char hdr[32], buf[256];
+    memset(big, 'x', sizeof(big));
+    const char *head = "*10\r\n$4\r\nMGET\r\n";
+    cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    for (int i = 0; i < 9; i++) {
+        int h = snprintf(hdr, sizeof(hdr), "$%zu\r\n", sizeof(big));
+        if (write(fd, hdr, (size_t)h) != h ||
+            write(fd, big, sizeof(big)) != (ssize_t)sizeof(big) ||
+            write(fd, "\r\n", 2) != 2)
+            break; /* the server may already have hung up */
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof(buf) - 1 &&
+           (r = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    cr_assert(strstr(buf, "max_frame") != NULL, "got %s", buf);
+    close(fd);
+    char out[64];
+    cr_assert_eq(
+        itest_sh(out, sizeof(out), "redis-cli -p %d PING", n->resp_port), 0);
+    cr_assert_str_eq(out, "PONG\n");
+}

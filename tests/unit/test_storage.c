@@ -610,8 +610,9 @@ Test(storage, truncated_data_mdb_is_corrupt, .init = setup, .fini = teardown)
     s = NULL;
     cr_assert_eq(storage_open(&s, &g_loop, &o, NULL, g_err, sizeof(g_err)),
                  RK_ECORRUPT);
-    /* Either our size check or LMDB's page check (with MDB_WRITEMAP, LMDB
-     * grows the file to map_size before we look) names the problem. */
+    /* Either our size check or LMDB's page check (with MDB_WRITEMAP, used
+     * for fsync never, LMDB grows the file to map_size before we look)
+     * names the problem. */
     cr_assert(strstr(g_err, "truncated") || strstr(g_err, "CORRUPTED"), "%s",
               g_err);
 }
