@@ -1053,6 +1053,37 @@ void core_destroy(struct core *c)
     free(c);
 }
 
+void core_reply_to_wire(const struct core_reply *rep, uint64_t id,
+                        enum wire_op op, struct wire_value *vals,
+                        struct wire_resp *out)
+{
+    *out = (struct wire_resp){.id = id,
+                              .op = op,
+                              .err = rep->err,
+                              .definite = rep->definite,
+                              .msg = rep->msg,
+                              .ctx = rep->ctx,
+                              .ctx_len = rep->ctx_len,
+                              .acks = rep->acks,
+                              .existed = rep->existed};
+    if (rep->err != 0)
+        return;
+    if (op == WIRE_OP_GET && rep->nvalues > WIRE_MAX_VALUES) {
+        out->err = RK_ESIBLING_LIMIT;
+        out->definite = true;
+        out->msg = "more siblings than one reply carries";
+    } else if (op == WIRE_OP_GET) {
+        for (uint32_t i = 0; i < rep->nvalues; i++)
+            vals[i] =
+                (struct wire_value){rep->values[i].data, rep->values[i].len};
+        out->values = vals;
+        out->nvalues = rep->nvalues;
+    } else if (op == WIRE_OP_RGET) {
+        out->rec = rep->rec;
+        out->rec_len = rep->rec_len;
+    }
+}
+
 void core_req_from_wire(const struct wire_req *w, struct core_req *out)
 {
     *out = (struct core_req){

@@ -81,6 +81,16 @@ struct core_req {
  * borrowed from w). Every transport uses this one mapping. */
 void core_req_from_wire(const struct wire_req *w, struct core_req *out);
 
+struct core_reply;
+
+/* Maps a core reply to request (id, op) onto the wire response, the other
+ * half of that mapping. vals (WIRE_MAX_VALUES entries) holds a get's
+ * values; a get with more siblings than one response carries becomes a
+ * definite RK_ESIBLING_LIMIT error. Pointers borrow from rep and vals. */
+void core_reply_to_wire(const struct core_reply *rep, uint64_t id,
+                        enum wire_op op, struct wire_value *vals,
+                        struct wire_resp *out);
+
 struct core_value {
     const uint8_t *data;
     uint32_t len;

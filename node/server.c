@@ -314,34 +314,9 @@ static void native_reply(void *arg, const struct core_reply *rep)
     struct nreq *q = arg;
     struct conn *c = q->conn;
     struct wire_value vals[WIRE_MAX_VALUES];
-    struct wire_resp r = {.id = q->id,
-                          .op = q->op,
-                          .err = rep->err,
-                          .definite = rep->definite,
-                          .msg = rep->msg,
-                          .ctx = rep->ctx,
-                          .ctx_len = rep->ctx_len,
-                          .acks = rep->acks,
-                          .existed = rep->existed};
-    uint32_t n = rep->nvalues;
+    struct wire_resp r;
 
-    if (rep->err == 0 && q->op == WIRE_OP_GET) {
-        if (n > WIRE_MAX_VALUES) {
-            r.err = RK_ESIBLING_LIMIT;
-            r.definite = true;
-            r.msg = "more siblings than one reply carries";
-        } else {
-            for (uint32_t i = 0; i < n; i++)
-                vals[i] = (struct wire_value){rep->values[i].data,
-                                              rep->values[i].len};
-            r.values = vals;
-            r.nvalues = n;
-        }
-    }
-    if (rep->err == 0 && q->op == WIRE_OP_RGET) {
-        r.rec = rep->rec;
-        r.rec_len = rep->rec_len;
-    }
+    core_reply_to_wire(rep, q->id, q->op, vals, &r);
     native_send(c, &r);
     c->inflight--;
     free(q);

@@ -674,25 +674,15 @@ static void peer_reply(void *arg, const struct core_reply *rep)
     struct sim_inreq *q = arg;
     struct sim_node *nd = q->nd;
     struct sim *s = nd->sim;
-    struct wire_resp r = {.id = q->id,
-                          .op = q->op,
-                          .err = rep->err,
-                          .definite = rep->definite,
-                          .msg = rep->msg,
-                          .ctx = rep->ctx,
-                          .ctx_len = rep->ctx_len,
-                          .acks = rep->acks,
-                          .existed = rep->existed};
+    struct wire_value vals[WIRE_MAX_VALUES];
+    struct wire_resp r;
     struct wire_buf b;
 
     if (!nd->up || q->inc != nd->inc) {
         free(q); /* after a crash nothing leaves the node */
         return;
     }
-    if (rep->err == 0 && q->op == WIRE_OP_RGET) {
-        r.rec = rep->rec;
-        r.rec_len = rep->rec_len;
-    }
+    core_reply_to_wire(rep, q->id, q->op, vals, &r);
     wire_buf_init(&b);
     if (wire_encode_resp(&b, &r) == 0)
         net_send(s, nd->idx, q->src, true, b.data, b.len);
