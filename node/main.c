@@ -142,7 +142,7 @@ static void node_on_signal(uv_signal_t *h, int signum)
 }
 
 /* 64 random nonzero bits (storage epochs, process incarnations). */
-static uint64_t node_new_epoch(void)
+static uint64_t node_random64(void)
 {
     uint64_t e = 0;
     while (e == 0) {
@@ -206,7 +206,7 @@ int main(int argc, char **argv)
         .map_size = cfg.map_size,
         .partitions = cfg.partitions,
         .node_id = cfg.node_id,
-        .new_epoch = node_new_epoch(),
+        .new_epoch = node_random64(),
     };
     rc = storage_open(&n.store, &n.loop, &so, &info, err, sizeof(err));
     if (rc != 0) {
@@ -251,7 +251,7 @@ int main(int argc, char **argv)
         .r = (uint8_t)cfg.r,
         .w = (uint8_t)cfg.w,
         .timeout_ms = cfg.request_timeout,
-        .incarnation = node_new_epoch(), /* any fresh random 64 bits */
+        .incarnation = node_random64(),
     };
     n.core = core_create(&n.env, &co);
     if (n.core == NULL) {
