@@ -13,10 +13,13 @@
  * headers.
  *
  * Invariants:
- *   - Every length or count is compared with its limit digit by digit while
- *     the header is read, so an oversized header is refused before its CRLF
- *     (let alone its payload) arrives; a header never has more than
- *     RESP_MAX_DIGITS digits, so no arithmetic here can overflow.
+ *   - Every length or count is compared with its limit as soon as its
+ *     header line is complete (a header never has more than RESP_MAX_DIGITS
+ *     digits, so waiting for its CRLF costs nothing), before its payload
+ *     arrives; no length exceeds RESP_MAX_LEN, so no arithmetic overflows.
+ *   - A multibulk command refused for a limit reports where its rest lies,
+ *     so the server can answer the error and discard the rest (resp_skip)
+ *     instead of hanging up on a client that only sent too much.
  *   - Every prefix of a valid command returns 0: no byte is judged before it
  *     is present.
  *   - Nothing is read outside buf[0..len); argv[i] is written only for
@@ -36,6 +39,8 @@
 /* Digits allowed in a count or length (leading zeros included): enough for
  * any uint32_t, small enough that a header line stays tiny. */
 #define RESP_MAX_DIGITS 20
+/* No length or count may exceed this (and so no arithmetic overflows). */
+#define RESP_MAX_LEN (1ull << 60)
 
 static int resp_fail(const char **why, int err, const char *msg)
 {
@@ -48,10 +53,11 @@ static int resp_fail(const char **why, int err, const char *msg)
  * Reads "<digits>\r\n" starting at buf[*pos] (just after the '*' or '$').
  * Returns 1 with *val set and *pos past the CRLF, 0 when more bytes are
  * needed, or an error: RK_EPROTO for anything that is not a non-negative
- * decimal number followed by CRLF, too_large_err when the value exceeds max.
+ * decimal number followed by CRLF, RK_ETOO_LARGE for a number too large to
+ * mean anything (over 2^60: no command is that long). Limits are the
+ * caller's, once the whole header is there.
  */
 static int resp_read_len(const uint8_t *buf, size_t len, size_t *pos,
-                         uint64_t max, int too_large_err, const char *what,
                          uint64_t *val, const char **why)
 {
     size_t i = *pos;
@@ -66,8 +72,8 @@ static int resp_read_len(const uint8_t *buf, size_t len, size_t *pos,
             if (++ndigits > RESP_MAX_DIGITS)
                 return resp_fail(why, RK_EPROTO, "length has too many digits");
             v = v * 10 + (uint64_t)(c - '0');
-            if (v > max)
-                return resp_fail(why, too_large_err, what);
+            if (v > RESP_MAX_LEN)
+                return resp_fail(why, RK_ETOO_LARGE, "length too large");
             continue;
         }
         if (c == '-')
@@ -86,28 +92,50 @@ static int resp_read_len(const uint8_t *buf, size_t len, size_t *pos,
     return 1;
 }
 
+/* Refuses a multibulk command whose rest can be skipped from pos on. */
+static int resp_refuse(struct resp_cmd *cmd, size_t pos, uint64_t bytes,
+                       uint64_t args, uint64_t too_big, const char **why,
+                       const char *msg)
+{
+    cmd->skip_from = pos;
+    cmd->skip.bytes = bytes;
+    cmd->skip.args = args;
+    cmd->too_big = too_big;
+    return resp_fail(why, RK_ETOO_LARGE, msg);
+}
+
 static int resp_parse_multibulk(const uint8_t *buf, size_t len,
                                 const struct resp_limits *lim,
                                 struct resp_cmd *cmd, const char **why)
 {
     size_t pos = 1; /* past '*' */
     uint64_t argc;
-    int rc = resp_read_len(buf, len, &pos, lim->max_args, RK_ETOO_LARGE,
-                           "too many arguments", &argc, why);
+    int rc = resp_read_len(buf, len, &pos, &argc, why);
     if (rc <= 0)
         return rc;
+    if (argc > lim->max_args)
+        return resp_refuse(cmd, pos, 0, argc, argc, why, "too many arguments");
 
     for (uint64_t i = 0; i < argc; i++) {
         if (pos >= len)
             return 0;
+        if (buf[pos] == '*') {
+            /* An array inside a command: not a command, but its extent is
+             * known, so the stream can go on past it. */
+            cmd->skip_from = pos;
+            cmd->skip = (struct resp_skip){.args = argc - i, .bytes = 0};
+            return resp_fail(why, RK_EPROTO, "expected '$', got '*'");
+        }
         if (buf[pos] != '$')
             return resp_fail(why, RK_EPROTO, "expected '$' before argument");
         pos++;
         uint64_t n;
-        rc = resp_read_len(buf, len, &pos, lim->max_bulk, RK_ETOO_LARGE,
-                           "argument too long", &n, why);
+        rc = resp_read_len(buf, len, &pos, &n, why);
         if (rc <= 0)
             return rc;
+        if (n > lim->max_bulk)
+            return resp_refuse(cmd, pos, n + 2, argc - i - 1, n, why,
+                               "argument too long");
         /* The payload and its CRLF: judge the terminator bytes present. */
         if (len - pos <= n)
             return 0;
@@ -126,6 +154,54 @@ static int resp_parse_multibulk(const uint8_t *buf, size_t len,
     if (pos > INT32_MAX)
         return resp_fail(why, RK_ETOO_LARGE, "command too long");
     return (int)pos;
+}
+
+int resp_skip(const uint8_t *buf, size_t len, struct resp_skip *st,
+              size_t *consumed, const char **why)
+{
+    size_t pos = 0;
+
+    for (;;) {
+        if (st->bytes > 0) {
+            size_t take = len - pos;
+            if (take > st->bytes)
+                take = (size_t)st->bytes;
+            pos += take;
+            st->bytes -= take;
+            if (st->bytes > 0)
+                break; /* every byte consumed */
+            continue;
+        }
+        if (st->args == 0 || pos >= len)
+            break;
+        if (buf[pos] != '$' && buf[pos] != '*') {
+            *consumed = pos;
+            return resp_fail(why, RK_EPROTO, "expected '$' before argument");
+        }
+        size_t hdr = pos + 1;
+        uint64_t n;
+        int rc = resp_read_len(buf, len, &hdr, &n, why);
+        if (rc < 0) {
+            *consumed = pos;
+            return rc;
+        }
+        if (rc == 0)
+            break; /* the header is not all here: keep its bytes */
+        if (buf[pos] == '*') {
+            /* A nested array: its elements take its place. */
+            if (n > RESP_MAX_LEN - st->args) {
+                *consumed = pos;
+                return resp_fail(why, RK_EPROTO, "array too large");
+            }
+            st->args = st->args - 1 + n;
+        } else {
+            st->bytes = n + 2;
+            st->args--;
+        }
+        pos = hdr;
+    }
+    *consumed = pos;
+    return 0;
 }
 
 static int resp_is_blank(uint8_t c)
@@ -181,6 +257,9 @@ int resp_parse(const uint8_t *buf, size_t len, const struct resp_limits *lim,
                struct resp_cmd *cmd, const char **why)
 {
     cmd->argc = 0;
+    cmd->skip_from = 0;
+    cmd->skip = (struct resp_skip){0, 0};
+    cmd->too_big = 0;
     if (len == 0)
         return 0;
     if (buf[0] == '*')

@@ -1,5 +1,6 @@
 /*
- * server.c - native and RESP client connections (see server.h).
+ * server.c - client connections and the native protocol (see server.h);
+ * the RESP commands live in server_resp.c.
  *
  * Connection life:
  *
@@ -18,13 +19,8 @@
  * check handle (after each poll phase) tries uv_try_write() and hands the
  * remainder to one uv_write() at a time (double buffer: out / wbuf).
  *
- * RESP order: Redis answers a connection's commands in order, and a read
- * sees the same connection's earlier writes. Writes here finish
- * asynchronously, so each command gets a slot in a FIFO and slots are
- * emitted in order as they complete; a read command is not started while
- * the connection has writes in flight (parsing pauses until they finish).
- * Writes from one connection are submitted in order and storage applies
- * them in order.
+ * RESP connections share all of this; server_resp.c parses and answers
+ * their commands (in order, through a FIFO of reply slots).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,71 +29,19 @@
 #include <string.h>
 
 #include "node/log.h"
-#include "node/resp.h"
-#include "node/server.h"
+#include "node/server_internal.h"
 
 #define SERVER_READ_CHUNK   (64 * 1024)
 #define SERVER_MAX_OUT      (16u << 20) /* pause reading beyond this */
 #define SERVER_MAX_INFLIGHT 4096        /* requests waiting, per conn */
-#define SERVER_RESP_ARGS    1024
 
-struct resp_slot;
-
-struct conn {
-    uv_tcp_t tcp; /* first: handle->data is not needed */
-    struct server *srv;
-    struct conn *prev, *next; /* all connections */
-    struct conn *dirty_next;  /* flush list */
-    bool dirty;
-    bool resp;
-    bool closing; /* no more input; uv_close pending or done */
-    bool closed;  /* uv_close called */
-    bool reading; /* uv_read_start active */
-    bool close_when_flushed;
-    bool writing; /* a uv_write is in flight */
-    int refs;
-    uint32_t inflight;
-    uint64_t last_active;
-    struct wire_buf in;
-    struct wire_buf out;
-    struct wire_buf wbuf;
-    uv_write_t wreq;
-    msgpack_zone zone;
-    /* RESP */
-    struct resp_slot *head, *tail;
-    uint32_t writes_inflight;
-};
-
-struct server {
-    uv_loop_t *loop;
-    struct core *core;
-    struct storage *store;
-    struct server_opts o;
-    char listen_addr[64];
-    char node_id[64];
-    char epoch_hex[17];
-    uv_tcp_t lnative, lresp;
-    uv_check_t flush;
-    uv_timer_t idle;
-    int handles_open;
-    bool stopping;
-    struct conn *conns;
-    struct conn *dirty;
-    uint64_t nconns;
-    uint64_t start_ms;
-    /* counters */
-    uint64_t accepted, refused, bad_frames, resp_errors, commands;
-    struct resp_arg argv[SERVER_RESP_ARGS];
-};
-
-static void conn_close(struct conn *c);
 static void server_close_handle(struct server *s, uv_handle_t *h);
 static void conn_process(struct conn *c);
 
 /* ---- connection lifetime -------------------------------------------------
  */
 
-static void conn_unref(struct conn *c)
+void server__conn_unref(struct conn *c)
 {
     if (--c->refs > 0)
         return;
@@ -111,10 +55,10 @@ static void conn_unref(struct conn *c)
 static void conn_close_cb(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
-    conn_unref(c);
+    server__conn_unref(c);
 }
 
-static void conn_close(struct conn *c)
+void server__conn_close(struct conn *c)
 {
     struct server *s = c->srv;
     if (c->closed)
@@ -132,7 +76,7 @@ static void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 }
 
-static void conn_mark_dirty(struct conn *c)
+void server__conn_dirty(struct conn *c)
 {
     if (c->dirty || c->closed)
         return;
@@ -142,7 +86,7 @@ static void conn_mark_dirty(struct conn *c)
 }
 
 /* Polite close: flush what is queued, then close. */
-static void conn_close_after_flush(struct conn *c)
+void server__conn_close_after_flush(struct conn *c)
 {
     c->closing = true;
     c->close_when_flushed = true;
@@ -150,7 +94,7 @@ static void conn_close_after_flush(struct conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
-    conn_mark_dirty(c);
+    server__conn_dirty(c);
 }
 
 /* ---- reading and backpressure ------------------------------------------
@@ -169,7 +113,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = c->in.cap - c->in.len;
 }
 
-static bool conn_should_pause(const struct conn *c)
+bool server__conn_should_pause(const struct conn *c)
 {
     return c->out.len + c->wbuf.len > SERVER_MAX_OUT ||
            c->inflight >= SERVER_MAX_INFLIGHT;
@@ -177,9 +121,10 @@ static bool conn_should_pause(const struct conn *c)
 
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
-static void conn_resume(struct conn *c)
+void server__conn_resume(struct conn *c)
 {
-    if (c->closing || c->reading || c->srv->stopping || conn_should_pause(c))
+    if (c->closing || c->reading || c->srv->stopping ||
+        server__conn_should_pause(c))
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
         c->reading = true;
@@ -187,7 +132,7 @@ static void conn_resume(struct conn *c)
     conn_process(c);
 }
 
-static void conn_pause(struct conn *c)
+void server__conn_pause(struct conn *c)
 {
     if (!c->reading)
         return;
@@ -204,7 +149,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread != UV_EOF)
             LOG_DEBUG("client read error: %s", uv_strerror((int)nread));
-        conn_close(c);
+        server__conn_close(c);
         return;
     }
     c->in.len += (size_t)nread;
@@ -222,12 +167,12 @@ static void conn_write_cb(uv_write_t *req, int status)
     c->wbuf.len = 0;
     if (status < 0) {
         if (!c->closed)
-            conn_close(c);
+            server__conn_close(c);
     } else if (!c->closed) {
-        conn_mark_dirty(c);
-        conn_resume(c);
+        server__conn_dirty(c);
+        server__conn_resume(c);
     }
-    conn_unref(c);
+    server__conn_unref(c);
 }
 
 static void conn_flush(struct conn *c)
@@ -240,7 +185,7 @@ static void conn_flush(struct conn *c)
         if (n > 0)
             wire_buf_consume(&c->out, (size_t)n);
         else if (n < 0 && n != UV_EAGAIN) {
-            conn_close(c);
+            server__conn_close(c);
             return;
         }
     }
@@ -253,7 +198,7 @@ static void conn_flush(struct conn *c)
         if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb) !=
             0) {
             c->wbuf.len = 0;
-            conn_close(c);
+            server__conn_close(c);
             return;
         }
         c->writing = true;
@@ -261,9 +206,9 @@ static void conn_flush(struct conn *c)
         return;
     }
     if (c->close_when_flushed && c->inflight == 0 && c->head == NULL)
-        conn_close(c);
+        server__conn_close(c);
     else
-        conn_resume(c);
+        server__conn_resume(c);
 }
 
 static void server_flush_cb(uv_check_t *h)
@@ -295,10 +240,10 @@ static void native_send(struct conn *c, const struct wire_resp *r)
         return;
     if (wire_encode_resp(&c->out, r) != 0) {
         LOG_ERROR("out of memory encoding a reply; closing the connection");
-        conn_close(c);
+        server__conn_close(c);
         return;
     }
-    conn_mark_dirty(c);
+    server__conn_dirty(c);
 }
 
 static void native_error(struct conn *c, uint64_t id, int err, bool definite,
@@ -321,8 +266,8 @@ static void native_reply(void *arg, const struct core_reply *rep)
     c->inflight--;
     free(q);
     if (!c->closed)
-        conn_resume(c);
-    conn_unref(c);
+        server__conn_resume(c);
+    server__conn_unref(c);
 }
 
 static void native_stats(struct conn *c, uint64_t id);
@@ -419,373 +364,19 @@ static void native_process(struct conn *c)
             native_error(c, 0, err, true,
                          err == RK_ETOO_LARGE ? "frame exceeds max_frame"
                                               : "empty frame");
-            conn_close_after_flush(c);
+            server__conn_close_after_flush(c);
             break;
         }
         if (c->in.len - off - WIRE_HDR_LEN < len) {
             /* Make room for the whole frame in one go. */
             if (wire_buf_reserve(&c->in, WIRE_HDR_LEN + len) != 0)
-                conn_close(c);
+                server__conn_close(c);
             break;
         }
         native_frame(c, c->in.data + off + WIRE_HDR_LEN, len);
         off += WIRE_HDR_LEN + len;
-        if (conn_should_pause(c))
-            conn_pause(c);
-    }
-    wire_buf_consume(&c->in, off);
-}
-
-/* ---- RESP ----------------------------------------------------------------
- */
-
-enum resp_slot_kind {
-    SLOT_READY,  /* data holds the whole reply */
-    SLOT_GET,    /* bulk or null */
-    SLOT_SIBS,   /* array of every live value */
-    SLOT_EXISTS, /* adds 1 to the count per key found */
-    SLOT_DEL,    /* adds 1 per key that existed */
-    SLOT_SET     /* +OK */
-};
-
-struct resp_slot {
-    struct resp_slot *next;
-    struct conn *conn;
-    enum resp_slot_kind kind;
-    bool is_write;
-    uint32_t waiting; /* core replies still due */
-    int64_t count;
-    int err; /* first error among the replies */
-    const char *errmsg;
-    struct wire_buf data;
-};
-
-static struct resp_slot *resp_slot_new(struct conn *c, enum resp_slot_kind k)
-{
-    struct resp_slot *sl = calloc(1, sizeof(*sl));
-    if (sl == NULL)
-        return NULL;
-    sl->conn = c;
-    sl->kind = k;
-    if (c->tail)
-        c->tail->next = sl;
-    else
-        c->head = sl;
-    c->tail = sl;
-    return sl;
-}
-
-/* Emits every completed slot at the head of the FIFO, in order. */
-static void resp_drain(struct conn *c)
-{
-    while (c->head != NULL && c->head->waiting == 0) {
-        struct resp_slot *sl = c->head;
-        c->head = sl->next;
-        if (c->head == NULL)
-            c->tail = NULL;
-        if (!c->closed) {
-            if (sl->err != 0) {
-                char msg[256];
-                snprintf(msg, sizeof(msg), "ERR %s%s",
-                         sl->errmsg ? sl->errmsg : rk_err_msg(sl->err),
-                         sl->is_write && sl->err == RK_ETIMEOUT
-                             ? " (indefinite: the write may have been applied)"
-                             : "");
-                resp_error(&c->out, msg);
-            } else if (sl->kind == SLOT_EXISTS || sl->kind == SLOT_DEL) {
-                resp_int(&c->out, sl->count);
-            } else if (sl->kind == SLOT_SET) {
-                resp_simple(&c->out, "OK");
-            } else {
-                wire_buf_append(&c->out, sl->data.data, sl->data.len);
-            }
-            conn_mark_dirty(c);
-        }
-        wire_buf_free(&sl->data);
-        free(sl);
-    }
-}
-
-/* The documented rule for a plain GET on a key with siblings: the value
- * with the greatest HLC timestamp, ties broken by the greater actor. */
-static const struct core_value *resp_pick(const struct core_reply *rep)
-{
-    const struct core_value *best = NULL;
-    for (uint32_t i = 0; i < rep->nvalues; i++) {
-        const struct core_value *v = &rep->values[i];
-        if (best == NULL || v->ts > best->ts ||
-            (v->ts == best->ts && v->actor > best->actor))
-            best = v;
-    }
-    return best;
-}
-
-static void resp_core_reply(void *arg, const struct core_reply *rep)
-{
-    struct resp_slot *sl = arg;
-    struct conn *c = sl->conn;
-
-    if (rep->err != 0 && sl->err == 0) {
-        sl->err = rep->err;
-        sl->errmsg = NULL; /* rep->msg does not outlive this call */
-    } else if (rep->err == 0) {
-        switch (sl->kind) {
-        case SLOT_GET: {
-            const struct core_value *v = resp_pick(rep);
-            if (v)
-                resp_bulk(&sl->data, v->data, v->len);
-            else
-                resp_null(&sl->data);
-            break;
-        }
-        case SLOT_SIBS:
-            resp_array(&sl->data, rep->nvalues);
-            for (uint32_t i = 0; i < rep->nvalues; i++)
-                resp_bulk(&sl->data, rep->values[i].data, rep->values[i].len);
-            break;
-        case SLOT_EXISTS:
-            sl->count += rep->nvalues > 0;
-            break;
-        case SLOT_DEL:
-            sl->count += rep->existed;
-            break;
-        default:
-            break;
-        }
-    }
-    c->inflight--;
-    if (--sl->waiting == 0 && sl->is_write)
-        c->writes_inflight--;
-    resp_drain(c);
-    if (!c->closed)
-        conn_resume(c);
-    conn_unref(c);
-}
-
-static void resp_core(struct conn *c, struct resp_slot *sl, enum wire_op op,
-                      const struct resp_arg *key, const struct resp_arg *val)
-{
-    struct core_req cr = {.op = op,
-                          .key = key->p,
-                          .key_len = key->len,
-                          .flags = CORE_F_OVERWRITE};
-    if (val) {
-        cr.value = val->p;
-        cr.value_len = val->len;
-    }
-    sl->waiting++;
-    c->inflight++;
-    c->refs++;
-    core_request(c->srv->core, &cr, resp_core_reply, sl);
-}
-
-static int resp_check_key(struct conn *c, const struct resp_arg *k)
-{
-    return k->len >= 1 && k->len <= c->srv->o.lim.max_key;
-}
-
-static void resp_info(struct conn *c, struct wire_buf *b);
-
-static void resp_ready_error(struct conn *c, const char *msg)
-{
-    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
-    c->srv->resp_errors++;
-    if (sl)
-        resp_error(&sl->data, msg);
-}
-
-/* Runs one command. Returns false when the command must wait (a read
- * behind this connection's writes): it is then parsed again later. */
-static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
-{
-    struct server *s = c->srv;
-    const struct resp_arg *a = cmd->argv;
-    uint32_t n = cmd->argc;
-    struct resp_slot *sl;
-    char msg[128];
-
-    if (resp_arg_is(&a[0], "GET") || resp_arg_is(&a[0], "MGET") ||
-        resp_arg_is(&a[0], "EXISTS") || resp_arg_is(&a[0], "SIBLINGS")) {
-        if (c->writes_inflight > 0)
-            return false;
-    }
-    s->commands++;
-    if (resp_arg_is(&a[0], "PING")) {
-        if (n > 2)
-            goto arity;
-        sl = resp_slot_new(c, SLOT_READY);
-        if (sl && n == 2)
-            resp_bulk(&sl->data, a[1].p, a[1].len);
-        else if (sl)
-            resp_simple(&sl->data, "PONG");
-    } else if (resp_arg_is(&a[0], "ECHO")) {
-        if (n != 2)
-            goto arity;
-        if ((sl = resp_slot_new(c, SLOT_READY)))
-            resp_bulk(&sl->data, a[1].p, a[1].len);
-    } else if (resp_arg_is(&a[0], "GET") || resp_arg_is(&a[0], "SIBLINGS")) {
-        if (n != 2)
-            goto arity;
-        if (!resp_check_key(c, &a[1]))
-            goto badkey;
-        sl = resp_slot_new(c, resp_arg_is(&a[0], "GET") ? SLOT_GET : SLOT_SIBS);
-        if (sl)
-            resp_core(c, sl, WIRE_OP_GET, &a[1], NULL);
-    } else if (resp_arg_is(&a[0], "SET")) {
-        if (n != 3) {
-            if (n < 3)
-                goto arity;
-            resp_ready_error(c,
-                             "ERR SET options (EX, NX, ...) are not supported");
-            return true;
-        }
-        if (!resp_check_key(c, &a[1]))
-            goto badkey;
-        if (a[2].len > s->o.lim.max_value) {
-            resp_ready_error(c, "ERR value exceeds max_value");
-            return true;
-        }
-        if ((sl = resp_slot_new(c, SLOT_SET))) {
-            sl->is_write = true;
-            c->writes_inflight++;
-            /* A synchronous answer drains (and frees) the slot itself. */
-            resp_core(c, sl, WIRE_OP_PUT, &a[1], &a[2]);
-        }
-    } else if (resp_arg_is(&a[0], "DEL") || resp_arg_is(&a[0], "MGET") ||
-               resp_arg_is(&a[0], "EXISTS")) {
-        bool del = resp_arg_is(&a[0], "DEL");
-        bool mget = resp_arg_is(&a[0], "MGET");
-        if (n < 2)
-            goto arity;
-        for (uint32_t i = 1; i < n; i++)
-            if (!resp_check_key(c, &a[i]))
-                goto badkey;
-        if (mget) {
-            if ((sl = resp_slot_new(c, SLOT_READY)))
-                resp_array(&sl->data, n - 1);
-            for (uint32_t i = 1; i < n; i++)
-                if ((sl = resp_slot_new(c, SLOT_GET)))
-                    resp_core(c, sl, WIRE_OP_GET, &a[i], NULL);
-        } else if ((sl = resp_slot_new(c, del ? SLOT_DEL : SLOT_EXISTS))) {
-            /* Hold the slot open until every key was submitted. */
-            sl->waiting = 1;
-            if (del) {
-                sl->is_write = true;
-                c->writes_inflight++;
-            }
-            for (uint32_t i = 1; i < n; i++)
-                resp_core(c, sl, del ? WIRE_OP_DEL : WIRE_OP_GET, &a[i], NULL);
-            if (--sl->waiting == 0 && del)
-                c->writes_inflight--;
-        }
-    } else if (resp_arg_is(&a[0], "INFO")) {
-        if ((sl = resp_slot_new(c, SLOT_READY)))
-            resp_info(c, &sl->data);
-    } else if (resp_arg_is(&a[0], "QUIT")) {
-        if ((sl = resp_slot_new(c, SLOT_READY)))
-            resp_simple(&sl->data, "OK");
-        resp_drain(c);
-        conn_close_after_flush(c);
-        return true;
-    } else if (resp_arg_is(&a[0], "SELECT")) {
-        if (n != 2)
-            goto arity;
-        if (a[1].len == 1 && a[1].p[0] == '0') {
-            if ((sl = resp_slot_new(c, SLOT_READY)))
-                resp_simple(&sl->data, "OK");
-        } else {
-            resp_ready_error(c, "ERR DB index is out of range");
-        }
-    } else if (resp_arg_is(&a[0], "COMMAND")) {
-        /* redis-cli asks for command docs at start; an empty answer is
-         * enough for it to work without hints. */
-        if ((sl = resp_slot_new(c, SLOT_READY)))
-            resp_array(&sl->data, 0);
-    } else if (resp_arg_is(&a[0], "CONFIG")) {
-        if (n < 3 || !resp_arg_is(&a[1], "GET"))
-            goto unsupported;
-        /* redis-benchmark reads "save" and "appendonly" at start. */
-        if ((sl = resp_slot_new(c, SLOT_READY))) {
-            if (resp_arg_is(&a[2], "save") ||
-                resp_arg_is(&a[2], "appendonly")) {
-                resp_array(&sl->data, 2);
-                resp_bulk(&sl->data, a[2].p, a[2].len);
-                if (resp_arg_is(&a[2], "save"))
-                    resp_bulk(&sl->data, "", 0);
-                else
-                    resp_bulk(&sl->data, "no", 2);
-            } else {
-                resp_array(&sl->data, 0);
-            }
-        }
-    } else if (resp_arg_is(&a[0], "CLIENT")) {
-        if ((sl = resp_slot_new(c, SLOT_READY)))
-            resp_simple(&sl->data, "OK");
-    } else {
-        goto unsupported;
-    }
-    resp_drain(c);
-    return true;
-
-arity:
-    snprintf(msg, sizeof(msg),
-             "ERR wrong number of arguments for '%.*s' command",
-             (int)(a[0].len > 32 ? 32 : a[0].len), (const char *)a[0].p);
-    resp_ready_error(c, msg);
-    resp_drain(c);
-    return true;
-badkey:
-    resp_ready_error(c, "ERR key is empty or exceeds max_key");
-    resp_drain(c);
-    return true;
-unsupported:
-    snprintf(msg, sizeof(msg), "ERR unknown or unsupported command '%.*s'",
-             (int)(a[0].len > 32 ? 32 : a[0].len), (const char *)a[0].p);
-    resp_ready_error(c, msg);
-    resp_drain(c);
-    return true;
-}
-
-static void resp_process(struct conn *c)
-{
-    struct server *s = c->srv;
-    struct resp_limits lim = {.max_args = SERVER_RESP_ARGS,
-                              .max_bulk = s->o.lim.max_value > s->o.lim.max_key
-                                              ? s->o.lim.max_value
-                                              : s->o.lim.max_key,
-                              .max_inline = 64 * 1024};
-    size_t off = 0;
-
-    while (!c->closing && c->reading && off < c->in.len) {
-        struct resp_cmd cmd = {.argv = s->argv};
-        const char *why = NULL;
-        int n = resp_parse(c->in.data + off, c->in.len - off, &lim, &cmd, &why);
-        if (n == 0 && c->in.len - off > (size_t)s->o.lim.max_frame + 65536) {
-            /* Each argument is within max_bulk, but a whole command must
-             * fit in max_frame too: memory per connection stays bounded. */
-            n = RK_ETOO_LARGE;
-            why = "command exceeds max_frame";
-        } else if (n == 0) {
-            break;
-        }
-        if (n < 0) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "ERR Protocol error: %s",
-                     why ? why : rk_err_msg(n));
-            s->resp_errors++;
-            resp_ready_error(c, msg);
-            resp_drain(c);
-            conn_close_after_flush(c);
-            break;
-        }
-        if (cmd.argc > 0 && !resp_command(c, &cmd)) {
-            /* A read waits for this connection's writes; they resume us. */
-            conn_pause(c);
-            break;
-        }
-        off += (size_t)n;
-        if (conn_should_pause(c))
-            conn_pause(c);
+        if (server__conn_should_pause(c))
+            server__conn_pause(c);
     }
     wire_buf_consume(&c->in, off);
 }
@@ -793,7 +384,7 @@ static void resp_process(struct conn *c)
 static void conn_process(struct conn *c)
 {
     if (c->resp)
-        resp_process(c);
+        server__resp_process(c);
     else
         native_process(c);
 }
@@ -801,9 +392,7 @@ static void conn_process(struct conn *c)
 /* ---- stats ---------------------------------------------------------------
  */
 
-#define SERVER_NSTATS 40
-
-static uint32_t server_collect(struct server *s, struct wire_stat *st)
+uint32_t server__collect(struct server *s, struct wire_stat *st)
 {
     struct core_stats cs;
     struct storage_stats ss;
@@ -822,6 +411,7 @@ static uint32_t server_collect(struct server *s, struct wire_stat *st)
     STAT_I("commands", s->commands);
     STAT_I("bad_frames", s->bad_frames);
     STAT_I("resp_errors", s->resp_errors);
+    STAT_I("resp_oversized", s->resp_oversized);
     STAT_I("gets", cs.gets);
     STAT_I("puts", cs.puts);
     STAT_I("dels", cs.dels);
@@ -855,33 +445,8 @@ static void native_stats(struct conn *c, uint64_t id)
 {
     struct wire_stat st[SERVER_NSTATS];
     struct wire_resp r = {.id = id, .op = WIRE_OP_STATS, .stats = st};
-    r.nstats = server_collect(c->srv, st);
+    r.nstats = server__collect(c->srv, st);
     native_send(c, &r);
-}
-
-static void resp_info(struct conn *c, struct wire_buf *b)
-{
-    struct wire_stat st[SERVER_NSTATS];
-    uint32_t n = server_collect(c->srv, st);
-    struct wire_buf t;
-    char line[160];
-
-    wire_buf_init(&t);
-    snprintf(line, sizeof(line),
-             "# Server\r\nredis_version:7.0.0\r\nringkv_version:0.1.0\r\n"
-             "tcp_port:%u\r\n# Ringkv\r\n",
-             (unsigned)c->srv->o.resp_port);
-    wire_buf_append(&t, line, strlen(line));
-    for (uint32_t i = 0; i < n; i++) {
-        if (st[i].sval)
-            snprintf(line, sizeof(line), "%s:%s\r\n", st[i].name, st[i].sval);
-        else
-            snprintf(line, sizeof(line), "%s:%" PRId64 "\r\n", st[i].name,
-                     st[i].ival);
-        wire_buf_append(&t, line, strlen(line));
-    }
-    resp_bulk(b, t.data, t.len);
-    wire_buf_free(&t);
 }
 
 /* ---- accept, idle, lifecycle ---------------------------------------------
@@ -902,6 +467,7 @@ static void server_on_conn(uv_stream_t *ls, int status)
         return;
     c->srv = s;
     c->resp = resp;
+    c->id = ++s->next_conn_id;
     c->refs = 1;
     msgpack_zone_init(&c->zone, 4096);
     uv_tcp_init(s->loop, &c->tcp);
@@ -925,12 +491,12 @@ static void server_on_conn(uv_stream_t *ls, int status)
             native_error(c, 0, RK_EOVERLOADED, true,
                          "max number of clients reached");
         }
-        conn_close_after_flush(c);
-        conn_mark_dirty(c);
+        server__conn_close_after_flush(c);
+        server__conn_dirty(c);
         return;
     }
     s->accepted++;
-    conn_resume(c);
+    server__conn_resume(c);
 }
 
 static void server_idle_cb(uv_timer_t *t)
@@ -942,7 +508,7 @@ static void server_idle_cb(uv_timer_t *t)
         struct conn *next = c->next;
         if (c->inflight == 0 && now - c->last_active > s->o.idle_timeout_ms) {
             LOG_DEBUG("closing idle client connection");
-            conn_close(c);
+            server__conn_close(c);
         }
         c = next;
     }
@@ -1042,7 +608,7 @@ void server_stop(struct server *s)
     server_close_handle(s, (uv_handle_t *)&s->idle);
     /* Flush everything queued, then close; the check handle goes last. */
     for (struct conn *c = s->conns; c != NULL; c = c->next)
-        conn_close_after_flush(c);
+        server__conn_close_after_flush(c);
     server_flush_cb(&s->flush);
 }
 
@@ -1051,7 +617,7 @@ void server_force_close(struct server *s)
     struct conn *c = s->conns;
     while (c != NULL) {
         struct conn *next = c->next;
-        conn_close(c); /* uv_close cancels pending writes */
+        server__conn_close(c); /* uv_close cancels pending writes */
         c = next;
     }
     if (!uv_is_closing((uv_handle_t *)&s->flush))

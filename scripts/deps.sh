@@ -17,6 +17,7 @@ pkgs=(
     liblmdb-dev                        # storage engine
     libcriterion-dev                   # unit + integration tests
     redis-tools                        # redis-cli / redis-benchmark: RESP tests
+    python3-redis                      # redis-py: the client matrix test
 )
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(redis-server)

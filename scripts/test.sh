@@ -18,6 +18,16 @@ jobs=$(nproc)
 echo "== dependencies"
 scripts/deps.sh
 
+# The client matrix (tests/integration/test_clients.c) runs ioredis from npm
+# when the registry answers; without it that one test skips, saying why.
+echo "== client matrix: ioredis (npm)"
+if command -v npm >/dev/null &&
+    (cd tests/clients && timeout 180 npm ci --no-audit --no-fund >/dev/null 2>&1); then
+    echo "ioredis $(node -p "require('./tests/clients/node_modules/ioredis/package.json').version")"
+else
+    echo "ioredis not installed (no npm, or the registry did not answer): its test skips"
+fi
+
 echo "== clang-format"
 mapfile -t srcs < <(find node ring quorum gossip client tests -name '*.[ch]' 2>/dev/null | sort)
 clang-format --dry-run -Werror "${srcs[@]}"

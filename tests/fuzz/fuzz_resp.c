@@ -109,7 +109,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc < 0) {
             fuzz_check(rc == RK_EPROTO || rc == RK_ETOO_LARGE);
             fuzz_check(why != NULL);
-            break;
+            if (cmd.skip_from == 0)
+                break;
+            /* Skippable: discard the rest in two pieces, as a server fed
+             * by two reads would, and go on with what follows. */
+            fuzz_check(cmd.skip_from <= size - off);
+            off += cmd.skip_from;
+            struct resp_skip st = cmd.skip;
+            size_t half = (size - off) / 2, used = 0, used2 = 0;
+            if (resp_skip(data + off, half, &st, &used, &why) != 0)
+                break;
+            fuzz_check(used <= half);
+            /* Not done: all consumed but an incomplete header line. */
+            if (st.args > 0 || st.bytes > 0)
+                fuzz_check(half - used <= 24);
+            if (resp_skip(data + off + used, size - off - used, &st, &used2,
+                          &why) != 0)
+                break;
+            fuzz_check(used2 <= size - off - used);
+            off += used + used2;
+            if (st.args > 0 || st.bytes > 0)
+                break; /* the input ended inside the refused command */
+            continue;
         }
         if (rc == 0)
             break;

@@ -241,3 +241,183 @@ Test(resp_server, a_command_larger_than_max_frame_is_refused)
         itest_sh(out, sizeof(out), "redis-cli -p %d PING", n->resp_port), 0);
     cr_assert_str_eq(out, "PONG\n");
 }
+
+/* Reads into buf until it ends with end or the 10 s receive timeout. */
+static size_t read_until(int fd, char *buf, size_t cap, const char *end)
+{
+    size_t got = 0, m = strlen(end);
+    while (got < cap - 1) {
+        ssize_t r = read(fd, buf + got, cap - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (got >= m && strcmp(buf + got - m, end) == 0)
+            break;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+/* Sends cmd and expects one reply line starting with want *before* sending
+ * anything else (a reply that waits for more input times out here), then
+ * PING and exactly +PONG: the connection still works. */
+static void expect_then_pong(int fd, const char *cmd, size_t len,
+                             const char *want)
+{
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    char buf[1024];
+
+    cr_assert_eq(write(fd, cmd, len), (ssize_t)len);
+    size_t got = read_until(fd, buf, sizeof(buf), "\r\n");
+    cr_assert(strncmp(buf, want, strlen(want)) == 0,
+              "after %.40s: want \"%s...\", got \"%s\"", cmd, want, buf);
+    cr_assert(strstr(buf, "\r\n") == buf + got - 2,
+              "after %.40s: one reply line, got \"%s\"", cmd, buf);
+    cr_assert_eq(write(fd, ping, strlen(ping)), (ssize_t)strlen(ping));
+    read_until(fd, buf, sizeof(buf), "\r\n");
+    cr_assert_str_eq(buf, "+PONG\r\n", "after %.40s", cmd);
+}
+
+static void expect_then_pong_s(int fd, const char *cmd, const char *want)
+{
+    expect_then_pong(fd, cmd, strlen(cmd), want);
+}
+
+/* Every RESP error branch answers at once and leaves the connection
+ * usable (finding 1 of the first-hour issue: SET EX and an oversized SET
+ * answered only when the next command came). */
+Test(resp_server, every_error_reply_arrives_at_once_and_the_connection_goes_on)
+{
+    struct itest_node *n = itest_start("--max-value", "1000", NULL);
+    int fd = itest_raw_connect(n->resp_port);
+    static const struct {
+        const char *cmd, *want;
+    } cases[] = {
+        {"GET\r\n", "-ERR wrong number of arguments for 'get' command"},
+        {"SET k\r\n", "-ERR wrong number of arguments for 'set' command"},
+        {"ECHO a b\r\n", "-ERR wrong number of arguments for 'echo'"},
+        {"PING a b\r\n", "-ERR wrong number of arguments for 'ping'"},
+        {"MGET\r\n", "-ERR wrong number of arguments for 'mget'"},
+        {"NOSUCH a\r\n", "-ERR unknown or unsupported command 'NOSUCH'"},
+        {"SET k v EX 10\r\n", "-ERR SET option EX is not supported"},
+        {"SET k v PX 10\r\n", "-ERR SET option PX is not supported"},
+        {"SET k v EXAT 10\r\n", "-ERR SET option EXAT is not supported"},
+        {"SET k v PXAT 10\r\n", "-ERR SET option PXAT is not supported"},
+        {"SET k v NX\r\n", "-ERR SET option NX is not supported"},
+        {"SET k v XX\r\n", "-ERR SET option XX is not supported"},
+        {"SET k v GET\r\n", "-ERR SET option GET is not supported"},
+        {"SET k v NX XX\r\n", "-ERR syntax error"},
+        {"SET k v BOGUS\r\n", "-ERR syntax error"},
+        {"SET k v EX\r\n", "-ERR syntax error"},
+        {"SET k v EX 1 PX 1\r\n", "-ERR syntax error"},
+        {"SET k v KEEPTTL EX 1\r\n", "-ERR syntax error"},
+        {"SET k v EX ten\r\n", "-ERR value is not an integer or out of range"},
+        {"SET k v EX 0\r\n", "-ERR invalid expire time in 'set' command"},
+        {"SET k v KEEPTTL\r\n", "+OK"},
+        {"SELECT x\r\n", "-ERR value is not an integer or out of range"},
+        {"SELECT 1\r\n", "-ERR DB index is out of range"},
+        {"SELECT 0\r\n", "+OK"},
+        {"HELLO 3\r\n", "-NOPROTO"},
+        {"HELLO x\r\n", "-ERR Protocol version is not an integer"},
+        {"HELLO 2 BOGUS\r\n", "-ERR Syntax error in HELLO option 'BOGUS'"},
+        {"AUTH pw\r\n", "-ERR AUTH <password> called without any password"},
+        {"CLIENT NOSUCH\r\n", "-ERR unknown subcommand 'NOSUCH'"},
+        {"CLIENT SETNAME\r\n", "-ERR wrong number of arguments for 'client|"},
+        {"CLIENT SETNAME a\001b\r\n", "-ERR Client names cannot contain"},
+        {"CONFIG SET a b\r\n", "-ERR CONFIG SET is not supported"},
+        {"COMMAND NOSUCH\r\n", "-ERR unknown subcommand 'NOSUCH'"},
+        {"EXEC\r\n", "-ERR EXEC without MULTI"},
+        {"WATCH k\r\n", "-ERR WATCH is not supported"},
+        {"*2\r\n$3\r\nGET\r\n$0\r\n\r\n", "-ERR key of 0 bytes"},
+        {"*3\r\n$4\r\nMGET\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+         "-ERR Protocol error: expected '$', got '*'"},
+        {"*1\r\n*1\r\n*0\r\n", "-ERR Protocol error: expected '$', got '*'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_then_pong_s(fd, cases[i].cmd, cases[i].want);
+
+    /* A refused MULTI: nothing up to EXEC runs, then all is as before. */
+    static const char multi[] = "MULTI\r\nSET k inmulti\r\nPING\r\nEXEC\r\n"
+                                "GET k\r\n";
+    static const char *const want[] = {"-ERR MULTI is not supported",
+                                       "-ERR not run: this connection is in",
+                                       "-ERR not run: this connection is in",
+                                       "-EXECABORT",
+                                       "$1",
+                                       "v"};
+    char buf[2048];
+    cr_assert_eq(write(fd, multi, strlen(multi)), (ssize_t)strlen(multi));
+    read_until(fd, buf, sizeof(buf), "\r\nv\r\n");
+    char *line = buf;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char *eol = strstr(line, "\r\n");
+        cr_assert(eol != NULL && strncmp(line, want[i], strlen(want[i])) == 0,
+                  "MULTI reply %zu: want %s, got %s", i, want[i], buf);
+        line = eol + 2;
+    }
+    expect_then_pong_s(fd, "WATCH k\r\n", "-ERR WATCH is not supported");
+
+    /* Sizes: a key over max_key (500), a value over max_value (1000) but
+     * within what the parser takes, an argument over both (discarded as
+     * it streams in), and more arguments than a command may have. */
+    static char big[4096 + 64];
+    char key[600], val[1001];
+    memset(key, 'k', sizeof(key));
+    memset(val, 'v', sizeof(val));
+    int len = snprintf(big, sizeof(big), "*2\r\n$3\r\nGET\r\n$%zu\r\n%.*s\r\n",
+                       sizeof(key), (int)sizeof(key), key);
+    expect_then_pong(fd, big, (size_t)len, "-ERR key of 600 bytes");
+    len = snprintf(big, sizeof(big),
+                   "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%zu\r\n%.*s\r\n",
+                   sizeof(val), (int)sizeof(val), val);
+    expect_then_pong(fd, big, (size_t)len, "-ERR argument of 1001 bytes");
+    /* A value over max_value that is still within max_key (the parser's
+     * bound is the larger of the two). */
+    struct itest_node *small = itest_start("--max-value", "400", NULL);
+    int fd2 = itest_raw_connect(small->resp_port);
+    len = snprintf(big, sizeof(big),
+                   "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$450\r\n%.*s\r\n", 450, val);
+    expect_then_pong(fd2, big, (size_t)len,
+                     "-ERR value of 450 bytes exceeds max_value (400 bytes)");
+    close(fd2);
+    len = snprintf(big, sizeof(big), "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000\r\n");
+    memset(big + len, 'x', 4000);
+    memcpy(big + len + 4000, "\r\n", 2);
+    expect_then_pong(fd, big, (size_t)len + 4002,
+                     "-ERR argument of 4000 bytes is larger than any key");
+    static char many[2000 * 8 + 32];
+    len = snprintf(many, sizeof(many), "*2000\r\n$6\r\nEXISTS\r\n");
+    for (int i = 1; i < 2000; i++)
+        len += snprintf(many + len, sizeof(many) - (size_t)len, "$1\r\nk\r\n");
+    expect_then_pong(fd, many, (size_t)len,
+                     "-ERR command of 2000 arguments exceeds the limit");
+    close(fd);
+}
+
+/* What real clients send when they connect: HELLO, CLIENT SETNAME/
+ * SETINFO/GETNAME/ID, COMMAND COUNT/DOCS/INFO. */
+Test(resp_server, connection_setup_commands_answer_as_redis_does)
+{
+    struct itest_node *n = itest_start(NULL);
+    char out[4096];
+
+    cr_assert_eq(cli(n, out, sizeof(out), "HELLO 2 SETNAME app"), 0);
+    cr_assert(strstr(out, "server\nredis\nversion\n") == out, "got %s", out);
+    cr_assert(strstr(out, "proto\n2\nid\n") != NULL, "got %s", out);
+    cr_assert_eq(cli(n, out, sizeof(out), "HELLO 2 AUTH default pw"), 0);
+    cr_assert(strstr(out, "proto\n2\n") != NULL, "got %s", out);
+    cr_assert_eq(itest_sh(out, sizeof(out),
+                          "printf 'CLIENT SETNAME app\\r\\nCLIENT GETNAME\\r\\n"
+                          "CLIENT SETINFO LIB-NAME x\\r\\nCLIENT ID\\r\\n' | "
+                          "redis-cli -p %d",
+                          n->resp_port),
+                 0);
+    cr_assert(strncmp(out, "OK\napp\nOK\n", 10) == 0, "got %s", out);
+    cr_assert_eq(cli(n, out, sizeof(out), "COMMAND COUNT"), 0);
+    cr_assert_gt(atoi(out), 10, "got %s", out);
+    cr_assert_eq(cli(n, out, sizeof(out), "COMMAND INFO get nosuch"), 0);
+    cr_assert(strncmp(out, "get\n2\nreadonly\n1\n1\n1\n", 21) == 0, "got %s",
+              out);
+    cr_assert_eq(cli(n, out, sizeof(out), "COMMAND DOCS"), 0);
+}

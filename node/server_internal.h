@@ -1,0 +1,95 @@
+/*
+ * server_internal.h - what the client-server files share: the connection
+ * and server structs and the connection primitives. server.c owns
+ * connection lifetime, output and the native protocol; server_resp.c the
+ * RESP commands. Nothing outside node/server*.c includes this header.
+ */
+#ifndef RINGKV_SERVER_INTERNAL_H
+#define RINGKV_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/resp.h"
+#include "node/server.h"
+
+#define SERVER_RESP_ARGS 1024
+/* A client name (CLIENT SETNAME, HELLO SETNAME) longer than this is
+ * refused with an error. */
+#define SERVER_CLIENT_NAME_MAX 128
+
+struct resp_slot;
+
+struct conn {
+    uv_tcp_t tcp; /* first: handle->data is not needed */
+    struct server *srv;
+    struct conn *prev, *next; /* all connections */
+    struct conn *dirty_next;  /* flush list */
+    bool dirty;
+    bool resp;
+    bool closing; /* no more input; uv_close pending or done */
+    bool closed;  /* uv_close called */
+    bool reading; /* uv_read_start active */
+    bool close_when_flushed;
+    bool writing; /* a uv_write is in flight */
+    int refs;
+    uint32_t inflight;
+    uint64_t id; /* CLIENT ID: unique per node run, from 1 */
+    uint64_t last_active;
+    struct wire_buf in;
+    struct wire_buf out;
+    struct wire_buf wbuf;
+    uv_write_t wreq;
+    msgpack_zone zone;
+    /* RESP */
+    struct resp_slot *head, *tail;
+    uint32_t writes_inflight;
+    uint64_t skip_args;  /* discarding an oversized command: args left */
+    uint64_t skip_bytes; /* ... and bytes left of the current argument */
+    uint64_t skipped;    /* ... and bytes discarded so far */
+    bool in_multi;       /* after a (refused) MULTI, until EXEC / DISCARD */
+    char name[SERVER_CLIENT_NAME_MAX + 1];
+};
+
+struct server {
+    uv_loop_t *loop;
+    struct core *core;
+    struct storage *store;
+    struct server_opts o;
+    char listen_addr[64];
+    char node_id[64];
+    char epoch_hex[17];
+    uv_tcp_t lnative, lresp;
+    uv_check_t flush;
+    uv_timer_t idle;
+    int handles_open;
+    bool stopping;
+    struct conn *conns;
+    struct conn *dirty;
+    uint64_t nconns;
+    uint64_t next_conn_id;
+    uint64_t start_ms;
+    /* counters */
+    uint64_t accepted, refused, bad_frames, resp_errors, commands;
+    uint64_t resp_oversized; /* RESP commands discarded for a size limit */
+    struct resp_arg argv[SERVER_RESP_ARGS];
+};
+
+/* Connection primitives (server.c). */
+void server__conn_dirty(struct conn *c);  /* flush at the next check */
+void server__conn_pause(struct conn *c);  /* stop reading */
+void server__conn_resume(struct conn *c); /* read again, if allowed */
+bool server__conn_should_pause(const struct conn *c);
+void server__conn_unref(struct conn *c); /* drops one reference */
+void server__conn_close(struct conn *c); /* now; output is dropped */
+void server__conn_close_after_flush(struct conn *c);
+
+/* Stats as name/value pairs for INFO and the native stats op; st has room
+ * for SERVER_NSTATS entries. Returns how many were filled. */
+#define SERVER_NSTATS 48
+uint32_t server__collect(struct server *s, struct wire_stat *st);
+
+/* RESP (server_resp.c): parses and runs what c->in holds. */
+void server__resp_process(struct conn *c);
+
+#endif

@@ -1,0 +1,1034 @@
+/*
+ * server_resp.c - the RESP (Redis protocol) commands of the client server.
+ *
+ * One table holds every command: name, arity in Redis's convention (n > 0:
+ * exactly n words with the name; n < 0: at least -n), flags and key
+ * positions (for COMMAND INFO), and its handler. The dispatcher checks the
+ * arity, so handlers see well-formed argument counts.
+ *
+ * Replies in order. Redis answers a connection's commands in order and a
+ * read sees the same connection's earlier writes. Writes here finish
+ * asynchronously, so each command gets a slot in a FIFO and slots are
+ * emitted in order as they complete; a read command is not started while
+ * the connection has writes in flight (parsing pauses until they finish):
+ *
+ *   command --> slot (READY: reply already built | waiting on the core)
+ *   core reply --> fills its slot --> drain: emit the done slots at the head
+ *
+ * Invariant: every command that is consumed from the input gets exactly one
+ * reply (a slot), and resp_drain() runs after every command, so a reply
+ * that is ready never waits for more input. If a slot cannot be allocated,
+ * the connection is closed: a reply skipped would shift every later one.
+ *
+ * Too large: a multibulk command over a limit (an argument over max_value,
+ * more than SERVER_RESP_ARGS arguments) is answered with an error and its
+ * remaining bytes are discarded as they arrive (resp_skip), so the client
+ * reads its error and the connection stays usable; only a stream that
+ * cannot be parsed any more is closed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/log.h"
+#include "node/server_internal.h"
+
+/* Bytes of an oversized command discarded at most before the connection
+ * is closed instead. */
+#define RESP_SKIP_MAX (1ull << 30)
+#define RESP_VERSION  "7.0.0" /* the Redis version we answer as */
+
+enum resp_slot_kind {
+    SLOT_READY,  /* data holds the whole reply */
+    SLOT_GET,    /* bulk or null */
+    SLOT_SIBS,   /* array of every live value */
+    SLOT_EXISTS, /* adds 1 to the count per key found */
+    SLOT_DEL,    /* adds 1 per key that existed */
+    SLOT_SET,    /* +OK */
+    SLOT_MGET    /* one bulk or null per key, in key order */
+};
+
+struct resp_slot;
+
+/* One key of an MGET: the core's reply lands in its own part, so the
+ * array keeps key order whatever order replies come in. */
+struct resp_part {
+    struct resp_slot *sl;
+    struct wire_buf data;
+};
+
+struct resp_slot {
+    struct resp_slot *next;
+    struct conn *conn;
+    enum resp_slot_kind kind;
+    bool is_write;
+    bool definite;    /* err: nothing was applied */
+    uint32_t waiting; /* core replies still due */
+    int64_t count;
+    int err; /* first error among the replies */
+    char errmsg[160];
+    struct wire_buf data;
+    struct resp_part *parts; /* MGET */
+    uint32_t nparts;
+};
+
+static struct resp_slot *resp_slot_new(struct conn *c, enum resp_slot_kind k)
+{
+    struct resp_slot *sl = calloc(1, sizeof(*sl));
+    if (sl == NULL) {
+        LOG_ERROR("out of memory for a RESP reply; closing the connection");
+        server__conn_close(c);
+        return NULL;
+    }
+    sl->conn = c;
+    sl->kind = k;
+    if (c->tail)
+        c->tail->next = sl;
+    else
+        c->head = sl;
+    c->tail = sl;
+    return sl;
+}
+
+static void resp_slot_free(struct resp_slot *sl)
+{
+    for (uint32_t i = 0; i < sl->nparts; i++)
+        wire_buf_free(&sl->parts[i].data);
+    free(sl->parts);
+    wire_buf_free(&sl->data);
+    free(sl);
+}
+
+/* "ERR <code>: <detail> (<definite or not>)" for a failed core request. */
+static void resp_emit_error(struct conn *c, const struct resp_slot *sl)
+{
+    char msg[256];
+    const char *why = "";
+    if (sl->is_write)
+        why = sl->definite ? " (definite: nothing was applied)"
+                           : " (indefinite: the write may have been applied)";
+    snprintf(msg, sizeof(msg), "ERR %s: %s%s", rk_err_code(sl->err),
+             sl->errmsg[0] ? sl->errmsg : rk_err_msg(sl->err), why);
+    resp_error(&c->out, msg);
+}
+
+/* Emits every completed slot at the head of the FIFO, in order. */
+static void resp_drain(struct conn *c)
+{
+    while (c->head != NULL && c->head->waiting == 0) {
+        struct resp_slot *sl = c->head;
+        c->head = sl->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        if (!c->closed) {
+            if (sl->err != 0) {
+                resp_emit_error(c, sl);
+            } else if (sl->kind == SLOT_EXISTS || sl->kind == SLOT_DEL) {
+                resp_int(&c->out, sl->count);
+            } else if (sl->kind == SLOT_SET) {
+                resp_simple(&c->out, "OK");
+            } else if (sl->kind == SLOT_MGET) {
+                resp_array(&c->out, sl->nparts);
+                for (uint32_t i = 0; i < sl->nparts; i++)
+                    wire_buf_append(&c->out, sl->parts[i].data.data,
+                                    sl->parts[i].data.len);
+            } else {
+                wire_buf_append(&c->out, sl->data.data, sl->data.len);
+            }
+            server__conn_dirty(c);
+        }
+        resp_slot_free(sl);
+    }
+}
+
+/* A ready reply: the error msg (printf-style), counted. */
+static void resp_fail(struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void resp_fail(struct conn *c, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    c->srv->resp_errors++;
+    if (sl == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    resp_error(&sl->data, msg);
+}
+
+static void resp_ok(struct conn *c, const char *simple)
+{
+    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    if (sl)
+        resp_simple(&sl->data, simple);
+}
+
+/* At most 32 bytes of an argument, for messages. */
+#define ARG_FMT  "%.*s"
+#define ARG_P(a) (int)((a)->len > 32 ? 32 : (a)->len), (const char *)(a)->p
+
+/* ---- core requests ------------------------------------------------------
+ */
+
+/* The documented rule for a plain GET on a key with siblings: the value
+ * with the greatest HLC timestamp, ties broken by the greater actor. */
+static const struct core_value *resp_pick(const struct core_reply *rep)
+{
+    const struct core_value *best = NULL;
+    for (uint32_t i = 0; i < rep->nvalues; i++) {
+        const struct core_value *v = &rep->values[i];
+        if (best == NULL || v->ts > best->ts ||
+            (v->ts == best->ts && v->actor > best->actor))
+            best = v;
+    }
+    return best;
+}
+
+static void resp_put_value(struct wire_buf *b, const struct core_reply *rep)
+{
+    const struct core_value *v = resp_pick(rep);
+    if (v)
+        resp_bulk(b, v->data, v->len);
+    else
+        resp_null(b);
+}
+
+/* One core reply done: the slot may be complete now. */
+static void resp_core_done(struct conn *c, struct resp_slot *sl)
+{
+    c->inflight--;
+    if (--sl->waiting == 0 && sl->is_write)
+        c->writes_inflight--;
+    resp_drain(c);
+    if (!c->closed)
+        server__conn_resume(c);
+    server__conn_unref(c);
+}
+
+static void resp_note_error(struct resp_slot *sl, const struct core_reply *rep)
+{
+    if (sl->err != 0)
+        return;
+    sl->err = rep->err;
+    sl->definite = rep->definite;
+    snprintf(sl->errmsg, sizeof(sl->errmsg), "%s", rep->msg ? rep->msg : "");
+}
+
+static void resp_core_reply(void *arg, const struct core_reply *rep)
+{
+    struct resp_slot *sl = arg;
+
+    if (rep->err != 0) {
+        resp_note_error(sl, rep);
+    } else {
+        switch (sl->kind) {
+        case SLOT_GET:
+            resp_put_value(&sl->data, rep);
+            break;
+        case SLOT_SIBS:
+            resp_array(&sl->data, rep->nvalues);
+            for (uint32_t i = 0; i < rep->nvalues; i++)
+                resp_bulk(&sl->data, rep->values[i].data, rep->values[i].len);
+            break;
+        case SLOT_EXISTS:
+            sl->count += rep->nvalues > 0;
+            break;
+        case SLOT_DEL:
+            sl->count += rep->existed;
+            break;
+        default:
+            break;
+        }
+    }
+    resp_core_done(sl->conn, sl);
+}
+
+static void resp_part_reply(void *arg, const struct core_reply *rep)
+{
+    struct resp_part *pt = arg;
+    struct resp_slot *sl = pt->sl;
+
+    if (rep->err != 0)
+        resp_note_error(sl, rep);
+    else
+        resp_put_value(&pt->data, rep);
+    resp_core_done(sl->conn, sl);
+}
+
+/* Submits one core request for slot sl; fn(arg) gets its reply. */
+static void resp_core(struct conn *c, struct resp_slot *sl, enum wire_op op,
+                      const struct resp_arg *key, const struct resp_arg *val,
+                      core_reply_fn fn, void *arg)
+{
+    struct core_req cr = {.op = op,
+                          .key = key->p,
+                          .key_len = key->len,
+                          .flags = CORE_F_OVERWRITE};
+    if (val) {
+        cr.value = val->p;
+        cr.value_len = val->len;
+    }
+    sl->waiting++;
+    c->inflight++;
+    c->refs++;
+    core_request(c->srv->core, &cr, fn, arg);
+}
+
+/* Keys a[first..n): each within max_key, else an error reply. */
+static bool resp_keys_ok(struct conn *c, const struct resp_arg *a,
+                         uint32_t first, uint32_t n)
+{
+    uint32_t max = c->srv->o.lim.max_key;
+    for (uint32_t i = first; i < n; i++) {
+        if (a[i].len == 0 || a[i].len > max) {
+            resp_fail(c,
+                      "ERR key of %" PRIu32 " bytes is empty or exceeds "
+                      "max_key (%" PRIu32 " bytes)",
+                      a[i].len, max);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Parses a[i] as a decimal int64 (Redis's string2ll rules: optional '-',
+ * no '+', no spaces, no leading zeros except "0"). */
+static bool resp_arg_int(const struct resp_arg *a, int64_t *out)
+{
+    const uint8_t *p = a->p;
+    uint32_t n = a->len, i = 0;
+    bool neg = false;
+    uint64_t v = 0;
+
+    if (n == 0 || n > 20)
+        return false;
+    if (p[0] == '-') {
+        neg = true;
+        i = 1;
+        if (n == 1)
+            return false;
+    }
+    if (p[i] == '0' && n > i + 1)
+        return false;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX)
+        return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+/* ---- commands -----------------------------------------------------------
+ */
+
+typedef void (*resp_cmd_fn)(struct conn *c, const struct resp_arg *a,
+                            uint32_t n);
+
+enum {
+    CMD_READ = 1 << 0,  /* waits for the connection's writes */
+    CMD_WRITE = 1 << 1, /* stores data */
+};
+
+struct resp_cmd_def {
+    const char *name;
+    int arity;
+    unsigned flags;
+    int first_key, last_key, step; /* COMMAND INFO; 0 = no keys */
+    resp_cmd_fn run;
+};
+
+static void cmd_ping(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct resp_slot *sl;
+    if (n > 2) {
+        resp_fail(c, "ERR wrong number of arguments for 'ping' command");
+        return;
+    }
+    if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+        return;
+    if (n == 2)
+        resp_bulk(&sl->data, a[1].p, a[1].len);
+    else
+        resp_simple(&sl->data, "PONG");
+}
+
+static void cmd_echo(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    if (sl)
+        resp_bulk(&sl->data, a[1].p, a[1].len);
+}
+
+static void cmd_get(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct resp_slot *sl;
+    bool sibs = resp_arg_is(&a[0], "SIBLINGS");
+    if (!resp_keys_ok(c, a, 1, 2))
+        return;
+    if ((sl = resp_slot_new(c, sibs ? SLOT_SIBS : SLOT_GET)))
+        resp_core(c, sl, WIRE_OP_GET, &a[1], NULL, resp_core_reply, sl);
+}
+
+/*
+ * SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts | KEEPTTL]
+ *
+ * The grammar is checked as Redis does (syntax errors first); then options
+ * ringkv cannot honour are refused by name. KEEPTTL is accepted: no key has
+ * a time to live, so keeping it is keeping nothing.
+ */
+static void cmd_set(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct server *s = c->srv;
+    const struct resp_arg *expiry = NULL, *cond = NULL, *get = NULL;
+    bool keepttl = false;
+    struct resp_slot *sl;
+
+    for (uint32_t i = 3; i < n; i++) {
+        const struct resp_arg *o = &a[i];
+        if (resp_arg_is(o, "NX") || resp_arg_is(o, "XX")) {
+            if (cond != NULL)
+                goto syntax;
+            cond = o;
+        } else if (resp_arg_is(o, "GET")) {
+            get = o;
+        } else if (resp_arg_is(o, "KEEPTTL")) {
+            if (expiry != NULL)
+                goto syntax;
+            keepttl = true;
+        } else if (resp_arg_is(o, "EX") || resp_arg_is(o, "PX") ||
+                   resp_arg_is(o, "EXAT") || resp_arg_is(o, "PXAT")) {
+            int64_t t;
+            if (expiry != NULL || keepttl || i + 1 >= n)
+                goto syntax;
+            if (!resp_arg_int(&a[i + 1], &t)) {
+                resp_fail(c, "ERR value is not an integer or out of range");
+                return;
+            }
+            if (t <= 0) {
+                resp_fail(c, "ERR invalid expire time in 'set' command");
+                return;
+            }
+            expiry = o;
+            i++;
+        } else {
+            goto syntax;
+        }
+    }
+    if (expiry != NULL) {
+        resp_fail(c,
+                  "ERR SET option " ARG_FMT " is not supported: ringkv has "
+                  "no key expiry (see README, Redis compatibility)",
+                  ARG_P(expiry));
+        return;
+    }
+    if (cond != NULL || get != NULL) {
+        const struct resp_arg *o = cond ? cond : get;
+        resp_fail(c,
+                  "ERR SET option " ARG_FMT " is not supported: a "
+                  "leaderless store cannot read and write a key atomically "
+                  "(see README, Redis compatibility)",
+                  ARG_P(o));
+        return;
+    }
+    if (!resp_keys_ok(c, a, 1, 2))
+        return;
+    if (a[2].len > s->o.lim.max_value) {
+        resp_fail(c,
+                  "ERR value of %" PRIu32 " bytes exceeds max_value (%" PRIu32
+                  " bytes)",
+                  a[2].len, s->o.lim.max_value);
+        return;
+    }
+    if ((sl = resp_slot_new(c, SLOT_SET))) {
+        sl->is_write = true;
+        c->writes_inflight++;
+        /* A synchronous answer drains (and frees) the slot itself. */
+        resp_core(c, sl, WIRE_OP_PUT, &a[1], &a[2], resp_core_reply, sl);
+    }
+    return;
+syntax:
+    resp_fail(c, "ERR syntax error");
+}
+
+/* DEL / UNLINK and EXISTS: one integer for all the keys. */
+static void cmd_del_exists(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    bool del = !resp_arg_is(&a[0], "EXISTS");
+    struct resp_slot *sl;
+
+    if (!resp_keys_ok(c, a, 1, n))
+        return;
+    if ((sl = resp_slot_new(c, del ? SLOT_DEL : SLOT_EXISTS)) == NULL)
+        return;
+    /* Hold the slot open until every key was submitted. */
+    sl->waiting = 1;
+    if (del) {
+        sl->is_write = true;
+        c->writes_inflight++;
+    }
+    for (uint32_t i = 1; i < n; i++)
+        resp_core(c, sl, del ? WIRE_OP_DEL : WIRE_OP_GET, &a[i], NULL,
+                  resp_core_reply, sl);
+    if (--sl->waiting == 0 && del)
+        c->writes_inflight--;
+}
+
+/* MGET: all keys' values, or one error for the whole command (as Redis
+ * does: a client never finds an error where it expects a value). */
+static void cmd_mget(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct resp_slot *sl;
+
+    if (!resp_keys_ok(c, a, 1, n))
+        return;
+    if ((sl = resp_slot_new(c, SLOT_MGET)) == NULL)
+        return;
+    sl->parts = calloc(n - 1, sizeof(*sl->parts));
+    if (sl->parts == NULL) {
+        sl->err = -ENOMEM;
+        sl->definite = true;
+        return;
+    }
+    sl->nparts = n - 1;
+    sl->waiting = 1;
+    for (uint32_t i = 1; i < n; i++) {
+        sl->parts[i - 1].sl = sl;
+        resp_core(c, sl, WIRE_OP_GET, &a[i], NULL, resp_part_reply,
+                  &sl->parts[i - 1]);
+    }
+    sl->waiting--;
+}
+
+static void resp_info(struct conn *c, struct wire_buf *b);
+
+static void cmd_info(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    if (sl)
+        resp_info(c, &sl->data);
+}
+
+static void cmd_quit(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    resp_ok(c, "OK");
+    resp_drain(c);
+    server__conn_close_after_flush(c);
+}
+
+static void cmd_select(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    int64_t db;
+    if (!resp_arg_int(&a[1], &db))
+        resp_fail(c, "ERR value is not an integer or out of range");
+    else if (db != 0)
+        resp_fail(c, "ERR DB index is out of range");
+    else
+        resp_ok(c, "OK");
+}
+
+static void cmd_auth(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    if (n > 3) {
+        resp_fail(c, "ERR syntax error");
+        return;
+    }
+    /* As Redis answers when the default user has no password. */
+    resp_fail(c, "ERR AUTH <password> called without any password "
+                 "configured for the default user. Are you sure your "
+                 "configuration is correct?");
+}
+
+static bool resp_client_name_ok(struct conn *c, const struct resp_arg *nm)
+{
+    for (uint32_t i = 0; i < nm->len; i++) {
+        if (nm->p[i] <= ' ' || nm->p[i] > '~') {
+            resp_fail(c, "ERR Client names cannot contain spaces, newlines "
+                         "or special characters.");
+            return false;
+        }
+    }
+    if (nm->len > SERVER_CLIENT_NAME_MAX) {
+        resp_fail(c, "ERR client name longer than %d bytes",
+                  SERVER_CLIENT_NAME_MAX);
+        return false;
+    }
+    return true;
+}
+
+static void resp_set_name(struct conn *c, const struct resp_arg *nm)
+{
+    memcpy(c->name, nm->p, nm->len);
+    c->name[nm->len] = '\0';
+}
+
+/* One CLIENT LIST / CLIENT INFO line. */
+static void resp_client_line(const struct conn *c, char *line, size_t cap)
+{
+    uint64_t now = uv_now(c->srv->loop);
+    snprintf(line, cap,
+             "id=%" PRIu64 " name=%s idle=%" PRIu64 " resp=2 cmd=%s\n", c->id,
+             c->name, (now - c->last_active) / 1000,
+             c->resp ? "resp" : "native");
+}
+
+static void cmd_client(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    const struct resp_arg *sub = &a[1];
+    struct resp_slot *sl;
+    char line[256];
+
+    if (resp_arg_is(sub, "ID") && n == 2) {
+        if ((sl = resp_slot_new(c, SLOT_READY)))
+            resp_int(&sl->data, (int64_t)c->id);
+    } else if (resp_arg_is(sub, "SETNAME") && n == 3) {
+        if (!resp_client_name_ok(c, &a[2]))
+            return;
+        resp_set_name(c, &a[2]);
+        resp_ok(c, "OK");
+    } else if (resp_arg_is(sub, "GETNAME") && n == 2) {
+        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+            return;
+        if (c->name[0])
+            resp_bulk(&sl->data, c->name, strlen(c->name));
+        else
+            resp_null(&sl->data);
+    } else if (resp_arg_is(sub, "SETINFO") && n == 4) {
+        /* LIB-NAME / LIB-VER: accepted, not kept. */
+        if (!resp_arg_is(&a[2], "LIB-NAME") && !resp_arg_is(&a[2], "LIB-VER"))
+            resp_fail(c, "ERR Unrecognized option '" ARG_FMT "'", ARG_P(&a[2]));
+        else
+            resp_ok(c, "OK");
+    } else if (resp_arg_is(sub, "INFO") && n == 2) {
+        resp_client_line(c, line, sizeof(line));
+        if ((sl = resp_slot_new(c, SLOT_READY)))
+            resp_bulk(&sl->data, line, strlen(line));
+    } else if (resp_arg_is(sub, "LIST") && n == 2) {
+        struct wire_buf t;
+        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+            return;
+        wire_buf_init(&t);
+        for (struct conn *o = c->srv->conns; o != NULL; o = o->next) {
+            if (!o->resp)
+                continue;
+            resp_client_line(o, line, sizeof(line));
+            wire_buf_append(&t, line, strlen(line));
+        }
+        resp_bulk(&sl->data, t.data, t.len);
+        wire_buf_free(&t);
+    } else if (resp_arg_is(sub, "SETNAME") || resp_arg_is(sub, "GETNAME") ||
+               resp_arg_is(sub, "ID") || resp_arg_is(sub, "INFO") ||
+               resp_arg_is(sub, "LIST") || resp_arg_is(sub, "SETINFO")) {
+        resp_fail(
+            c, "ERR wrong number of arguments for 'client|" ARG_FMT "' command",
+            ARG_P(sub));
+    } else {
+        resp_fail(c,
+                  "ERR unknown subcommand '" ARG_FMT
+                  "'. ringkv supports CLIENT ID, SETNAME, GETNAME, SETINFO, "
+                  "INFO and LIST.",
+                  ARG_P(sub));
+    }
+}
+
+/*
+ * HELLO [protover [AUTH username password] [SETNAME name]]
+ *
+ * ringkv speaks RESP2 only. HELLO / HELLO 2 answer like Redis 6+ does
+ * (the server's properties as a flat array); HELLO 3 gets -NOPROTO, the
+ * error clients take as "fall back to RESP2".
+ */
+static void cmd_hello(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    const struct resp_arg *name = NULL;
+    struct resp_slot *sl;
+    int64_t ver = 2;
+
+    if (n >= 2) {
+        if (!resp_arg_int(&a[1], &ver)) {
+            resp_fail(c, "ERR Protocol version is not an integer or out of "
+                         "range");
+            return;
+        }
+        if (ver != 2) {
+            resp_fail(c, "NOPROTO sorry, this protocol version is not "
+                         "supported");
+            return;
+        }
+    }
+    for (uint32_t i = 2; i < n; i++) {
+        if (resp_arg_is(&a[i], "AUTH") && i + 2 < n) {
+            i += 2; /* no password is configured: any is accepted */
+        } else if (resp_arg_is(&a[i], "SETNAME") && i + 1 < n) {
+            name = &a[++i];
+        } else {
+            resp_fail(c, "ERR Syntax error in HELLO option '" ARG_FMT "'",
+                      ARG_P(&a[i]));
+            return;
+        }
+    }
+    if (name != NULL) {
+        if (!resp_client_name_ok(c, name))
+            return;
+        resp_set_name(c, name);
+    }
+    if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+        return;
+    resp_array(&sl->data, 14);
+    resp_bulk(&sl->data, "server", 6);
+    resp_bulk(&sl->data, "redis", 5);
+    resp_bulk(&sl->data, "version", 7);
+    resp_bulk(&sl->data, RESP_VERSION, strlen(RESP_VERSION));
+    resp_bulk(&sl->data, "proto", 5);
+    resp_int(&sl->data, 2);
+    resp_bulk(&sl->data, "id", 2);
+    resp_int(&sl->data, (int64_t)c->id);
+    resp_bulk(&sl->data, "mode", 4);
+    resp_bulk(&sl->data, "standalone", 10);
+    resp_bulk(&sl->data, "role", 4);
+    resp_bulk(&sl->data, "master", 6);
+    resp_bulk(&sl->data, "modules", 7);
+    resp_array(&sl->data, 0);
+}
+
+static void cmd_config(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct resp_slot *sl;
+    if (!resp_arg_is(&a[1], "GET") || n != 3) {
+        resp_fail(c,
+                  "ERR CONFIG " ARG_FMT " is not supported: ringkv is "
+                  "configured by its config file and flags (docs/config.md)",
+                  ARG_P(&a[1]));
+        return;
+    }
+    /* redis-benchmark reads "save" and "appendonly" at start. */
+    if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+        return;
+    if (resp_arg_is(&a[2], "save") || resp_arg_is(&a[2], "appendonly")) {
+        resp_array(&sl->data, 2);
+        resp_bulk(&sl->data, a[2].p, a[2].len);
+        if (resp_arg_is(&a[2], "save"))
+            resp_bulk(&sl->data, "", 0);
+        else
+            resp_bulk(&sl->data, "no", 2);
+    } else {
+        resp_array(&sl->data, 0);
+    }
+}
+
+/*
+ * MULTI / EXEC / DISCARD. A leaderless store has no transactions, so MULTI
+ * is refused. The connection still remembers it was asked, and refuses
+ * every command until EXEC or DISCARD, so no part of a transaction a client
+ * pipelined after its MULTI ever runs (the client sees EXECABORT, as from
+ * a Redis transaction whose commands failed to queue).
+ */
+static void cmd_multi(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    if (c->in_multi) {
+        resp_fail(c, "ERR MULTI calls can not be nested");
+        return;
+    }
+    c->in_multi = true;
+    resp_fail(c, "ERR MULTI is not supported: ringkv has no transactions "
+                 "(commands up to EXEC or DISCARD are refused; use a "
+                 "pipeline without MULTI)");
+}
+
+static void cmd_exec(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    bool discard = resp_arg_is(&a[0], "DISCARD");
+    if (!c->in_multi) {
+        resp_fail(c, "ERR %s without MULTI", discard ? "DISCARD" : "EXEC");
+        return;
+    }
+    c->in_multi = false;
+    if (discard)
+        resp_ok(c, "OK");
+    else
+        resp_fail(c, "EXECABORT Transaction discarded: ringkv does not "
+                     "support MULTI");
+}
+
+static void cmd_watch(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    resp_fail(c,
+              "ERR " ARG_FMT " is not supported: ringkv has no "
+              "transactions",
+              ARG_P(&a[0]));
+}
+
+static void cmd_command(struct conn *c, const struct resp_arg *a, uint32_t n);
+
+static const struct resp_cmd_def resp_cmds[] = {
+    {"PING", -1, 0, 0, 0, 0, cmd_ping},
+    {"ECHO", 2, 0, 0, 0, 0, cmd_echo},
+    {"GET", 2, CMD_READ, 1, 1, 1, cmd_get},
+    {"SIBLINGS", 2, CMD_READ, 1, 1, 1, cmd_get},
+    {"SET", -3, CMD_WRITE, 1, 1, 1, cmd_set},
+    {"DEL", -2, CMD_WRITE, 1, -1, 1, cmd_del_exists},
+    {"UNLINK", -2, CMD_WRITE, 1, -1, 1, cmd_del_exists},
+    {"EXISTS", -2, CMD_READ, 1, -1, 1, cmd_del_exists},
+    {"MGET", -2, CMD_READ, 1, -1, 1, cmd_mget},
+    {"INFO", -1, 0, 0, 0, 0, cmd_info},
+    {"QUIT", -1, 0, 0, 0, 0, cmd_quit},
+    {"SELECT", 2, 0, 0, 0, 0, cmd_select},
+    {"AUTH", -2, 0, 0, 0, 0, cmd_auth},
+    {"HELLO", -1, 0, 0, 0, 0, cmd_hello},
+    {"CLIENT", -2, 0, 0, 0, 0, cmd_client},
+    {"CONFIG", -2, 0, 0, 0, 0, cmd_config},
+    {"COMMAND", -1, 0, 0, 0, 0, cmd_command},
+    {"MULTI", 1, 0, 0, 0, 0, cmd_multi},
+    {"EXEC", 1, 0, 0, 0, 0, cmd_exec},
+    {"DISCARD", 1, 0, 0, 0, 0, cmd_exec},
+    {"WATCH", -2, 0, 1, -1, 1, cmd_watch},
+    {"UNWATCH", 1, 0, 0, 0, 0, cmd_watch},
+};
+
+#define RESP_NCMDS (sizeof(resp_cmds) / sizeof(resp_cmds[0]))
+
+static const struct resp_cmd_def *resp_lookup(const struct resp_arg *name)
+{
+    for (size_t i = 0; i < RESP_NCMDS; i++)
+        if (resp_arg_is(name, resp_cmds[i].name))
+            return &resp_cmds[i];
+    return NULL;
+}
+
+/* One COMMAND INFO entry, in Redis's RESP2 layout. */
+static void resp_command_info(struct wire_buf *b, const struct resp_cmd_def *d)
+{
+    char lower[16];
+    size_t i;
+    for (i = 0; d->name[i] && i < sizeof(lower) - 1; i++)
+        lower[i] = (char)(d->name[i] | 0x20);
+    lower[i] = '\0';
+    resp_array(b, 6);
+    resp_bulk(b, lower, i);
+    resp_int(b, d->arity);
+    resp_array(b, d->flags ? 1 : 0);
+    if (d->flags & CMD_WRITE)
+        resp_simple(b, "write");
+    else if (d->flags & CMD_READ)
+        resp_simple(b, "readonly");
+    resp_int(b, d->first_key);
+    resp_int(b, d->last_key);
+    resp_int(b, d->step);
+}
+
+static void cmd_command(struct conn *c, const struct resp_arg *a, uint32_t n)
+{
+    struct resp_slot *sl;
+    if (n >= 2 && resp_arg_is(&a[1], "COUNT") && n == 2) {
+        if ((sl = resp_slot_new(c, SLOT_READY)))
+            resp_int(&sl->data, (int64_t)RESP_NCMDS);
+    } else if (n >= 2 && resp_arg_is(&a[1], "DOCS")) {
+        /* No docs: redis-cli then works without hints. */
+        if ((sl = resp_slot_new(c, SLOT_READY)))
+            resp_array(&sl->data, 0);
+    } else if (n >= 2 && resp_arg_is(&a[1], "INFO")) {
+        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+            return;
+        resp_array(&sl->data, n - 2);
+        for (uint32_t i = 2; i < n; i++) {
+            const struct resp_cmd_def *d = resp_lookup(&a[i]);
+            if (d)
+                resp_command_info(&sl->data, d);
+            else
+                resp_array(&sl->data, -1);
+        }
+    } else if (n == 1) {
+        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+            return;
+        resp_array(&sl->data, RESP_NCMDS);
+        for (size_t i = 0; i < RESP_NCMDS; i++)
+            resp_command_info(&sl->data, &resp_cmds[i]);
+    } else {
+        resp_fail(c,
+                  "ERR unknown subcommand '" ARG_FMT
+                  "'. ringkv supports COMMAND, COMMAND COUNT, DOCS and INFO.",
+                  ARG_P(&a[1]));
+    }
+}
+
+/* Runs one command. Returns false when the command must wait (a read
+ * behind this connection's writes): it is then parsed again later.
+ * Otherwise the command has its reply slot. */
+static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
+{
+    const struct resp_arg *a = cmd->argv;
+    uint32_t n = cmd->argc;
+    const struct resp_cmd_def *d = resp_lookup(&a[0]);
+
+    if (d == NULL) {
+        c->srv->commands++;
+        resp_fail(c, "ERR unknown or unsupported command '" ARG_FMT "'",
+                  ARG_P(&a[0]));
+        return true;
+    }
+    if ((d->flags & CMD_READ) && c->writes_inflight > 0)
+        return false;
+    c->srv->commands++;
+    if (c->in_multi && d->run != cmd_exec && d->run != cmd_multi) {
+        resp_fail(c, "ERR not run: this connection is in a MULTI that ringkv "
+                     "refused; EXEC or DISCARD ends it");
+        return true;
+    }
+    if ((d->arity > 0 && n != (uint32_t)d->arity) ||
+        (d->arity < 0 && n < (uint32_t)-d->arity)) {
+        char lower[16];
+        size_t i;
+        for (i = 0; d->name[i] && i < sizeof(lower) - 1; i++)
+            lower[i] = (char)(d->name[i] | 0x20);
+        lower[i] = '\0';
+        resp_fail(c, "ERR wrong number of arguments for '%s' command", lower);
+        return true;
+    }
+    d->run(c, a, n);
+    return true;
+}
+
+/* A multibulk command over a limit: answer, then discard the rest. */
+static void resp_refuse_oversized(struct conn *c, const struct resp_cmd *cmd)
+{
+    struct server *s = c->srv;
+    s->resp_oversized++;
+    if (cmd->skip.bytes > 0) {
+        resp_fail(c,
+                  "ERR argument of %" PRIu64 " bytes is larger than any key "
+                  "or value allowed (max_value %" PRIu32 ", max_key %" PRIu32
+                  " bytes)",
+                  cmd->too_big, s->o.lim.max_value, s->o.lim.max_key);
+    } else {
+        resp_fail(c,
+                  "ERR command of %" PRIu64 " arguments exceeds the limit "
+                  "of %d",
+                  cmd->too_big, SERVER_RESP_ARGS);
+    }
+}
+
+/* Discards what an oversized command still has in c->in[*off..). Returns
+ * false when the connection was closed. */
+static bool resp_skipping(struct conn *c, size_t *off)
+{
+    struct resp_skip st = {c->skip_args, c->skip_bytes};
+    const char *why = NULL;
+    size_t used = 0;
+    int rc = resp_skip(c->in.data + *off, c->in.len - *off, &st, &used, &why);
+
+    *off += used;
+    c->skipped += used;
+    c->skip_args = st.args;
+    c->skip_bytes = st.bytes;
+    if (rc != 0 || c->skipped > RESP_SKIP_MAX) {
+        resp_fail(c, "ERR Protocol error: %s",
+                  rc != 0 ? why : "oversized command too long to discard");
+        resp_drain(c);
+        server__conn_close_after_flush(c);
+        return false;
+    }
+    return true;
+}
+
+void server__resp_process(struct conn *c)
+{
+    struct server *s = c->srv;
+    struct resp_limits lim = {.max_args = SERVER_RESP_ARGS,
+                              .max_bulk = s->o.lim.max_value > s->o.lim.max_key
+                                              ? s->o.lim.max_value
+                                              : s->o.lim.max_key,
+                              .max_inline = 64 * 1024};
+    size_t off = 0;
+
+    while (!c->closing && c->reading && off < c->in.len) {
+        if (c->skip_args > 0 || c->skip_bytes > 0) {
+            if (!resp_skipping(c, &off))
+                break;
+            if (c->skip_args > 0 || c->skip_bytes > 0)
+                break; /* the rest has not arrived yet */
+            continue;
+        }
+        struct resp_cmd cmd = {.argv = s->argv};
+        const char *why = NULL;
+        int n = resp_parse(c->in.data + off, c->in.len - off, &lim, &cmd, &why);
+        if (n < 0 && cmd.skip_from > 0) {
+            /* Refused, but the stream goes on past the command. */
+            if (n == RK_ETOO_LARGE)
+                resp_refuse_oversized(c, &cmd);
+            else
+                resp_fail(c, "ERR Protocol error: %s", why);
+            c->skip_args = cmd.skip.args;
+            c->skip_bytes = cmd.skip.bytes;
+            c->skipped = 0;
+            resp_drain(c);
+            off += cmd.skip_from;
+            continue;
+        }
+        if (n == 0 && c->in.len - off > (size_t)s->o.lim.max_frame + 65536) {
+            /* Each argument is within max_bulk, but a whole command must
+             * fit in max_frame too: memory per connection stays bounded. */
+            n = RK_ETOO_LARGE;
+            why = "command exceeds max_frame";
+        } else if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            resp_fail(c, "ERR Protocol error: %s", why ? why : rk_err_msg(n));
+            resp_drain(c);
+            server__conn_close_after_flush(c);
+            break;
+        }
+        if (cmd.argc > 0 && !resp_command(c, &cmd)) {
+            /* A read waits for this connection's writes; they resume us. */
+            server__conn_pause(c);
+            break;
+        }
+        resp_drain(c);
+        off += (size_t)n;
+        if (server__conn_should_pause(c))
+            server__conn_pause(c);
+    }
+    wire_buf_consume(&c->in, off);
+}
+
+/* ---- INFO ----------------------------------------------------------------
+ */
+
+static void resp_info(struct conn *c, struct wire_buf *b)
+{
+    struct wire_stat st[SERVER_NSTATS];
+    uint32_t n = server__collect(c->srv, st);
+    struct wire_buf t;
+    char line[256];
+
+    wire_buf_init(&t);
+    snprintf(line, sizeof(line),
+             "# Server\r\nredis_version:" RESP_VERSION "\r\n"
+             "ringkv_version:0.1.0\r\nredis_mode:standalone\r\n"
+             "tcp_port:%u\r\n# Clients\r\nconnected_clients:%" PRIu64 "\r\n"
+             "# Persistence\r\nloading:0\r\n# Replication\r\nrole:master\r\n"
+             "# Ringkv\r\n",
+             (unsigned)c->srv->o.resp_port, c->srv->nconns);
+    wire_buf_append(&t, line, strlen(line));
+    for (uint32_t i = 0; i < n; i++) {
+        if (st[i].sval)
+            snprintf(line, sizeof(line), "%s:%s\r\n", st[i].name, st[i].sval);
+        else
+            snprintf(line, sizeof(line), "%s:%" PRId64 "\r\n", st[i].name,
+                     st[i].ival);
+        wire_buf_append(&t, line, strlen(line));
+    }
+    resp_bulk(b, t.data, t.len);
+    wire_buf_free(&t);
+}
