@@ -849,6 +849,13 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                    c->max_value, c->max_frame);
         return RK_ECONFIG;
     }
+    if (c->conn_max_buffer > c->max_buffer) {
+        config_err(err, errlen,
+                   "conn_max_buffer (%" PRIu64 ") exceeds max_buffer (%" PRIu64
+                   ")",
+                   c->conn_max_buffer, c->max_buffer);
+        return RK_ECONFIG;
+    }
     if (c->r > c->n || c->w > c->n) {
         config_err(err, errlen,
                    "r (%" PRIu32 ") and w (%" PRIu32

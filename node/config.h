@@ -84,7 +84,22 @@
     X(max_clients, UINT, "10000", 1, 1000000,                                   \
       "client connections served at once; more are refused")                    \
     X(idle_timeout, DURATION, "300s", 0, 30 * CONFIG_DAY,                       \
-      "close a client connection idle this long; 0 = never")                    \
+      "close a client connection idle this long (no whole request received); "  \
+      "0 = never")                                                              \
+    X(conn_max_inflight, UINT, "4096", 1, 1000000,                              \
+      "requests of one connection waiting on the cluster; beyond, the "         \
+      "connection is not read until some finish")                               \
+    X(conn_max_buffer, SIZE, "64MiB", CONFIG_KiB, CONFIG_GiB,                   \
+      "reply bytes held for one connection (unsent, or queued behind a "        \
+      "slower reply); beyond, it is not read until they drain; one reply "      \
+      "larger than this is answered with overloaded instead")                   \
+    X(max_inflight, UINT, "65536", 1, 100000000,                                \
+      "requests waiting on the cluster across all connections; beyond, new "    \
+      "requests are refused with overloaded (definite)")                        \
+    X(max_buffer, SIZE, "1GiB", CONFIG_MiB, CONFIG_TiB,                         \
+      "bytes held for all connections together (buffers, queued replies, "      \
+      "requests in flight); beyond, new requests are refused with overloaded "  \
+      "(definite)")                                                             \
     X(peers, STRING, "", 0, 0,                                                  \
       "every member of the cluster, this node included: comma-separated "       \
       "id@host:port (native ports); empty = a cluster of this node alone")      \

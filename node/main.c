@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -142,6 +143,22 @@ static void node_on_signal(uv_signal_t *h, int signum)
 }
 
 /* 64 random nonzero bits (storage epochs, process incarnations). */
+/* Raises the open-files limit towards max_clients plus room for peers,
+ * the database and the log; says so when the hard limit is lower. */
+static void node_raise_nofile(uint32_t max_clients)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)max_clients + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur =
+        rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need)
+        LOG_WARN("open files are limited to %llu: fewer than max_clients "
+                 "(%u) connections can be served",
+                 (unsigned long long)rl.rlim_cur, (unsigned)max_clients);
+}
+
 static uint64_t node_random64(void)
 {
     uint64_t e = 0;
@@ -197,6 +214,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    node_raise_nofile(cfg.max_clients);
 
     uv_loop_init(&n.loop);
     struct storage_opts so = {
@@ -266,6 +284,10 @@ int main(int argc, char **argv)
                 .max_key = (uint32_t)cfg.max_key,
                 .max_value = (uint32_t)cfg.max_value},
         .max_clients = cfg.max_clients,
+        .conn_max_inflight = cfg.conn_max_inflight,
+        .conn_max_buffer = cfg.conn_max_buffer,
+        .max_inflight = cfg.max_inflight,
+        .max_buffer = cfg.max_buffer,
         .idle_timeout_ms = cfg.idle_timeout,
         .node_id = cfg.node_id,
         .epoch = info.epoch,

@@ -22,6 +22,7 @@
  * RESP connections share all of this; server_resp.c parses and answers
  * their commands (in order, through a FIFO of reply slots).
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,9 +32,10 @@
 #include "node/log.h"
 #include "node/server_internal.h"
 
-#define SERVER_READ_CHUNK   (64 * 1024)
-#define SERVER_MAX_OUT      (16u << 20) /* pause reading beyond this */
-#define SERVER_MAX_INFLIGHT 4096        /* requests waiting, per conn */
+#define SERVER_READ_CHUNK (64 * 1024)
+/* An empty buffer larger than this is freed, so a burst does not leave
+ * every idle connection holding its peak. */
+#define SERVER_KEEP_BUF (256 * 1024)
 
 static void server_close_handle(struct server *s, uv_handle_t *h);
 static void conn_process(struct conn *c);
@@ -41,10 +43,52 @@ static void conn_process(struct conn *c);
 /* ---- connection lifetime -------------------------------------------------
  */
 
+static size_t conn_mem(const struct conn *c)
+{
+    return sizeof(*c) + c->in.cap + c->out.cap + c->wbuf.cap + c->req_bytes +
+           c->slot_bytes;
+}
+
+void server__conn_account(struct conn *c)
+{
+    size_t m = c->refs > 0 ? conn_mem(c) : 0;
+    c->srv->mem = c->srv->mem - c->mem_counted + m;
+    c->mem_counted = m;
+}
+
+static void conn_trim(struct wire_buf *b)
+{
+    if (b->len == 0 && b->cap > SERVER_KEEP_BUF)
+        wire_buf_free(b);
+}
+
+int server__admit(struct conn *c, const char **why)
+{
+    struct server *s = c->srv;
+    if (s->inflight >= s->o.max_inflight) {
+        s->overloaded_inflight++;
+        *why = "node overloaded: max_inflight requests are waiting";
+        return RK_EOVERLOADED;
+    }
+    if (s->mem > s->o.max_buffer) {
+        s->overloaded_memory++;
+        *why = "node overloaded: connections hold more than max_buffer bytes";
+        return RK_EOVERLOADED;
+    }
+    return 0;
+}
+
+size_t server__reply_cap(const struct server *s)
+{
+    return s->o.conn_max_buffer > s->o.lim.max_frame ? s->o.conn_max_buffer
+                                                     : s->o.lim.max_frame;
+}
+
 void server__conn_unref(struct conn *c)
 {
     if (--c->refs > 0)
         return;
+    server__conn_account(c); /* refs == 0: gives back everything */
     wire_buf_free(&c->in);
     wire_buf_free(&c->out);
     wire_buf_free(&c->wbuf);
@@ -115,8 +159,9 @@ static void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 bool server__conn_should_pause(const struct conn *c)
 {
-    return c->out.len + c->wbuf.len > SERVER_MAX_OUT ||
-           c->inflight >= SERVER_MAX_INFLIGHT;
+    return c->out.len + c->wbuf.len + c->slot_bytes >
+               c->srv->o.conn_max_buffer ||
+           c->inflight >= c->srv->o.conn_max_inflight;
 }
 
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -136,6 +181,10 @@ void server__conn_pause(struct conn *c)
 {
     if (!c->reading)
         return;
+    if (c->inflight >= c->srv->o.conn_max_inflight)
+        c->srv->paused_inflight++;
+    else if (server__conn_should_pause(c))
+        c->srv->paused_buffer++;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
 }
@@ -153,7 +202,6 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
-    c->last_active = uv_now(c->srv->loop);
     conn_process(c);
 }
 
@@ -165,6 +213,8 @@ static void conn_write_cb(uv_write_t *req, int status)
     struct conn *c = req->data;
     c->writing = false;
     c->wbuf.len = 0;
+    conn_trim(&c->wbuf);
+    server__conn_account(c);
     if (status < 0) {
         if (!c->closed)
             server__conn_close(c);
@@ -179,6 +229,10 @@ static void conn_flush(struct conn *c)
 {
     if (c->closed || c->writing)
         return;
+    /* uv_buf_t lengths are unsigned int: out stays far below 4 GiB, since
+     * reading pauses at conn_max_buffer (<= 1 GiB) and one reply is at
+     * most max_frame (<= 1 GiB) or refused. */
+    assert(c->out.len <= UINT32_MAX);
     if (c->out.len > 0) {
         uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -205,6 +259,8 @@ static void conn_flush(struct conn *c)
         c->refs++;
         return;
     }
+    conn_trim(&c->out);
+    server__conn_account(c);
     if (c->close_when_flushed && c->inflight == 0 && c->head == NULL)
         server__conn_close(c);
     else
@@ -232,6 +288,7 @@ struct nreq {
     struct conn *conn;
     uint64_t id;
     enum wire_op op;
+    size_t bytes; /* counted in conn->req_bytes while waiting */
 };
 
 static void native_send(struct conn *c, const struct wire_resp *r)
@@ -264,7 +321,10 @@ static void native_reply(void *arg, const struct core_reply *rep)
     core_reply_to_wire(rep, q->id, q->op, vals, &r);
     native_send(c, &r);
     c->inflight--;
+    c->srv->inflight--;
+    c->req_bytes -= q->bytes;
     free(q);
+    server__conn_account(c);
     if (!c->closed)
         server__conn_resume(c);
     server__conn_unref(c);
@@ -302,6 +362,7 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     const char *why = NULL;
     int err;
 
+    c->last_active = uv_now(s->loop); /* a whole request arrived */
     msgpack_zone_clear(&c->zone);
     err = wire_decode_req(p, n, &s->o.lim, &c->zone, &req, &why);
     if (err != 0) {
@@ -336,6 +397,10 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
         native_error(c, req.id, RK_EUNKNOWN_OP, true, NULL);
         return;
     }
+    if ((err = server__admit(c, &why)) != 0) {
+        native_error(c, req.id, err, true, why);
+        return;
+    }
     struct nreq *q = malloc(sizeof(*q));
     if (q == NULL) {
         native_error(c, req.id, -ENOMEM, true, NULL);
@@ -344,8 +409,11 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     q->conn = c;
     q->id = req.id;
     q->op = req.op;
+    q->bytes = sizeof(*q) + n;
     c->refs++;
     c->inflight++;
+    s->inflight++;
+    c->req_bytes += q->bytes;
     struct core_req cr;
     core_req_from_wire(&req, &cr);
     core_request(s->core, &cr, native_reply, q);
@@ -387,6 +455,10 @@ static void conn_process(struct conn *c)
         server__resp_process(c);
     else
         native_process(c);
+    if (!c->closed) {
+        conn_trim(&c->in);
+        server__conn_account(c);
+    }
 }
 
 /* ---- stats ---------------------------------------------------------------
@@ -412,6 +484,14 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     STAT_I("bad_frames", s->bad_frames);
     STAT_I("resp_errors", s->resp_errors);
     STAT_I("resp_oversized", s->resp_oversized);
+    STAT_I("client_bytes", s->mem);
+    STAT_I("client_inflight", s->inflight);
+    STAT_I("overloaded_inflight", s->overloaded_inflight);
+    STAT_I("overloaded_memory", s->overloaded_memory);
+    STAT_I("replies_too_large", s->replies_too_large);
+    STAT_I("paused_inflight", s->paused_inflight);
+    STAT_I("paused_buffer", s->paused_buffer);
+    STAT_I("idle_closed", s->idle_closed);
     STAT_I("gets", cs.gets);
     STAT_I("puts", cs.puts);
     STAT_I("dels", cs.dels);
@@ -508,6 +588,7 @@ static void server_idle_cb(uv_timer_t *t)
         struct conn *next = c->next;
         if (c->inflight == 0 && now - c->last_active > s->o.idle_timeout_ms) {
             LOG_DEBUG("closing idle client connection");
+            s->idle_closed++;
             server__conn_close(c);
         }
         c = next;

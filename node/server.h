@@ -10,10 +10,16 @@
  * Bad input never harms other clients: frames over the limit, malformed
  * msgpack, wrong field types, unknown ops and RESP garbage get an error
  * reply (or, when the stream can no longer be framed, the error and a
- * disconnect). Memory per connection is bounded: at most one frame is
- * buffered beyond what was processed, and a connection whose replies pile
- * up or that has too many requests in flight stops being read until it
- * drains.
+ * disconnect).
+ *
+ * Memory is bounded per connection and per node. Per connection: at most
+ * one frame is buffered beyond what was processed, and a connection whose
+ * replies pile up (unsent, or queued behind a slower reply) past
+ * conn_max_buffer, or that has conn_max_inflight requests waiting, is not
+ * read until it drains. Per node: the bytes held for all connections
+ * (buffers, queued replies, requests in flight) and the requests in flight
+ * are counted; past max_buffer or max_inflight, new requests are refused
+ * with a definite overloaded error. Every refusal is counted (stats).
  */
 #ifndef RINGKV_SERVER_H
 #define RINGKV_SERVER_H
@@ -27,15 +33,19 @@
 #include "node/wire.h"
 
 struct server_opts {
-    const char *listen;       /* address to bind, e.g. "127.0.0.1" */
-    uint16_t port;            /* native protocol */
-    uint16_t resp_port;       /* RESP; 0 = off */
-    struct wire_limits lim;   /* frame, key and value limits */
-    uint32_t max_clients;     /* connections beyond are refused */
-    uint64_t idle_timeout_ms; /* 0 = never close idle connections */
-    const char *node_id;      /* for stats and INFO */
-    uint64_t epoch;           /* for stats and INFO */
-    uint32_t partitions;      /* Q, for the ring op */
+    const char *listen;         /* address to bind, e.g. "127.0.0.1" */
+    uint16_t port;              /* native protocol */
+    uint16_t resp_port;         /* RESP; 0 = off */
+    struct wire_limits lim;     /* frame, key and value limits */
+    uint32_t max_clients;       /* connections beyond are refused */
+    uint32_t conn_max_inflight; /* per connection: pause reading beyond */
+    uint64_t conn_max_buffer;   /* per connection reply bytes: pause */
+    uint32_t max_inflight;      /* all connections: refuse beyond */
+    uint64_t max_buffer;        /* all connections' bytes: refuse beyond */
+    uint64_t idle_timeout_ms;   /* 0 = never close idle connections */
+    const char *node_id;        /* for stats and INFO */
+    uint64_t epoch;             /* for stats and INFO */
+    uint32_t partitions;        /* Q, for the ring op */
 };
 
 struct server;

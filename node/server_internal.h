@@ -35,6 +35,10 @@ struct conn {
     int refs;
     uint32_t inflight;
     uint64_t id; /* CLIENT ID: unique per node run, from 1 */
+    /* Memory accounting (server__conn_account): bytes of requests waiting
+     * on the core, of RESP reply slots queued, and what this connection
+     * last added to srv->mem. */
+    size_t req_bytes, slot_bytes, mem_counted;
     uint64_t last_active;
     struct wire_buf in;
     struct wire_buf out;
@@ -72,6 +76,12 @@ struct server {
     /* counters */
     uint64_t accepted, refused, bad_frames, resp_errors, commands;
     uint64_t resp_oversized; /* RESP commands discarded for a size limit */
+    uint64_t mem;            /* bytes held for all connections */
+    uint64_t inflight;       /* requests waiting on the core, all conns */
+    uint64_t overloaded_inflight, overloaded_memory; /* refused requests */
+    uint64_t replies_too_large; /* replies over conn_max_buffer refused */
+    uint64_t paused_inflight, paused_buffer; /* reads paused, by cause */
+    uint64_t idle_closed;                    /* closed by idle_timeout */
     struct resp_arg argv[SERVER_RESP_ARGS];
 };
 
@@ -84,9 +94,23 @@ void server__conn_unref(struct conn *c); /* drops one reference */
 void server__conn_close(struct conn *c); /* now; output is dropped */
 void server__conn_close_after_flush(struct conn *c);
 
+/* Recomputes what c holds (buffers, queued replies, requests in flight)
+ * and updates srv->mem by the difference. Call after c's buffers or
+ * queues changed; a freed connection gives back all it held. */
+void server__conn_account(struct conn *c);
+
+/* Admission of one request that will wait on the core: 0, or
+ * RK_EOVERLOADED (counted) when the node is past max_inflight or
+ * max_buffer; *why then says which. */
+int server__admit(struct conn *c, const char **why);
+
+/* The largest reply one connection may queue: conn_max_buffer, but never
+ * less than max_frame (one frame always fits). */
+size_t server__reply_cap(const struct server *s);
+
 /* Stats as name/value pairs for INFO and the native stats op; st has room
  * for SERVER_NSTATS entries. Returns how many were filled. */
-#define SERVER_NSTATS 48
+#define SERVER_NSTATS 56
 uint32_t server__collect(struct server *s, struct wire_stat *st);
 
 /* RESP (server_resp.c): parses and runs what c->in holds. */

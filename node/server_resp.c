@@ -73,6 +73,8 @@ struct resp_slot {
     struct wire_buf data;
     struct resp_part *parts; /* MGET */
     uint32_t nparts;
+    size_t counted;   /* bytes counted in conn->slot_bytes */
+    size_t req_bytes; /* counted in conn->req_bytes while waiting */
 };
 
 static struct resp_slot *resp_slot_new(struct conn *c, enum resp_slot_kind k)
@@ -93,8 +95,39 @@ static struct resp_slot *resp_slot_new(struct conn *c, enum resp_slot_kind k)
     return sl;
 }
 
-static void resp_slot_free(struct resp_slot *sl)
+static size_t resp_slot_size(const struct resp_slot *sl)
 {
+    size_t n = sizeof(*sl) + sl->data.cap + sl->nparts * sizeof(*sl->parts);
+    for (uint32_t i = 0; i < sl->nparts; i++)
+        n += sl->parts[i].data.cap;
+    return n;
+}
+
+/* The slot's data changed: recount it in its connection's slot bytes. A
+ * reply past the connection's reply cap is dropped for an overloaded
+ * error (definite: reads only hold data, they apply nothing). */
+static void resp_slot_grew(struct conn *c, struct resp_slot *sl)
+{
+    size_t now = resp_slot_size(sl);
+    if (now > server__reply_cap(c->srv) && sl->err == 0) {
+        c->srv->replies_too_large++;
+        sl->err = RK_EOVERLOADED;
+        sl->definite = true;
+        snprintf(sl->errmsg, sizeof(sl->errmsg),
+                 "reply of more than %zu bytes exceeds conn_max_buffer",
+                 server__reply_cap(c->srv));
+        wire_buf_free(&sl->data);
+        for (uint32_t i = 0; i < sl->nparts; i++)
+            wire_buf_free(&sl->parts[i].data);
+        now = resp_slot_size(sl);
+    }
+    c->slot_bytes = c->slot_bytes - sl->counted + now;
+    sl->counted = now;
+}
+
+static void resp_slot_free(struct conn *c, struct resp_slot *sl)
+{
+    c->slot_bytes -= sl->counted;
     for (uint32_t i = 0; i < sl->nparts; i++)
         wire_buf_free(&sl->parts[i].data);
     free(sl->parts);
@@ -140,7 +173,7 @@ static void resp_drain(struct conn *c)
             }
             server__conn_dirty(c);
         }
-        resp_slot_free(sl);
+        resp_slot_free(c, sl);
     }
 }
 
@@ -199,13 +232,26 @@ static void resp_put_value(struct wire_buf *b, const struct core_reply *rep)
         resp_null(b);
 }
 
+/* One thing the slot waited for is done; the last one completes it. */
+static void resp_slot_settle(struct conn *c, struct resp_slot *sl)
+{
+    if (--sl->waiting > 0)
+        return;
+    if (sl->is_write)
+        c->writes_inflight--;
+    c->req_bytes -= sl->req_bytes;
+    sl->req_bytes = 0;
+}
+
 /* One core reply done: the slot may be complete now. */
 static void resp_core_done(struct conn *c, struct resp_slot *sl)
 {
     c->inflight--;
-    if (--sl->waiting == 0 && sl->is_write)
-        c->writes_inflight--;
+    c->srv->inflight--;
+    resp_slot_grew(c, sl);
+    resp_slot_settle(c, sl);
     resp_drain(c);
+    server__conn_account(c);
     if (!c->closed)
         server__conn_resume(c);
     server__conn_unref(c);
@@ -274,8 +320,12 @@ static void resp_core(struct conn *c, struct resp_slot *sl, enum wire_op op,
         cr.value = val->p;
         cr.value_len = val->len;
     }
+    size_t bytes = 64 + key->len + (val ? val->len : 0);
     sl->waiting++;
+    sl->req_bytes += bytes;
+    c->req_bytes += bytes;
     c->inflight++;
+    c->srv->inflight++;
     c->refs++;
     core_request(c->srv->core, &cr, fn, arg);
 }
@@ -481,8 +531,7 @@ static void cmd_del_exists(struct conn *c, const struct resp_arg *a, uint32_t n)
     for (uint32_t i = 1; i < n; i++)
         resp_core(c, sl, del ? WIRE_OP_DEL : WIRE_OP_GET, &a[i], NULL,
                   resp_core_reply, sl);
-    if (--sl->waiting == 0 && del)
-        c->writes_inflight--;
+    resp_slot_settle(c, sl);
 }
 
 /* MGET: all keys' values, or one error for the whole command (as Redis
@@ -508,7 +557,7 @@ static void cmd_mget(struct conn *c, const struct resp_arg *a, uint32_t n)
         resp_core(c, sl, WIRE_OP_GET, &a[i], NULL, resp_part_reply,
                   &sl->parts[i - 1]);
     }
-    sl->waiting--;
+    resp_slot_settle(c, sl);
 }
 
 static void resp_info(struct conn *c, struct wire_buf *b);
@@ -880,6 +929,14 @@ static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
     if ((d->flags & CMD_READ) && c->writes_inflight > 0)
         return false;
     c->srv->commands++;
+    if (d->flags & (CMD_READ | CMD_WRITE)) {
+        const char *why = NULL;
+        if (server__admit(c, &why) != 0) {
+            resp_fail(c, "ERR overloaded: %s (definite: nothing was applied)",
+                      why);
+            return true;
+        }
+    }
     if (c->in_multi && d->run != cmd_exec && d->run != cmd_multi) {
         resp_fail(c, "ERR not run: this connection is in a MULTI that ringkv "
                      "refused; EXEC or DISCARD ends it");
@@ -896,6 +953,8 @@ static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
         return true;
     }
     d->run(c, a, n);
+    if (c->tail != NULL && !c->closed)
+        resp_slot_grew(c, c->tail);
     return true;
 }
 
@@ -953,6 +1012,7 @@ void server__resp_process(struct conn *c)
 
     while (!c->closing && c->reading && off < c->in.len) {
         if (c->skip_args > 0 || c->skip_bytes > 0) {
+            c->last_active = uv_now(s->loop); /* the stream moves on */
             if (!resp_skipping(c, &off))
                 break;
             if (c->skip_args > 0 || c->skip_bytes > 0)
@@ -989,6 +1049,7 @@ void server__resp_process(struct conn *c)
             server__conn_close_after_flush(c);
             break;
         }
+        c->last_active = uv_now(s->loop); /* a whole command arrived */
         if (cmd.argc > 0 && !resp_command(c, &cmd)) {
             /* A read waits for this connection's writes; they resume us. */
             server__conn_pause(c);
