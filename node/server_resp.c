@@ -1037,12 +1037,21 @@ void server__resp_process(struct conn *c)
         }
         if (n == 0 && c->in.len - off > (size_t)s->o.lim.max_frame + 65536) {
             /* Each argument is within max_bulk, but a whole command must
-             * fit in max_frame too: memory per connection stays bounded. */
-            n = RK_ETOO_LARGE;
-            why = "command exceeds max_frame";
-        } else if (n == 0) {
-            break;
+             * fit in max_frame too: memory per connection stays bounded.
+             * The command is one array (inline ones stop at max_inline):
+             * answer it and discard the array as it streams past. */
+            s->resp_oversized++;
+            resp_fail(
+                c, "ERR command too large: over max_frame (%" PRIu32 " bytes)",
+                s->o.lim.max_frame);
+            resp_drain(c);
+            c->skip_args = 1;
+            c->skip_bytes = 0;
+            c->skipped = 0;
+            continue;
         }
+        if (n == 0)
+            break;
         if (n < 0) {
             resp_fail(c, "ERR Protocol error: %s", why ? why : rk_err_msg(n));
             resp_drain(c);

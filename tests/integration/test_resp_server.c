@@ -393,6 +393,26 @@ Test(resp_server, every_error_reply_arrives_at_once_and_the_connection_goes_on)
     expect_then_pong(fd, many, (size_t)len,
                      "-ERR command of 2000 arguments exceeds the limit");
     close(fd);
+
+    /* Every argument within its limit, the whole command over max_frame:
+     * answered, discarded as it streams in, and the connection goes on. */
+    struct itest_node *framed =
+        itest_start("--max-frame", "64KiB", "--max-value", "1000", NULL);
+    int fd3 = itest_raw_connect(framed->resp_port);
+    size_t cap = 1000 * 920 + 64;
+    char *huge = malloc(cap);
+    cr_assert_not_null(huge);
+    size_t hl = (size_t)snprintf(huge, cap, "*1000\r\n$6\r\nEXISTS\r\n");
+    for (int i = 1; i < 1000; i++) {
+        hl += (size_t)snprintf(huge + hl, cap - hl, "$900\r\n");
+        memset(huge + hl, 'a', 900);
+        memcpy(huge + hl + 900, "\r\n", 2);
+        hl += 902;
+    }
+    expect_then_pong(fd3, huge, hl,
+                     "-ERR command too large: over max_frame (65536 bytes)");
+    free(huge);
+    close(fd3);
 }
 
 /* What real clients send when they connect: HELLO, CLIENT SETNAME/
