@@ -476,6 +476,7 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     st[n++] = (struct wire_stat){.name = nm, .ival = (int64_t)(v)}
     st[n++] = (struct wire_stat){.name = "node_id", .sval = s->node_id};
     st[n++] = (struct wire_stat){.name = "epoch", .sval = s->epoch_hex};
+    STAT_I("pid", uv_os_getpid());
     STAT_I("uptime_ms", uv_now(s->loop) - s->start_ms);
     STAT_I("connections", s->nconns);
     STAT_I("connections_accepted", s->accepted);
