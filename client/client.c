@@ -442,10 +442,8 @@ static int rkc__gai_err(int e)
         return errno ? -errno : -EHOSTUNREACH;
     case EAI_MEMORY:
         return -ENOMEM;
-    case EAI_AGAIN:
-        return -EAGAIN;
     default:
-        return -EHOSTUNREACH;
+        return RKC_ERESOLVE;
     }
 }
 
