@@ -28,10 +28,13 @@
 # other running node have live links to each other. Waits are bounded (15 s
 # each) and say what they waited for. Commands other than start on a folder
 # that holds no cluster say so and exit 1.
+#
+# RINGKV_BIN_DIR=DIR uses the ringkv and ringkv-cli already built in DIR
+# (e.g. build/asan/bin) and skips installing and building.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/build/bin
+bin=${RINGKV_BIN_DIR:-$root/build/bin}
 cli=$bin/ringkv-cli
 wait_s=15
 
@@ -114,6 +117,13 @@ port_taken() {
 }
 
 build() {
+    if [ -n "${RINGKV_BIN_DIR:-}" ]; then
+        [ -x "$bin/ringkv" ] && [ -x "$cli" ] || {
+            echo "cluster.sh: RINGKV_BIN_DIR=$bin holds no ringkv and ringkv-cli" >&2
+            exit 1
+        }
+        return 0
+    fi
     "$root/scripts/deps.sh"
     if [ ! -f "$root/build/CMakeCache.txt" ]; then
         cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

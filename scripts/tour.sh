@@ -12,7 +12,8 @@
 # --r 3 get succeeds and repairs node 3's own copy, redis-benchmark runs
 # (-n 2000). Exits 1 at the first failure, naming the step; the cluster is
 # stopped (and a temp dir removed) on any exit. Builds through
-# scripts/cluster.sh start, like the tour.
+# scripts/cluster.sh start, like the tour; with RINGKV_BIN_DIR=DIR it uses
+# the binaries in DIR instead (how CTest runs it: the `tour` test).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,7 @@ if [ -z "$dir" ]; then
 fi
 
 cluster() { "$root/scripts/cluster.sh" "$@" --dir "$dir"; }
-cli() { "$root/build/bin/ringkv-cli" "$@"; }
+cli() { "${RINGKV_BIN_DIR:-$root/build/bin}/ringkv-cli" "$@"; }
 p1=$((base + 1)) p3=$((base + 3)) r1=$((base + 101))
 
 cleanup() {
