@@ -276,6 +276,7 @@ start_fail() {
 case "$cmd" in
 start)
     [ "$nodes" -ge 1 ] || die_usage "--nodes must be >= 1"
+    trap start_fail INT TERM # interrupted: stop what was launched, too
     for i in $(known_nodes); do
         if pid=$(node_pid "$i"); then
             echo "cluster.sh: a cluster is already running in $dir (node$i, pid $pid); 'scripts/cluster.sh stop --dir $dir' first" >&2
@@ -303,8 +304,8 @@ start)
         echo $((base + i)) >"$d/port"
         echo $((base + 100 + i)) >"$d/resp_port"
         write_args "$i" "$peers"
-        launch "$i"
         launched+=("$i")
+        launch "$i"
     done
     for i in $(seq 1 "$nodes"); do wait_up "$i" || start_fail; done
     for i in $(seq 1 "$nodes"); do
@@ -312,6 +313,7 @@ start)
             [ "$i" = "$j" ] || wait_link "$i" "$j" up || start_fail
         done
     done
+    trap - INT TERM
     print_table
     cat <<MSG
 
