@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "client/client.h"
 #include "client/client_util.h"
@@ -29,9 +30,13 @@
 #define CLI_EXIT_NOT_FOUND 1
 #define CLI_EXIT_ERROR     2
 
-#define CLI_DEFAULT_TIMEOUT_MS 5000
-#define CLI_MAX_VALUE          RKC_MAX_RESPONSE
-#define CLI_MAX_POS            4
+/* Longer than the node's default request_timeout (5 s), so that when a
+ * quorum is slow the node's own, more precise error arrives first. */
+#define CLI_DEFAULT_TIMEOUT_MS 10000
+/* The largest value put accepts by default: the node's default max_value.
+ * --max-value raises it for nodes configured higher. */
+#define CLI_DEFAULT_MAX_VALUE WIRE_DEFAULT_MAX_VALUE
+#define CLI_MAX_POS           4
 
 struct cli {
     const char *host;
@@ -41,8 +46,9 @@ struct cli {
     bool local; /* get --local */
     uint8_t r, w;
     int timeout_ms;
-    const char *file;    /* put --file; "-" = stdin */
-    const char *context; /* base64, put and del */
+    unsigned long max_value; /* put: bytes */
+    const char *file;        /* put --file; "-" = stdin */
+    const char *context;     /* base64, put and del */
     const char *pos[CLI_MAX_POS];
     int npos;
 };
@@ -64,7 +70,11 @@ static const char cli_usage[] =
     "  -p, --port PORT          native protocol port (default 7001)\n"
     "  --r R, --w W             read / write quorum (default: the node's)\n"
     "  --timeout MS             per-request timeout, 0 = none (default "
-    "5000)\n"
+    "10000:\n"
+    "                           longer than the node's request_timeout, 5 s\n"
+    "                           by default, so the node's own error arrives)\n"
+    "  --max-value BYTES        put: the largest value sent (default 4194304,\n"
+    "                           the node's default max_value)\n"
     "  --context BASE64         causal context for put / del (from get)\n"
     "  --local                  get: no coordination, this node's versions only\n"
     "  --json                   machine-readable output\n"
@@ -128,9 +138,9 @@ static int cli_parse(struct cli *o, int argc, char **argv)
             continue;
         }
         /* Options with an argument: "--name value" or "--name=value". */
-        static const char *const names[] = {"-h",        "--host", "-p",
-                                            "--port",    "--r",    "--w",
-                                            "--timeout", "--file", "--context"};
+        static const char *const names[] = {
+            "-h",  "--host",    "-p",     "--port",    "--r",
+            "--w", "--timeout", "--file", "--context", "--max-value"};
         const char *val = NULL;
         size_t which = sizeof(names) / sizeof(names[0]);
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
@@ -181,6 +191,12 @@ static int cli_parse(struct cli *o, int argc, char **argv)
         case 8:
             o->context = val;
             break;
+        case 9:
+            if (!cli_num(val, 1, 1ul << 30, &v))
+                return cli_usage_error(
+                    "bad max-value '%s' (1..1073741824 bytes)", val);
+            o->max_value = v;
+            break;
         default:
             return cli_usage_error("unknown option '%s'", a);
         }
@@ -205,6 +221,13 @@ static int cli_oom(void)
     return CLI_EXIT_ERROR;
 }
 
+/* err's code for messages and JSON; "resolve" for a host that does not
+ * resolve (a client-side error with no wire code). */
+static const char *cli_err_code(int err)
+{
+    return err == RKC_ERESOLVE ? "resolve" : rk_err_code(err);
+}
+
 /* Reports err with its message (NULL: the default one), prefixed by what
  * (may be NULL); the definite note, and in JSON the acks count, only for
  * writes. Returns the exit code. */
@@ -219,8 +242,8 @@ static int cli_error(const struct cli *o, int err, const char *message,
         wire_buf_init(&b);
         int rc = wire_buf_append(&b, "{\"error\":{\"code\":", 17);
         if (rc == 0)
-            rc = rkc_json_append_str(&b, rk_err_code(err),
-                                     strlen(rk_err_code(err)));
+            rc = rkc_json_append_str(&b, cli_err_code(err),
+                                     strlen(cli_err_code(err)));
         if (rc == 0)
             rc = wire_buf_append(&b, ",\"message\":", 11);
         if (rc == 0 && what != NULL) {
@@ -247,11 +270,14 @@ static int cli_error(const struct cli *o, int err, const char *message,
         return CLI_EXIT_ERROR;
     }
     fprintf(stderr, "ringkv-cli: %s%s%s: %s", what ? what : "",
-            what ? ": " : "", rk_err_code(err), message);
-    if (is_write)
-        fprintf(stderr, " %s",
-                definite ? "(definite)"
-                         : "(indefinite: the write may have been applied)");
+            what ? ": " : "", cli_err_code(err), message);
+    /* Node messages for indefinite writes often say so already. */
+    if (is_write && definite)
+        fputs(" (definite)", stderr);
+    else if (is_write && strstr(message, "may have been applied") != NULL)
+        fputs(" (indefinite)", stderr);
+    else if (is_write)
+        fputs(" (indefinite: the write may have been applied)", stderr);
     fputc('\n', stderr);
     return CLI_EXIT_ERROR;
 }
@@ -263,8 +289,20 @@ static int cli_result_error(const struct cli *o, const struct rkc_result *res,
                      res->acks, NULL);
 }
 
-/* Reads all of path ("-" = stdin) into b. */
-static int cli_read_file(const char *path, struct wire_buf *b)
+/* Says that value (from what) of len bytes, or more when at_least, exceeds
+ * the CLI's max_value. */
+static void cli_too_large(const char *what, size_t len, unsigned long max,
+                          bool at_least)
+{
+    fprintf(stderr,
+            "ringkv-cli: %s: value of %s%zu bytes exceeds max_value (%lu "
+            "bytes; --max-value raises it for a node configured higher)\n",
+            what, at_least ? "at least " : "", len, max);
+}
+
+/* Reads all of path ("-" = stdin) into b, at most max_value bytes. */
+static int cli_read_file(const char *path, struct wire_buf *b,
+                         unsigned long max_value)
 {
     bool is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
@@ -281,9 +319,12 @@ static int cli_read_file(const char *path, struct wire_buf *b)
         }
         size_t n = fread(b->data + b->len, 1, b->cap - b->len, f);
         b->len += n;
-        if (b->len > CLI_MAX_VALUE) {
-            fprintf(stderr, "ringkv-cli: %s: value larger than %u bytes\n",
-                    path, CLI_MAX_VALUE);
+        if (b->len > max_value) {
+            /* A regular file's size is known; a pipe's only in part. */
+            struct stat st;
+            bool known = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+            cli_too_large(path, known ? (size_t)st.st_size : b->len, max_value,
+                          !known);
             rc = CLI_EXIT_ERROR;
             break;
         }
@@ -630,7 +671,8 @@ int main(int argc, char **argv)
 {
     struct cli o = {.host = "127.0.0.1",
                     .port = RKC_DEFAULT_PORT,
-                    .timeout_ms = CLI_DEFAULT_TIMEOUT_MS};
+                    .timeout_ms = CLI_DEFAULT_TIMEOUT_MS,
+                    .max_value = CLI_DEFAULT_MAX_VALUE};
     int code = cli_parse(&o, argc, argv);
     if (code >= 0)
         return code;
@@ -679,9 +721,13 @@ int main(int argc, char **argv)
         }
     }
     if (is_put && o.file != NULL) {
-        code = cli_read_file(o.file, &value);
+        code = cli_read_file(o.file, &value, o.max_value);
         if (code != CLI_EXIT_OK)
             goto out;
+    } else if (is_put && strlen(o.pos[2]) > o.max_value) {
+        cli_too_large(o.pos[1], strlen(o.pos[2]), o.max_value, false);
+        code = CLI_EXIT_ERROR;
+        goto out;
     } else if (is_put &&
                wire_buf_append(&value, o.pos[2], strlen(o.pos[2])) != 0) {
         code = cli_oom();
@@ -690,6 +736,17 @@ int main(int argc, char **argv)
 
     struct rkc *c = NULL;
     int rc = rkc_connect(&c, o.host, o.port, o.timeout_ms);
+    if (rc == RKC_ERESOLVE) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot resolve host '%s'", o.host);
+        if (o.json) {
+            code = cli_error(&o, rc, what, true, false, 0, NULL);
+        } else {
+            fprintf(stderr, "ringkv-cli: %s\n", what);
+            code = CLI_EXIT_ERROR;
+        }
+        goto out;
+    }
     if (rc != 0) {
         char what[300];
         snprintf(what, sizeof(what), "cannot connect to %s:%u", o.host,

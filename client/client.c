@@ -435,18 +435,11 @@ out:
     return rc;
 }
 
+/* Every getaddrinfo failure but running out of memory means the name did
+ * not resolve (no such name, no DNS answer, no resolver configured). */
 static int rkc__gai_err(int e)
 {
-    switch (e) {
-    case EAI_SYSTEM:
-        return errno ? -errno : -EHOSTUNREACH;
-    case EAI_MEMORY:
-        return -ENOMEM;
-    case EAI_AGAIN:
-        return -EAGAIN;
-    default:
-        return -EHOSTUNREACH;
-    }
+    return e == EAI_MEMORY ? -ENOMEM : RKC_ERESOLVE;
 }
 
 int rkc_connect(struct rkc **out, const char *host, uint16_t port,

@@ -48,6 +48,9 @@
 #define RKC_MAX_RESPONSE (64u << 20)
 /* Bytes of an error message kept in a result (longer ones are cut). */
 #define RKC_MAX_MSG WIRE_MAX_MSG
+/* rkc_connect: the host name did not resolve. Outside the -errno range and
+ * the project's error range (rk_err_code() calls it "system"). */
+#define RKC_ERESOLVE (RK_ERR_BASE - 1)
 /* The default node port of the native protocol. */
 #define RKC_DEFAULT_PORT 7001
 
@@ -149,7 +152,7 @@ void rkc_result_free(struct rkc_result *res);
  * On success returns 0 and *out is a connection the caller owns (free with
  * rkc_close). On failure *out is NULL and the result is:
  *   -EINVAL        out or host is NULL, or port is 0
- *   -EHOSTUNREACH  the name does not resolve
+ *   RKC_ERESOLVE   the name does not resolve
  *   -ETIMEDOUT     no address answered in time
  *   -ENOMEM, or the -errno of the last address tried (-ECONNREFUSED, ...)
  */

@@ -355,16 +355,47 @@ static void native_cluster(struct conn *c, uint64_t id, enum wire_op op)
     free(pref);
 }
 
+/* The message of a too_large request: which limit, the size and the limit
+ * (wire_decode_req fills the lengths before it refuses). */
+static const char *native_too_large(const struct server *s,
+                                    const struct wire_req *req, char *buf,
+                                    size_t cap)
+{
+    const struct wire_limits *l = &s->o.lim;
+    if (req->key_len > l->max_key)
+        snprintf(buf, cap,
+                 "key of %" PRIu32 " bytes exceeds max_key (%" PRIu32 " bytes)",
+                 req->key_len, l->max_key);
+    else if (req->value_len > l->max_value)
+        snprintf(buf, cap,
+                 "value of %" PRIu32 " bytes exceeds max_value (%" PRIu32
+                 " bytes)",
+                 req->value_len, l->max_value);
+    else if (req->rec_len > l->max_frame)
+        snprintf(buf, cap,
+                 "record of %" PRIu32 " bytes exceeds max_frame (%" PRIu32
+                 " bytes)",
+                 req->rec_len, l->max_frame);
+    else
+        return NULL;
+    return buf;
+}
+
 static void native_frame(struct conn *c, const uint8_t *p, size_t n)
 {
     struct server *s = c->srv;
     struct wire_req req;
     const char *why = NULL;
+    char msg[160]; /* why, when it is formatted here */
     int err;
 
     c->last_active = uv_now(s->loop); /* a whole request arrived */
     msgpack_zone_clear(&c->zone);
     err = wire_decode_req(p, n, &s->o.lim, &c->zone, &req, &why);
+    if (err == RK_ETOO_LARGE) {
+        const char *m = native_too_large(s, &req, msg, sizeof(msg));
+        why = m != NULL ? m : why;
+    }
     if (err != 0) {
         s->bad_frames++;
         LOG_DEBUG("bad request: %s", why ? why : rk_err_msg(err));
@@ -428,10 +459,17 @@ static void native_process(struct conn *c)
             wire_frame_len(c->in.data + off, c->srv->o.lim.max_frame, &len);
         if (err != 0) {
             /* The stream cannot be framed any more: answer and hang up. */
+            char msg[128];
+            const uint8_t *h = c->in.data + off;
+            snprintf(msg, sizeof(msg),
+                     "frame of %" PRIu32 " bytes exceeds max_frame (%" PRIu32
+                     " bytes)",
+                     (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+                         (uint32_t)h[2] << 8 | (uint32_t)h[3],
+                     c->srv->o.lim.max_frame);
             c->srv->bad_frames++;
             native_error(c, 0, err, true,
-                         err == RK_ETOO_LARGE ? "frame exceeds max_frame"
-                                              : "empty frame");
+                         err == RK_ETOO_LARGE ? msg : "empty frame");
             server__conn_close_after_flush(c);
             break;
         }
@@ -476,6 +514,7 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     st[n++] = (struct wire_stat){.name = nm, .ival = (int64_t)(v)}
     st[n++] = (struct wire_stat){.name = "node_id", .sval = s->node_id};
     st[n++] = (struct wire_stat){.name = "epoch", .sval = s->epoch_hex};
+    STAT_I("pid", uv_os_getpid());
     STAT_I("uptime_ms", uv_now(s->loop) - s->start_ms);
     STAT_I("connections", s->nconns);
     STAT_I("connections_accepted", s->accepted);

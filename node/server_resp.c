@@ -140,9 +140,12 @@ static void resp_emit_error(struct conn *c, const struct resp_slot *sl)
 {
     char msg[256];
     const char *why = "";
-    if (sl->is_write)
-        why = sl->definite ? " (definite: nothing was applied)"
-                           : " (indefinite: the write may have been applied)";
+    if (sl->is_write && sl->definite)
+        why = " (definite: nothing was applied)";
+    else if (sl->is_write && strstr(sl->errmsg, "may have been applied"))
+        why = " (indefinite)"; /* the node's message says so already */
+    else if (sl->is_write)
+        why = " (indefinite: the write may have been applied)";
     snprintf(msg, sizeof(msg), "ERR %s: %s%s", rk_err_code(sl->err),
              sl->errmsg[0] ? sl->errmsg : rk_err_msg(sl->err), why);
     resp_error(&c->out, msg);

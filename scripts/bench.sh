@@ -8,8 +8,8 @@
 #                    [-- node options...]
 #
 # --nodes K benchmarks node 1's RESP port of a K-node cluster (default 1;
-# the replication issue measures K=3 with the defaults N=3, R=W=2).
-# Defaults follow the foundation issue: -t set,get -c 50 -n 200000 -d 100
+# docs/benchmarks.md measures K=3 with the defaults N=3, R=W=2).
+# Defaults, as in docs/benchmarks.md: -t set,get -c 50 -n 200000 -d 100
 # -r 100000. Ports 7901.., 7951.. and 7990 are used; data lives in a temp dir removed on
 # exit. redis-server runs with its defaults (RDB snapshots off, no AOF) for
 # fsync never; for fsync always it runs with appendonly yes + appendfsync

@@ -2,32 +2,57 @@
 # scripts/cluster.sh - run a local ringkv cluster.
 #
 #   scripts/cluster.sh start [--nodes K] [--base-port B] [--dir D] [-- node options...]
-#   scripts/cluster.sh stop [--dir D]            SIGTERM every node, wait for exit
-#   scripts/cluster.sh status [--dir D]          node, pid, up/down, ports
-#   scripts/cluster.sh kill I [--dir D]          SIGKILL node I
-#   scripts/cluster.sh stop-node I [--dir D]     SIGTERM node I
-#   scripts/cluster.sh restart I [--dir D]       start node I again with its options
-#   scripts/cluster.sh logs I [--dir D]          print node I's log
+#   scripts/cluster.sh stop [--dir D]          SIGTERM every node, wait for exit
+#   scripts/cluster.sh status [--dir D]        node, pid, up/down, ports, data
+#   scripts/cluster.sh kill I [--dir D]        SIGKILL node I
+#   scripts/cluster.sh stop-node I [--dir D]   SIGTERM node I, wait for exit
+#   scripts/cluster.sh restart I [--dir D]     start node I again with its options
+#   scripts/cluster.sh logs I [--dir D]        print node I's log
+#   scripts/cluster.sh --help                  this text
+#
+# Options:
+#   --nodes K       start: cluster size (default 3)
+#   --base-port B   start: node I listens natively on B+I and RESP on B+100+I
+#                   (B+200+I is reserved for HTTP); default 7000
+#   --dir D         the cluster's folder (default .cluster): D/nodeI holds
+#                   node I's data/, log, pid, ports and saved options
+#   -- OPTS...      start: options for every node, e.g.
+#                   -- --n 3 --r 2 --w 2 --fsync never (docs/config.md)
 #
 # The K nodes form one cluster (each is told every member with --peers).
-# Node i (1-based) listens natively on B+i, RESP on B+100+i (B+200+i is
-# reserved for HTTP); its data is in D/nodeI/data and its log in D/nodeI/log.
-# Defaults: K=3, B=7000, D=.cluster. Node options after -- go to every node
-# (e.g. -- --n 3 --r 2 --w 2 --fsync never). `start` installs dependencies
-# and builds first, and returns once every node answers a ping and sees all
-# its peers.
+# `start` installs dependencies and builds first, refuses ports that are
+# already taken, and returns once every node answers as itself (its node id
+# and process id, so another cluster or program on a port is caught) and
+# every node has a live link to every other; on any failure it stops every
+# node it launched and exits 1. `restart I` returns once node I and every
+# other running node have live links to each other. Waits are bounded (15 s
+# each) and say what they waited for. Commands other than start on a folder
+# that holds no cluster say so and exit 1.
+#
+# RINGKV_BIN_DIR=DIR uses the ringkv and ringkv-cli already built in DIR
+# (e.g. build/asan/bin) and skips installing and building.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/build/bin
+bin=${RINGKV_BIN_DIR:-$root/build/bin}
+cli=$bin/ringkv-cli
+wait_s=15
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    # The header comment, up to the first line that is not a comment.
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
+}
+die_usage() {
+    echo "cluster.sh: $*" >&2
+    echo "run 'scripts/cluster.sh --help' for usage" >&2
     exit 2
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || usage
+case "$cmd" in
+'') usage >&2; exit 2 ;;
+-h | --help | help) usage; exit 0 ;;
+esac
 shift
 nodes=3
 base=7000
@@ -36,38 +61,69 @@ idx=""
 node_opts=()
 while [ $# -gt 0 ]; do
     case "$1" in
-    --nodes) nodes=$2; shift 2 ;;
-    --base-port) base=$2; shift 2 ;;
-    --dir) dir=$2; shift 2 ;;
+    --nodes | --base-port | --dir)
+        [ $# -ge 2 ] || die_usage "$1 needs a value"
+        case "$1" in
+        --nodes) nodes=$2 ;;
+        --base-port) base=$2 ;;
+        --dir) dir=$2 ;;
+        esac
+        shift 2
+        ;;
     --) shift; node_opts=("$@"); break ;;
-    -h|--help) usage ;;
+    -h | --help) usage; exit 0 ;;
     [0-9]*) idx=$1; shift ;;
-    *) echo "cluster.sh: unknown argument '$1'" >&2; usage ;;
+    *) die_usage "unknown argument '$1'" ;;
     esac
 done
-case "$nodes" in ''|*[!0-9]*) echo "cluster.sh: --nodes takes a number" >&2; exit 2 ;; esac
-case "$base" in ''|*[!0-9]*) echo "cluster.sh: --base-port takes a number" >&2; exit 2 ;; esac
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
+case "$nodes" in '' | *[!0-9]*) die_usage "--nodes takes a number" ;; esac
+case "$base" in '' | *[!0-9]*) die_usage "--base-port takes a number" ;; esac
+case "$idx" in *[!0-9]*) die_usage "node number '$idx' is not a number" ;; esac
 
-node_dir() { echo "$dir/node$1"; }
+
+# A process that exited but was not reaped yet (a zombie) is not running:
+# `kill -0` still succeeds on it, and where PID 1 reaps lazily (containers)
+# a stopped node stays a zombie for about a second.
+alive() {
+    local st
+    if [ -r "/proc/$1/stat" ]; then
+        # "pid (comm) S ...": the state is the first field after the last ')'.
+        { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+        st=${st##*) }
+    else
+        kill -0 "$1" 2>/dev/null || return 1
+        st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    fi
+    case "$st" in Z* | X*) return 1 ;; esac
+    return 0
+}
 node_pid() {
-    local f
-    f="$(node_dir "$1")/pid"
-    [ -f "$f" ] || return 1
     local p
-    p=$(cat "$f")
-    kill -0 "$p" 2>/dev/null || return 1
+    [ -f "$dir/node$1/pid" ] || return 1
+    read -r p <"$dir/node$1/pid"
+    alive "$p" || return 1
     echo "$p"
 }
 known_nodes() {
     local d
     for d in "$dir"/node*; do
-        [ -f "$d/port" ] && basename "$d" | sed 's/^node//'
+        [ -f "$d/port" ] && echo "${d##*/node}"
     done | sort -n
 }
 
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_taken() {
+    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
 build() {
+    if [ -n "${RINGKV_BIN_DIR:-}" ]; then
+        [ -x "$bin/ringkv" ] && [ -x "$cli" ] || {
+            echo "cluster.sh: RINGKV_BIN_DIR=$bin holds no ringkv and ringkv-cli" >&2
+            exit 1
+        }
+        return 0
+    fi
     "$root/scripts/deps.sh"
     if [ ! -f "$root/build/CMakeCache.txt" ]; then
         cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -75,148 +131,240 @@ build() {
     cmake --build "$root/build" -j"$(nproc)" --target ringkv ringkv-cli >/dev/null
 }
 
+# The one place that says how node $1 is started: writes its options to
+# D/nodeI/args (NUL-separated), which launch and restart replay. $2 is the
+# --peers list.
+write_args() {
+    local i=$1 peers=$2
+    printf '%s\0' \
+        --node-id "node$i" \
+        --data-dir "$dir/node$i/data" \
+        --port $((base + i)) \
+        --resp-port $((base + 100 + i)) \
+        --peers "$peers" \
+        "${node_opts[@]}" >"$dir/node$i/args"
+}
+
 # Launch node $1 from the options saved in its directory.
 launch() {
-    local i=$1 d port
-    d=$(node_dir "$i")
-    port=$(cat "$d/port")
+    local i=$1 d
+    d=$dir/node$i
     local args=()
     mapfile -d '' -t args <"$d/args"
     setsid "$bin/ringkv" "${args[@]}" >>"$d/log" 2>&1 </dev/null &
     echo $! >"$d/pid"
 }
 
-# Wait until node $1 answers a ping, or fail after 15 s.
+# Wait until node $1 answers as itself: the process on its port reports
+# node id nodeI and the pid this script launched. Fails at once when the
+# node exits or another process answers on its port.
 wait_up() {
-    local i=$1 d port
-    d=$(node_dir "$i")
-    port=$(cat "$d/port")
-    for _ in $(seq 1 150); do
-        if "$bin/ringkv-cli" -p "$port" --timeout 500 ping >/dev/null 2>&1; then
-            return 0
+    local i=$1 d port pid out id rpid
+    d=$dir/node$i
+    read -r port <"$d/port"
+    read -r pid <"$d/pid"
+    for _ in $(seq 1 $((wait_s * 10))); do
+        if out=$("$cli" -p "$port" --timeout 500 stats 2>/dev/null); then
+            id=$(awk '$1 == "node_id" { print $2 }' <<<"$out")
+            rpid=$(awk '$1 == "pid" { print $2 }' <<<"$out")
+            if [ "$id" = "node$i" ] && [ "$rpid" = "$pid" ]; then
+                return 0
+            fi
+            if ! alive "$pid"; then
+                echo "cluster.sh: port $port is held by another ringkv (node id '$id', pid ${rpid:-?}), not node$i of $dir; its log:" >&2
+                tail -n 5 "$d/log" >&2
+                return 1
+            fi
         fi
-        if ! node_pid "$i" >/dev/null; then
-            echo "cluster.sh: node$i exited during start-up; its log:" >&2
+        if ! alive "$pid"; then
+            echo "cluster.sh: node$i (port $port) exited during start-up; its log:" >&2
             tail -n 20 "$d/log" >&2
             return 1
         fi
         sleep 0.1
     done
-    echo "cluster.sh: node$i did not answer within 15 s" >&2
+    echo "cluster.sh: node$i (port $port) did not answer as itself within $wait_s s" >&2
     return 1
 }
 
-# Wait until node $1 sees every member up (peers connect within ~250 ms).
-wait_members() {
+# The state ("up"/"down") node $1 reports for member node$2 (its live link).
+link_state() {
     local port
-    port=$(cat "$(node_dir "$1")/port")
-    for _ in $(seq 1 100); do
-        if ! "$bin/ringkv-cli" -p "$port" --timeout 500 members 2>/dev/null |
-            grep -q ' down'; then
-            return 0
-        fi
+    read -r port <"$dir/node$1/port"
+    "$cli" -p "$port" --timeout 500 members 2>/dev/null |
+        awk -v m="node$2" '$1 == m { print $3 }'
+}
+
+# Wait until node $1 reports node$2 as $3 ("up" or "down").
+wait_link() {
+    local from=$1 to=$2 want=$3
+    for _ in $(seq 1 $((wait_s * 10))); do
+        [ "$(link_state "$from" "$to")" = "$want" ] && return 0
+        node_pid "$from" >/dev/null || {
+            echo "cluster.sh: node$from exited while waiting for its link to node$to" >&2
+            return 1
+        }
         sleep 0.1
     done
-    echo "cluster.sh: node$1 does not see all its peers yet" >&2
+    echo "cluster.sh: node$from does not see node$to $want after $wait_s s" >&2
+    return 1
 }
 
 print_table() {
     printf '%-7s %-8s %-5s %-7s %-7s %s\n' node pid state native resp data
     local i d pid state
     for i in $(known_nodes); do
-        d=$(node_dir "$i")
+        d=$dir/node$i
         if pid=$(node_pid "$i"); then state=up; else pid=-; state=down; fi
         printf '%-7s %-8s %-5s %-7s %-7s %s\n' "node$i" "$pid" "$state" \
             "$(cat "$d/port")" "$(cat "$d/resp_port")" "$d/data"
     done
 }
 
-stop_node() {
-    local i=$1 sig=$2 pid
-    if pid=$(node_pid "$i"); then
-        kill "-$sig" "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
+# Send signal $1 to every node listed after it, then wait for each to exit
+# (10 s, then SIGKILL); their pid files are removed.
+stop_nodes() {
+    local sig=$1 i pid
+    shift
+    local pids=()
+    for i in "$@"; do
+        if pid=$(node_pid "$i"); then
+            kill "-$sig" "$pid" 2>/dev/null || true
+            pids+=("$i:$pid")
+        fi
+    done
+    for i in "${pids[@]}"; do
+        pid=${i#*:}
+        for _ in $(seq 1 500); do
+            alive "$pid" || break
+            sleep 0.02
         done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "cluster.sh: node$i (pid $pid) did not exit in 10 s; killing" >&2
+        if alive "$pid"; then
+            echo "cluster.sh: node${i%%:*} (pid $pid) did not exit in 10 s; killing" >&2
             kill -KILL "$pid" 2>/dev/null || true
         fi
-    fi
-    rm -f "$(node_dir "$i")/pid"
+    done
+    for i in "$@"; do rm -f "$dir/node$i/pid"; done
 }
 
+# Every command but start needs a cluster in --dir; none creates it.
+need_cluster() {
+    if [ ! -d "$dir" ] || [ -z "$(known_nodes)" ]; then
+        echo "cluster.sh: no cluster in '$dir' (start one with 'scripts/cluster.sh start --dir $dir')" >&2
+        exit 1
+    fi
+    dir=$(cd "$dir" && pwd)
+}
 need_idx() {
-    [ -n "$idx" ] || { echo "cluster.sh: $cmd needs a node number" >&2; exit 2; }
-    [ -f "$(node_dir "$idx")/port" ] || { echo "cluster.sh: no node$idx in $dir" >&2; exit 2; }
+    need_cluster
+    [ -n "$idx" ] || die_usage "$cmd needs a node number"
+    [ -f "$dir/node$idx/port" ] || {
+        echo "cluster.sh: no node$idx in $dir (nodes: $(known_nodes | tr '\n' ' '))" >&2
+        exit 1
+    }
+}
+
+launched=()
+# start failed: stop what it launched, then exit 1.
+start_fail() {
+    local i
+    [ ${#launched[@]} -eq 0 ] || stop_nodes TERM "${launched[@]}"
+    echo "cluster.sh: start failed; stopped the ${#launched[@]} node(s) it had launched" >&2
+    exit 1
 }
 
 case "$cmd" in
 start)
-    [ "$nodes" -ge 1 ] || { echo "cluster.sh: --nodes must be >= 1" >&2; exit 2; }
+    [ "$nodes" -ge 1 ] || die_usage "--nodes must be >= 1"
+    trap start_fail INT TERM # interrupted: stop what was launched, too
     for i in $(known_nodes); do
         if pid=$(node_pid "$i"); then
             echo "cluster.sh: a cluster is already running in $dir (node$i, pid $pid); 'scripts/cluster.sh stop --dir $dir' first" >&2
             exit 1
         fi
     done
+    for i in $(seq 1 "$nodes"); do
+        for p in $((base + i)) $((base + 100 + i)); do
+            if port_taken "$p"; then
+                echo "cluster.sh: port $p (node$i) is already in use by another process; pick another --base-port" >&2
+                exit 1
+            fi
+        done
+    done
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
     build
     peers=""
     for i in $(seq 1 "$nodes"); do
         peers+="${peers:+,}node$i@127.0.0.1:$((base + i))"
     done
     for i in $(seq 1 "$nodes"); do
-        d=$(node_dir "$i")
+        d=$dir/node$i
         mkdir -p "$d"
         echo $((base + i)) >"$d/port"
         echo $((base + 100 + i)) >"$d/resp_port"
-        printf '%s\0' --node-id "node$i" --data-dir "$d/data" \
-            --port $((base + i)) --resp-port $((base + 100 + i)) \
-            --peers "$peers" "${node_opts[@]}" >"$d/args"
+        write_args "$i" "$peers"
+        launched+=("$i")
         launch "$i"
     done
-    for i in $(seq 1 "$nodes"); do wait_up "$i"; done
-    for i in $(seq 1 "$nodes"); do wait_members "$i"; done
+    for i in $(seq 1 "$nodes"); do wait_up "$i" || start_fail; done
+    for i in $(seq 1 "$nodes"); do
+        for j in $(seq 1 "$nodes"); do
+            [ "$i" = "$j" ] || wait_link "$i" "$j" up || start_fail
+        done
+    done
+    trap - INT TERM
     print_table
     cat <<MSG
 
 Connect:
   redis-cli -p $((base + 101))                 # RESP: SET / GET / DEL / MGET / INFO
-  $bin/ringkv-cli -p $((base + 1)) put k v      # native protocol
-  $bin/ringkv-cli -p $((base + 1)) get --json k
-Stop:  scripts/cluster.sh stop${dir:+ --dir $dir}
+  $cli -p $((base + 1)) put k v      # native protocol
+  $cli -p $((base + 1)) get --json k
+Stop:  scripts/cluster.sh stop --dir $dir
 MSG
     ;;
 stop)
-    for i in $(known_nodes); do stop_node "$i" TERM; done
+    need_cluster
+    stop_nodes TERM $(known_nodes)
     echo "cluster.sh: stopped"
     ;;
 status)
+    need_cluster
     print_table
     ;;
 kill)
     need_idx
     if pid=$(node_pid "$idx"); then kill -KILL "$pid"; fi
     for _ in $(seq 1 50); do node_pid "$idx" >/dev/null || break; sleep 0.1; done
-    rm -f "$(node_dir "$idx")/pid"
+    rm -f "$dir/node$idx/pid"
     ;;
 stop-node)
     need_idx
-    stop_node "$idx" TERM
+    stop_nodes TERM "$idx"
     ;;
 restart)
     need_idx
-    stop_node "$idx" TERM
+    stop_nodes TERM "$idx"
+    others=()
+    for j in $(known_nodes); do
+        [ "$j" != "$idx" ] && node_pid "$j" >/dev/null && others+=("$j")
+    done
+    # The others must first notice the old process is gone, so that "up"
+    # below is a link to the new one.
+    for j in "${others[@]}"; do wait_link "$j" "$idx" down || exit 1; done
     launch "$idx"
-    wait_up "$idx"
-    wait_members "$idx"
+    wait_up "$idx" || exit 1
+    for j in "${others[@]}"; do
+        wait_link "$idx" "$j" up || exit 1
+        wait_link "$j" "$idx" up || exit 1
+    done
     ;;
 logs)
     need_idx
-    cat "$(node_dir "$idx")/log"
+    cat "$dir/node$idx/log"
     ;;
 *)
-    usage
+    die_usage "unknown command '$cmd'"
     ;;
 esac
