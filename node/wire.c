@@ -322,3 +322,49 @@ int wire_prevalidate(const uint8_t *p, size_t n, unsigned max_depth,
     }
     return 0;
 }
+
+int wire_peek_id(const uint8_t *p, size_t n, uint64_t *id)
+{
+    size_t i;
+    if (n < 1)
+        return RK_EBAD_REQUEST;
+    if ((p[0] & 0xf0) == 0x80)
+        i = 1; /* fixmap */
+    else if (p[0] == 0xde)
+        i = 3; /* map 16 */
+    else if (p[0] == 0xdf)
+        i = 5; /* map 32 */
+    else
+        return RK_EBAD_REQUEST;
+    if (n < i + 4 || p[i] != 0xa2 || p[i + 1] != 'i' || p[i + 2] != 'd')
+        return RK_EBAD_REQUEST;
+    i += 3;
+    unsigned w;
+    if (p[i] <= 0x7f) {
+        *id = p[i];
+        return 0;
+    }
+    switch (p[i]) {
+    case 0xcc:
+        w = 1;
+        break;
+    case 0xcd:
+        w = 2;
+        break;
+    case 0xce:
+        w = 4;
+        break;
+    case 0xcf:
+        w = 8;
+        break;
+    default:
+        return RK_EBAD_REQUEST;
+    }
+    if (n < i + 1 + w)
+        return RK_EBAD_REQUEST;
+    uint64_t v = 0;
+    for (unsigned k = 1; k <= w; k++)
+        v = v << 8 | p[i + k];
+    *id = v;
+    return 0;
+}

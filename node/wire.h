@@ -78,6 +78,15 @@ int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
 int wire_prevalidate(const uint8_t *p, size_t n, unsigned max_depth,
                      const char **why);
 
+/* Bytes of a frame body that wire_peek_id() needs at most. */
+#define WIRE_PEEK_LEN 17
+
+/* Reads the id of a message whose body starts at p (n bytes of it, maybe
+ * not all) without decoding the rest: ringkv's encoders write "id" as the
+ * first key. Returns 0 with *id set, or RK_EBAD_REQUEST when the first
+ * bytes are not a map whose first entry is "id": <uint>. */
+int wire_peek_id(const uint8_t *p, size_t n, uint64_t *id);
+
 /* ---- messages ---------------------------------------------------------- */
 
 enum wire_op {
@@ -95,6 +104,9 @@ enum wire_op {
     /* cluster introspection */
     WIRE_OP_RING,    /* "ring": partitions -> preference lists */
     WIRE_OP_MEMBERS, /* "members": the member table */
+    /* the peer handshake (docs/protocol.md): node to node, first */
+    WIRE_OP_HELLO, /* "hello": cluster name, node id, nonce */
+    WIRE_OP_AUTH,  /* "auth": the dialer's proof */
     WIRE_OP_MAX
 };
 
@@ -111,6 +123,19 @@ struct wire_limits {
 #define WIRE_DEFAULT_MAX_FRAME (8u << 20)
 #define WIRE_DEFAULT_MAX_KEY   500u
 #define WIRE_DEFAULT_MAX_VALUE (4u << 20)
+
+/* The peer handshake's fields (hello and auth requests, the hello
+ * response); each NULL when absent. Strings are not NUL-terminated. */
+struct wire_hello {
+    const uint8_t *cluster; /* str: the cluster name */
+    uint32_t cluster_len;
+    const uint8_t *node; /* str: the sender's node id */
+    uint32_t node_len;
+    const uint8_t *nonce; /* bin: the sender's nonce */
+    uint32_t nonce_len;
+    const uint8_t *mac; /* bin: the sender's proof */
+    uint32_t mac_len;
+};
 
 struct wire_req {
     uint64_t id;
@@ -132,6 +157,7 @@ struct wire_req {
      * The coordinating replica applies each (from, inc, seq) at most once. */
     uint32_t from;
     uint64_t inc, seq;
+    struct wire_hello hello; /* hello, auth */
 };
 
 #define WIRE_F_OVERWRITE 0x1u /* supersede every stored version (RESP) */
@@ -206,6 +232,8 @@ struct wire_resp {
     uint32_t acks;
     /* put, del, fput, fdel: the key had a live value before the write */
     bool existed;
+    /* hello: the acceptor's node id, nonce and proof */
+    struct wire_hello hello;
 };
 
 /* Appends one framed response. Returns 0 or -ENOMEM. */

@@ -166,6 +166,8 @@ start)
     for i in $(seq 1 "$nodes"); do
         peers+="${peers:+,}node$i@127.0.0.1:$((base + i))"
     done
+    # The cluster secret peers prove they hold: made once, mode 0600.
+    [ -s "$dir/secret" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/secret")
     for i in $(seq 1 "$nodes"); do
         d=$(node_dir "$i")
         mkdir -p "$d"
@@ -173,7 +175,8 @@ start)
         echo $((base + 100 + i)) >"$d/resp_port"
         printf '%s\0' --node-id "node$i" --data-dir "$d/data" \
             --port $((base + i)) --resp-port $((base + 100 + i)) \
-            --peers "$peers" "${node_opts[@]}" >"$d/args"
+            --peers "$peers" --cluster-secret-file "$dir/secret" \
+            "${node_opts[@]}" >"$d/args"
         launch "$i"
     done
     for i in $(seq 1 "$nodes"); do wait_up "$i"; done

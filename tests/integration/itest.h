@@ -33,7 +33,9 @@
 #include "client/client.h"
 
 #define ITEST_MAX_NODES 8
-#define ITEST_MAX_ARGS  32
+/* The cluster secret itest_cluster() gives every node. */
+#define ITEST_SECRET   "itest-cluster-secret-0123456789"
+#define ITEST_MAX_ARGS 32
 
 struct itest_node {
     pid_t pid;
@@ -317,6 +319,8 @@ static inline struct itest_node *itest_cluster(int k, const char *first, ...)
         n->extra[n->nextra++] = n->id;
         n->extra[n->nextra++] = "--peers";
         n->extra[n->nextra++] = n->peers;
+        n->extra[n->nextra++] = "--cluster-secret";
+        n->extra[n->nextra++] = ITEST_SECRET;
         va_start(ap, first);
         for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
             cr_assert(n->nextra < ITEST_MAX_ARGS);
