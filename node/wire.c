@@ -128,12 +128,10 @@ int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
 {
     uint32_t l = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
                  (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3];
+    *len = l;
     if (l == 0)
         return RK_EBAD_REQUEST;
-    if (l > max_frame)
-        return RK_ETOO_LARGE;
-    *len = l;
-    return 0;
+    return l > max_frame ? RK_ETOO_LARGE : 0;
 }
 
 /* ---- pre-validation ---------------------------------------------------- */

@@ -64,8 +64,9 @@ void wire_frame_end(struct wire_buf *b, size_t start);
 
 /* ---- framing and pre-validation --------------------------------------- */
 
-/* Reads the body length from a 4-byte header. Returns 0 with *len set;
- * RK_ETOO_LARGE when it exceeds max_frame; RK_EBAD_REQUEST when it is 0. */
+/* Reads the body length from a 4-byte header into *len. Returns 0;
+ * RK_ETOO_LARGE when it exceeds max_frame (*len says by how much, so the
+ * frame can be skipped); RK_EBAD_REQUEST when it is 0. */
 int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
                    uint32_t *len);
 

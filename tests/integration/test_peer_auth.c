@@ -426,3 +426,60 @@ Test(peer_auth, siblings_over_max_record_are_refused_and_links_survive)
     rkc_close(c3);
     rkc_close(c);
 }
+
+Test(peer_auth, an_oversized_frame_between_peers_is_skipped_not_a_dropped_link)
+{
+    itest_cluster(3, NULL);
+    struct itest_node *n1 = &itest_nodes[0], *n2 = &itest_nodes[1];
+    struct rkc_result r = {0};
+    char *big = malloc(BIG);
+    char v[64];
+
+    /* n1 takes smaller frames than its peers (a mixed configuration). */
+    itest_signal(n1, SIGTERM);
+    n1->extra[n1->nextra++] = "--max-frame";
+    n1->extra[n1->nextra++] = "64KiB";
+    n1->extra[n1->nextra++] = "--max-value";
+    n1->extra[n1->nextra++] = "40KiB";
+    itest_restart(n1);
+    for (int i = 0; i < 3; i++)
+        itest_wait_members(&itest_nodes[i], 3);
+    int64_t dropped[3];
+    for (int i = 0; i < 3; i++)
+        dropped[i] = stat_of(&itest_nodes[i], "peer_links_dropped");
+
+    /* Two 39 KB siblings through n2: its rput to n1 is over n1's frame. */
+    struct rkc *c2 = conn(n2, 0, 0);
+    memset(big, 'a', BIG);
+    put_ok(c2, "k", big, BIG);
+    memset(big, 'b', BIG);
+    put_ok(c2, "k", big, BIG);
+    free(big);
+    rkc_close(c2);
+    /* Until n1 dealt with the frame, one way or the other. */
+    uint64_t deadline = itest_now_ms() + 30000;
+    while (stat_of(n1, "peer_frames_skipped_in") < 1 &&
+           stat_of(n2, "peer_links_dropped") == dropped[1]) {
+        cr_assert(itest_now_ms() < deadline, "n1 never saw the frame");
+        itest_nap();
+    }
+    cr_assert_eq(stat_of(n2, "peer_links_dropped"), dropped[1],
+                 "n2 lost its link to n1 over one oversized frame");
+
+    /* n1 reading at r=3: its peers' answers are over its frame. */
+    struct rkc *c1 = conn(n1, 3, 0);
+    int rc = rkc_get(c1, "k", 1, &r);
+    cr_assert_neq(rc, 0, "get --r 3 cannot collect three copies");
+    rkc_result_free(&r);
+    cr_assert_geq(stat_of(n1, "peer_frames_skipped_out"), 1);
+
+    /* Nothing else suffered: other keys at r=3 / w=3, no link dropped. */
+    rkc_set_quorum(c1, 3, 3);
+    put_ok(c1, "other", "fine", 4);
+    cr_assert_eq(get_values(c1, "other", v, sizeof(v)), 1);
+    cr_assert_str_eq(v, "fine");
+    rkc_close(c1);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(stat_of(&itest_nodes[i], "peer_links_dropped"), dropped[i],
+                     "%s dropped a peer link", itest_nodes[i].id);
+}
