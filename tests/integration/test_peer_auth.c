@@ -471,6 +471,8 @@ Test(peer_auth, an_oversized_frame_between_peers_is_skipped_not_a_dropped_link)
     int rc = rkc_get(c1, "k", 1, &r);
     cr_assert_neq(rc, 0, "get --r 3 cannot collect three copies");
     rkc_result_free(&r);
+    cr_assert_eq(stat_of(n1, "peer_links_dropped"), dropped[0],
+                 "n1 lost a link over an oversized answer");
     cr_assert_geq(stat_of(n1, "peer_frames_skipped_out"), 1);
 
     /* Nothing else suffered: other keys at r=3 / w=3, no link dropped. */
