@@ -427,25 +427,19 @@ static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)
     e.fn(e.arg, 0, &r);
 }
 
-/* A response frame of len bytes (over max_frame) starts at p, n bytes of
- * it buffered (n >= WIRE_PEEK_LEN or n == len). Fails the request it
- * answers, when its id can be read, and skips it; the link stays. */
-static size_t peer_skip_frame(struct peer *pe, const uint8_t *p, size_t n,
-                              uint32_t len)
+/* A response frame of len bytes (over max_frame), answering request id
+ * (0 = unknown), is being skipped: fail that request; the link stays. */
+static void peer_skipped(struct peer *pe, uint32_t len, uint64_t id)
 {
     struct peers *ps = pe->owner;
     struct peer_pending e;
-    uint64_t id = 0;
 
     ps->st.frames_skipped++;
     LOG_WARN("peer %s (%s) sent a %" PRIu32 "-byte frame, over max_frame "
              "(%" PRIu32 "); skipped it",
              pe->id, pe->addr, len, ps->max_frame);
-    if (wire_peek_id(p, n, &id) == 0 && peer_pend_take(pe, id, &e))
+    if (peer_pend_take(pe, id, &e))
         e.fn(e.arg, RK_ETOO_LARGE, NULL);
-    size_t take = n < len ? n : len;
-    pe->skip = len - take;
-    return take;
 }
 
 static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -471,11 +465,13 @@ static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         size_t avail = pe->in.len - off - WIRE_HDR_LEN;
         int rc = wire_frame_len(pe->in.data + off, ps->max_frame, &len);
         if (rc == RK_ETOO_LARGE && pe->state == PEER_UP) {
-            if (avail < WIRE_PEEK_LEN && avail < len)
+            size_t take;
+            uint64_t id;
+            if (wire_skip_begin(pe->in.data + off + WIRE_HDR_LEN, avail, len,
+                                &take, &pe->skip, &id) != 0)
                 break; /* wait for the bytes that hold its id */
-            off += WIRE_HDR_LEN +
-                   peer_skip_frame(pe, pe->in.data + off + WIRE_HDR_LEN, avail,
-                                   len);
+            peer_skipped(pe, len, id);
+            off += WIRE_HDR_LEN + take;
             continue;
         }
         if (rc != 0) {

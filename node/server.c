@@ -598,27 +598,22 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     core_request(s->core, &cr, native_reply, q);
 }
 
-/* A peer's request frame of len bytes (over max_frame) starts at p, n
- * bytes of it buffered. Answers it too_large by id, when the id can be
- * read, and skips it: the peer link and its other requests survive.
- * Returns how many bytes were consumed. */
-static size_t native_skip_frame(struct conn *c, const uint8_t *p, size_t n,
-                                uint32_t len)
+/* A peer's request frame of len bytes (over max_frame), request id (0 =
+ * unknown), is being skipped: answer it too_large. The peer link and its
+ * other requests survive. */
+static void native_skipped(struct conn *c, uint32_t len, uint64_t id)
 {
     struct server *s = c->srv;
-    char msg[128];
-    uint64_t id = 0;
+    char msg[128], addr[80];
 
     s->peer_frames_skipped++;
     snprintf(msg, sizeof(msg),
              "frame of %" PRIu32 " bytes exceeds max_frame (%" PRIu32 ")", len,
              s->o.lim.max_frame);
-    LOG_WARN("peer %s: %s; skipped", c->hs ? c->hs->node : "link", msg);
-    if (wire_peek_id(p, n, &id) == 0)
+    conn_addr(c, addr, sizeof(addr));
+    LOG_WARN("peer %s: %s; skipped", addr, msg);
+    if (id != 0)
         native_error(c, id, RK_ETOO_LARGE, true, msg);
-    size_t take = n < len ? n : len;
-    c->skip_bytes = len - take;
-    return take;
 }
 
 static void native_process(struct conn *c)
@@ -634,11 +629,13 @@ static void native_process(struct conn *c)
             wire_frame_len(c->in.data + off, c->srv->o.lim.max_frame, &len);
         size_t avail = c->in.len - off - WIRE_HDR_LEN;
         if (err == RK_ETOO_LARGE && c->peer) {
-            if (avail < WIRE_PEEK_LEN && avail < len)
+            size_t take;
+            uint64_t id;
+            if (wire_skip_begin(c->in.data + off + WIRE_HDR_LEN, avail, len,
+                                &take, &c->skip_bytes, &id) != 0)
                 break; /* wait for the bytes that hold its id */
-            off += WIRE_HDR_LEN +
-                   native_skip_frame(c, c->in.data + off + WIRE_HDR_LEN, avail,
-                                     len);
+            native_skipped(c, len, id);
+            off += WIRE_HDR_LEN + take;
             continue;
         }
         if (err != 0) {

@@ -366,3 +366,15 @@ int wire_peek_id(const uint8_t *p, size_t n, uint64_t *id)
     *id = v;
     return 0;
 }
+
+int wire_skip_begin(const uint8_t *body, size_t avail, uint32_t len,
+                    size_t *take, uint64_t *rest, uint64_t *id)
+{
+    if (avail < WIRE_PEEK_LEN && avail < len)
+        return -EAGAIN;
+    if (wire_peek_id(body, avail, id) != 0)
+        *id = 0;
+    *take = avail < len ? avail : len;
+    *rest = len - *take;
+    return 0;
+}

@@ -88,6 +88,14 @@ int wire_prevalidate(const uint8_t *p, size_t n, unsigned max_depth,
  * bytes are not a map whose first entry is "id": <uint>. */
 int wire_peek_id(const uint8_t *p, size_t n, uint64_t *id);
 
+/* Skipping a frame whose header announced len body bytes, over max_frame,
+ * with avail of them buffered at body: returns -EAGAIN until WIRE_PEEK_LEN
+ * bytes (or the whole frame) are buffered; then 0 with *take the bytes to
+ * consume now, *rest those to discard as they arrive, and *id the frame's
+ * id (wire_peek_id), or 0 when it cannot be read. */
+int wire_skip_begin(const uint8_t *body, size_t avail, uint32_t len,
+                    size_t *take, uint64_t *rest, uint64_t *id);
+
 /* ---- messages ---------------------------------------------------------- */
 
 enum wire_op {

@@ -336,6 +336,23 @@ static inline struct itest_node *itest_cluster(int k, const char *first, ...)
     return &itest_nodes[0];
 }
 
+/* The integer stat `name` of node n (fails the test when it has none). */
+static inline int64_t itest_stat(const struct itest_node *n, const char *name)
+{
+    struct rkc *c;
+    struct rkc_result r = {0};
+    int64_t v = -1;
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 5000), 0);
+    cr_assert_eq(rkc_stats(c, &r), 0);
+    for (uint32_t i = 0; i < r.nstats; i++)
+        if (strcmp(r.stats[i].name, name) == 0 && r.stats[i].sval == NULL)
+            v = r.stats[i].ival;
+    rkc_result_free(&r);
+    rkc_close(c);
+    cr_assert_neq(v, -1, "no stat %s", name);
+    return v;
+}
+
 /* .fini of every integration test: kill nodes, remove their dirs. */
 static inline void itest_cleanup(void)
 {

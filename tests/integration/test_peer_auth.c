@@ -24,21 +24,21 @@ TestSuite(peer_auth, .timeout = 240, .fini = itest_cleanup);
 
 #define WRONG_SECRET "a-wrong-secret-0123456789"
 
-static int64_t stat_of(const struct itest_node *n, const char *name)
+/* The node's actor (its storage epoch, stat "epoch" in hex). */
+static uint64_t node_epoch(const struct itest_node *n)
 {
     struct rkc *c;
     struct rkc_result r = {0};
-    int64_t v = -1;
+    uint64_t e = 0;
     cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 5000), 0);
     cr_assert_eq(rkc_stats(c, &r), 0);
     for (uint32_t i = 0; i < r.nstats; i++)
-        if (strcmp(r.stats[i].name, name) == 0)
-            v = r.stats[i].sval ? (int64_t)strtoull(r.stats[i].sval, NULL, 16)
-                                : r.stats[i].ival;
+        if (strcmp(r.stats[i].name, "epoch") == 0 && r.stats[i].sval)
+            e = strtoull(r.stats[i].sval, NULL, 16);
     rkc_result_free(&r);
     rkc_close(c);
-    cr_assert_neq(v, -1, "no stat %s", name);
-    return v;
+    cr_assert_neq(e, 0);
+    return e;
 }
 
 static struct rkc *conn(const struct itest_node *n, uint8_t r, uint8_t w)
@@ -54,7 +54,7 @@ static void wait_stat(const struct itest_node *n, const char *name,
                       int64_t want)
 {
     uint64_t deadline = itest_now_ms() + 30000;
-    while (stat_of(n, name) < want) {
+    while (itest_stat(n, name) < want) {
         cr_assert(itest_now_ms() < deadline, "%s: %s stays below %lld", n->id,
                   name, (long long)want);
         itest_nap();
@@ -226,7 +226,7 @@ Test(peer_auth, client_replica_ops_are_refused_and_the_poison_leaves_key_usable)
     char v[64];
 
     put_ok(c, "k", "v1", 2);
-    uint64_t epoch = (uint64_t)stat_of(n, "epoch");
+    uint64_t epoch = node_epoch(n);
     size_t rec_len = record(epoch, (uint64_t)INT64_MAX, NULL, &rec);
 
     raw_open(&raw, n);
@@ -265,7 +265,7 @@ Test(peer_auth, client_replica_ops_are_refused_and_the_poison_leaves_key_usable)
     cr_assert_eq(get_values(c, "k", v, sizeof(v)), 1);
     cr_assert_str_eq(v, "v1");
     put_ok(c, "k", "v2", 2);
-    cr_assert_eq(stat_of(n, "replica_ops_refused"), 4);
+    cr_assert_eq(itest_stat(n, "replica_ops_refused"), 4);
     rkc_close(c);
 }
 
@@ -312,7 +312,7 @@ Test(peer_auth, a_peer_with_the_wrong_secret_cannot_replicate)
     cr_assert_eq(raw_handshake(&raw, "ringkv", "n9", "n1", WRONG_SECRET),
                  RK_EFORBIDDEN);
     raw_close(&raw);
-    cr_assert_geq(stat_of(n1, "peer_auth_refused"), 1);
+    cr_assert_geq(itest_stat(n1, "peer_auth_refused"), 1);
 }
 
 Test(peer_auth, a_peer_with_the_wrong_cluster_name_cannot_replicate)
@@ -340,7 +340,7 @@ Test(peer_auth, a_record_claiming_this_nodes_unissued_dots_is_refused)
     char v[64];
 
     put_ok(c, "k", "v1", 2);
-    uint64_t epoch = (uint64_t)stat_of(n, "epoch");
+    uint64_t epoch = node_epoch(n);
     raw_open(&raw, n);
     cr_assert_eq(raw_handshake(&raw, "ringkv", "n9", "n1", ITEST_SECRET), 0);
 
@@ -356,8 +356,8 @@ Test(peer_auth, a_record_claiming_this_nodes_unissued_dots_is_refused)
     cr_assert_eq(r.err, RK_EFORBIDDEN, "%s", rk_err_code(r.err));
     cr_assert(r.definite);
     free(rec);
-    cr_assert_eq(stat_of(n, "own_actor_refused"), 1);
-    cr_assert_eq(stat_of(n, "replica_ops_refused"), 0);
+    cr_assert_eq(itest_stat(n, "own_actor_refused"), 1);
+    cr_assert_eq(itest_stat(n, "replica_ops_refused"), 0);
 
     /* Honest: another actor's value merges as a sibling. */
     len = record(42, 1, "peer", &rec);
@@ -389,7 +389,7 @@ Test(peer_auth, a_record_claiming_this_nodes_unissued_dots_is_refused)
 static void assert_no_link_dropped(void)
 {
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(stat_of(&itest_nodes[i], "peer_links_dropped"), 0,
+        cr_assert_eq(itest_stat(&itest_nodes[i], "peer_links_dropped"), 0,
                      "%s dropped a peer link", itest_nodes[i].id);
 }
 
@@ -422,7 +422,7 @@ Test(peer_auth, siblings_over_max_record_are_refused_and_links_survive)
     cr_assert_eq(get_values(c3, "other", v, sizeof(v)), 1);
     cr_assert_str_eq(v, "fine");
     assert_no_link_dropped();
-    cr_assert_geq(stat_of(n1, "record_too_large"), 1);
+    cr_assert_geq(itest_stat(n1, "record_too_large"), 1);
     rkc_close(c3);
     rkc_close(c);
 }
@@ -446,7 +446,7 @@ Test(peer_auth, an_oversized_frame_between_peers_is_skipped_not_a_dropped_link)
         itest_wait_members(&itest_nodes[i], 3);
     int64_t dropped[3];
     for (int i = 0; i < 3; i++)
-        dropped[i] = stat_of(&itest_nodes[i], "peer_links_dropped");
+        dropped[i] = itest_stat(&itest_nodes[i], "peer_links_dropped");
 
     /* Two 39 KB siblings through n2: its rput to n1 is over n1's frame. */
     struct rkc *c2 = conn(n2, 0, 0);
@@ -458,12 +458,12 @@ Test(peer_auth, an_oversized_frame_between_peers_is_skipped_not_a_dropped_link)
     rkc_close(c2);
     /* Until n1 dealt with the frame, one way or the other. */
     uint64_t deadline = itest_now_ms() + 30000;
-    while (stat_of(n1, "peer_frames_skipped_in") < 1 &&
-           stat_of(n2, "peer_links_dropped") == dropped[1]) {
+    while (itest_stat(n1, "peer_frames_skipped_in") < 1 &&
+           itest_stat(n2, "peer_links_dropped") == dropped[1]) {
         cr_assert(itest_now_ms() < deadline, "n1 never saw the frame");
         itest_nap();
     }
-    cr_assert_eq(stat_of(n2, "peer_links_dropped"), dropped[1],
+    cr_assert_eq(itest_stat(n2, "peer_links_dropped"), dropped[1],
                  "n2 lost its link to n1 over one oversized frame");
 
     /* n1 reading at r=3: its peers' answers are over its frame. */
@@ -471,9 +471,9 @@ Test(peer_auth, an_oversized_frame_between_peers_is_skipped_not_a_dropped_link)
     int rc = rkc_get(c1, "k", 1, &r);
     cr_assert_neq(rc, 0, "get --r 3 cannot collect three copies");
     rkc_result_free(&r);
-    cr_assert_eq(stat_of(n1, "peer_links_dropped"), dropped[0],
+    cr_assert_eq(itest_stat(n1, "peer_links_dropped"), dropped[0],
                  "n1 lost a link over an oversized answer");
-    cr_assert_geq(stat_of(n1, "peer_frames_skipped_out"), 1);
+    cr_assert_geq(itest_stat(n1, "peer_frames_skipped_out"), 1);
 
     /* Nothing else suffered: other keys at r=3 / w=3, no link dropped. */
     rkc_set_quorum(c1, 3, 3);
@@ -482,6 +482,6 @@ Test(peer_auth, an_oversized_frame_between_peers_is_skipped_not_a_dropped_link)
     cr_assert_str_eq(v, "fine");
     rkc_close(c1);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(stat_of(&itest_nodes[i], "peer_links_dropped"), dropped[i],
-                     "%s dropped a peer link", itest_nodes[i].id);
+        cr_assert_eq(itest_stat(&itest_nodes[i], "peer_links_dropped"),
+                     dropped[i], "%s dropped a peer link", itest_nodes[i].id);
 }
