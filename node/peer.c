@@ -388,16 +388,19 @@ static void peer_on_handshake(struct peer *pe, const struct wire_resp *r)
     }
     peer_auth_input(pe, h->nonce, &in);
     peer_auth_mac(mac, PEER_AUTH_ACCEPTOR, &in);
-    if (!peer_auth_check(mac, h->mac, h->mac_len)) {
-        peer_auth_failed(pe, "bad secret: its proof does not match our "
-                             "cluster secret");
-        return;
-    }
+    bool proven = peer_auth_check(mac, h->mac, h->mac_len);
     peer_auth_mac(mac, PEER_AUTH_DIALER, &in);
     struct wire_req auth = {.op = WIRE_OP_AUTH,
                             .hello = {.mac = mac, .mac_len = sizeof(mac)}};
     pe->state = PEER_AUTH;
     peer_send_hs(pe, &auth);
+    if (!proven) {
+        /* Our proof goes out anyway (best effort, before the drop), so
+         * the acceptor logs the bad secret too; nothing else is sent. */
+        peer_flush_one(pe);
+        peer_auth_failed(pe, "bad secret: its proof does not match our "
+                             "cluster secret");
+    }
 }
 
 static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)

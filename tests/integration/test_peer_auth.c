@@ -300,6 +300,8 @@ Test(peer_auth, a_peer_with_the_wrong_secret_cannot_replicate)
     restart_with(n3, "--cluster-secret", WRONG_SECRET);
     wait_stat(n1, "peer_handshakes_failed", 1);
     wait_stat(n3, "peer_handshakes_failed", 1);
+    wait_stat(n1, "peer_auth_refused", 1); /* the acceptors say so too */
+    wait_stat(n3, "peer_auth_refused", 1);
     cr_assert_eq(itest_members_up(n1), 2);
     cr_assert_eq(itest_members_up(n3), 1);
     assert_w_all_unavailable(n1);
