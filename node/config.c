@@ -863,8 +863,51 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                    c->r, c->w, c->n);
         return RK_ECONFIG;
     }
+    if (c->max_record != 0 &&
+        c->max_record > c->max_frame - CONFIG_RECORD_ENVELOPE) {
+        config_err(err, errlen,
+                   "max_record (%" PRIu64 ") must leave %u bytes of max_frame "
+                   "(%" PRIu64 ") for the frame envelope: at most %" PRIu64,
+                   c->max_record, (unsigned)CONFIG_RECORD_ENVELOPE,
+                   c->max_frame, c->max_frame - CONFIG_RECORD_ENVELOPE);
+        return RK_ECONFIG;
+    }
+    size_t name_len = strlen(c->cluster_name);
+    if (name_len == 0 || name_len > 255) {
+        config_err(err, errlen, "cluster_name must be 1..255 bytes long");
+        return RK_ECONFIG;
+    }
+    if (c->cluster_secret[0] != '\0' && c->cluster_secret_file[0] != '\0') {
+        config_err(err, errlen,
+                   "set cluster_secret or cluster_secret_file, not both");
+        return RK_ECONFIG;
+    }
+    if (c->cluster_secret[0] != '\0' &&
+        strlen(c->cluster_secret) < CONFIG_MIN_SECRET) {
+        config_err(err, errlen,
+                   "cluster_secret must be at least %d bytes; make one with: "
+                   "head -c 32 /dev/urandom | base64",
+                   CONFIG_MIN_SECRET);
+        return RK_ECONFIG;
+    }
     uint32_t nm, self;
-    return config_members(c, NULL, 0, &nm, &self, err, errlen);
+    int rc = config_members(c, NULL, 0, &nm, &self, err, errlen);
+    if (rc == 0 && nm > 1 && c->cluster_secret[0] == '\0' &&
+        c->cluster_secret_file[0] == '\0') {
+        config_err(err, errlen,
+                   "peers are configured but no cluster secret: make one with "
+                   "`head -c 32 /dev/urandom | base64 > secret && chmod 600 "
+                   "secret` and set cluster_secret_file = secret on every "
+                   "node");
+        return RK_ECONFIG;
+    }
+    return rc;
+}
+
+uint64_t config_max_record(const struct config *c)
+{
+    return c->max_record != 0 ? c->max_record
+                              : c->max_frame - CONFIG_RECORD_ENVELOPE;
 }
 
 /* Parses one "id@host:port" (host may be [v6]) of length len into m. */

@@ -81,6 +81,10 @@
     X(max_key, SIZE, "500", 1, 509,                                             \
       "longest key (LMDB keys are at most 511 bytes, 2 go to the partition)")   \
     X(max_value, SIZE, "4MiB", 1, CONFIG_GiB, "largest value")                  \
+    X(max_record, SIZE, "0", 0, CONFIG_GiB,                                     \
+      "largest encoded record (all siblings and the version vector); a write "  \
+      "or merge beyond is refused with too_large; 0 = max_frame less the "      \
+      "frame envelope (640 bytes)")                                             \
     X(max_clients, UINT, "10000", 1, 1000000,                                   \
       "client connections served at once; more are refused")                    \
     X(idle_timeout, DURATION, "300s", 0, 30 * CONFIG_DAY,                       \
@@ -103,6 +107,14 @@
     X(peers, STRING, "", 0, 0,                                                  \
       "every member of the cluster, this node included: comma-separated "       \
       "id@host:port (native ports); empty = a cluster of this node alone")      \
+    X(cluster_name, STRING, "ringkv", 0, 0,                                     \
+      "the cluster's name: peers with another name are refused")                \
+    X(cluster_secret, STRING, "", 0, 0,                                         \
+      "shared secret peers prove they hold (HMAC handshake), at least 16 "      \
+      "bytes; required with peers; prefer cluster_secret_file")                 \
+    X(cluster_secret_file, STRING, "", 0, 0,                                    \
+      "file holding the cluster secret (one line; mode 0600), e.g. from: "      \
+      "head -c 32 /dev/urandom | base64 > secret")                              \
     X(n, UINT, "3", 1, 16,                                                      \
       "replicas per key (capped at the number of members)")                     \
     X(r, UINT, "2", 1, 16,                                                      \
@@ -252,9 +264,22 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
 /* Checks what single values cannot: every numeric option in range, node_id
  * 1..CONFIG_MAX_NODE_ID bytes of printable non-space ASCII, data_dir and
  * listen non-empty, partitions a power of two, port and resp_port
- * distinct, max_key <= max_frame and max_value <= max_frame. Returns 0 or
- * RK_ECONFIG with err set to the first problem. */
+ * distinct, max_key <= max_frame and max_value <= max_frame, max_record
+ * leaves CONFIG_RECORD_ENVELOPE of max_frame, cluster_name 1..255 bytes, at
+ * most one of cluster_secret / cluster_secret_file, a cluster_secret of at
+ * least CONFIG_MIN_SECRET bytes, and a secret when there are peers. Returns 0
+ * or RK_ECONFIG with err set to the first problem. */
 int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* Bytes of a frame that a record cannot use: the envelope of the largest
+ * message carrying one (an rput with a max_key key). */
+#define CONFIG_RECORD_ENVELOPE 640u
+/* Shortest cluster secret, in bytes. */
+#define CONFIG_MIN_SECRET 16
+
+/* The effective max_record: the option, or when 0 max_frame less
+ * CONFIG_RECORD_ENVELOPE. */
+uint64_t config_max_record(const struct config *c);
 
 /* ---- parsing single values (also for other modules' flags) ------------ */
 

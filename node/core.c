@@ -109,7 +109,9 @@ struct core_write {
     struct dvv_val val;
     const uint8_t *rec; /* CW_MERGE: incoming record (in buf) */
     uint32_t rec_len;
-    uint64_t max_ts; /* CW_MERGE under lww: newer timestamps are refused */
+    uint64_t max_ts;     /* CW_MERGE under lww: newer timestamps are refused */
+    uint64_t max_record; /* 0 = no limit */
+    char msg[160];       /* the error's detail, when apply set one */
     /* results (worker) */
     bool existed;
     uint32_t live;
@@ -118,6 +120,20 @@ struct core_write {
     size_t ctx_out_len;
     uint8_t buf[];
 };
+
+/* Worker thread: refuses an encoded record over max_record (*out freed). */
+static int core_check_size(struct core_write *w, uint8_t **out, size_t len)
+{
+    if (w->max_record == 0 || len <= w->max_record)
+        return 0;
+    snprintf(w->msg, sizeof(w->msg),
+             "the record would be %zu bytes, over max_record (%" PRIu64
+             "): read the key and write back fewer or smaller siblings",
+             len, w->max_record);
+    free(*out);
+    *out = NULL;
+    return RK_ETOO_LARGE;
+}
 
 /* Worker thread: version a coordinator's write against the current record. */
 static int core_apply_update(struct core_write *w, const struct dvv *local,
@@ -150,7 +166,8 @@ static int core_apply_update(struct core_write *w, const struct dvv *local,
         return RK_ESIBLING_LIMIT;
     if ((err = dvv_join(&next, &w->arena, &joined)) != 0 ||
         (err = dvv_vv_encode(&joined, &w->ctx_out, &w->ctx_out_len)) != 0 ||
-        (err = dvv_encode(&next, out, out_len)) != 0)
+        (err = dvv_encode(&next, out, out_len)) != 0 ||
+        (err = core_check_size(w, out, *out_len)) != 0)
         return err;
     return STORAGE_APPLY_PUT;
 }
@@ -171,13 +188,32 @@ static int core_apply_merge(struct core_write *w, const struct dvv *local,
         for (uint32_t j = 0; j < in.e[i].nvals; j++)
             if (in.e[i].vals[j].ts > w->max_ts)
                 return RK_ECLOCK_SKEW;
+    /* Only this node mints dots of its own actor, and it stores each one
+     * before anyone else sees it: a record claiming a later counter for
+     * our actor is forged (or from a store we lost). Merging it would
+     * cover, and so hide, every write we make until we catch up. */
+    uint64_t claimed = 0, issued = 0;
+    for (uint32_t i = 0; i < in.n; i++)
+        if (in.e[i].actor == w->actor)
+            claimed = in.e[i].counter;
+    for (uint32_t i = 0; i < local->n; i++)
+        if (local->e[i].actor == w->actor)
+            issued = local->e[i].counter;
+    if (claimed > issued) {
+        snprintf(w->msg, sizeof(w->msg),
+                 "record claims counter %" PRIu64 " for this node's actor, "
+                 "which has issued %" PRIu64 " for the key",
+                 claimed, issued);
+        return RK_EFORBIDDEN;
+    }
     if ((err = dvv_sync(local, &in, &w->arena, &next)) != 0)
         return err;
     w->lww_dropped = dvv_resolve(&next, w->lww);
     w->live = dvv_live(&next);
     if (dvv_equal(&next, local))
         return STORAGE_APPLY_NOOP; /* nothing new: no write */
-    if ((err = dvv_encode(&next, out, out_len)) != 0)
+    if ((err = dvv_encode(&next, out, out_len)) != 0 ||
+        (err = core_check_size(w, out, *out_len)) != 0)
         return err;
     return STORAGE_APPLY_PUT;
 }
@@ -203,6 +239,7 @@ static void core_write_done(struct storage_op *op)
     struct core *c = w->core;
     struct core_reply rep = {.err = op->status,
                              .definite = true,
+                             .msg = w->msg[0] != '\0' ? w->msg : NULL,
                              .ctx = w->ctx_out,
                              .ctx_len = (uint32_t)w->ctx_out_len,
                              .existed = w->existed,
@@ -214,6 +251,15 @@ static void core_write_done(struct storage_op *op)
         c->st.sibling_limit++;
     if (op->status == RK_ECLOCK_SKEW)
         c->st.clock_skew_rejected++;
+    if (op->status == RK_ETOO_LARGE && w->msg[0] != '\0') {
+        c->st.record_too_large++;
+        LOG_DEBUG("write refused: %s", w->msg);
+    }
+    if (op->status == RK_EFORBIDDEN) {
+        c->st.own_actor_refused++;
+        LOG_WARN("refused a replicated record (%" PRIu32 "-byte key): %s",
+                 op->key_len, w->msg);
+    }
     if (op->status == 0) {
         c->st.lww_discarded += w->lww_dropped;
         if (w->live > c->st.max_siblings_seen)
@@ -253,6 +299,7 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
     w->kind = kind;
     w->actor = c->o.actor;
     w->max_siblings = c->o.max_siblings;
+    w->max_record = c->o.max_record;
     w->lww = c->o.conflict == CORE_CONFLICT_LWW;
     if (kind == CW_MERGE) {
         w->rec = w->buf + req->key_len;
@@ -675,6 +722,14 @@ static void coord_get_repair(struct coord *co)
         return;
     if (dvv_encode(&co->get.merged, &rec, &rec_len) != 0)
         return;
+    if (c->o.max_record != 0 && rec_len > c->o.max_record) {
+        /* Replicas would refuse it: the merge stays unrepaired until a
+         * client resolves the siblings. */
+        c->st.record_too_large++;
+        c->st.read_repair_failures++;
+        free(rec);
+        return;
+    }
     for (uint32_t i = 0; i < co->nrep; i++) {
         if (!(mask & (1u << i)))
             continue;

@@ -49,6 +49,7 @@ struct core_opts {
     uint8_t n, r, w;                   /* defaults; capped at members */
     uint64_t timeout_ms;               /* replica wait before failing */
     uint64_t incarnation; /* random per process start; 0: derived */
+    uint64_t max_record;  /* largest encoded record stored; 0 = no limit */
 };
 
 #define CORE_DEFAULT_MAX_SIBLINGS 64
@@ -134,6 +135,8 @@ struct core_stats {
     uint64_t read_repair_failures;
     uint64_t clock_skew_rejected; /* lww: replicated writes from the future */
     uint64_t duplicate_forwards;  /* fput/fdel copies refused */
+    uint64_t record_too_large;    /* writes/merges refused by max_record */
+    uint64_t own_actor_refused;   /* merges claiming our unissued dots */
 };
 
 struct core;

@@ -40,6 +40,8 @@
     X(LOCKED, "locked", "data directory is in use by another process")         \
     X(CONFIG, "config", "invalid configuration")                               \
     X(PROTO, "protocol", "peer violated the protocol")                         \
+    X(FORBIDDEN, "forbidden",                                                  \
+      "replica operation from an unauthenticated connection")                  \
     X(INTERNAL, "internal", "internal error")
 
 enum rk_err {

@@ -29,6 +29,7 @@
 #include "node/env.h"
 #include "node/log.h"
 #include "node/peer.h"
+#include "node/peer_auth.h"
 #include "node/server.h"
 #include "node/storage.h"
 #include "ring/ring.h"
@@ -142,7 +143,6 @@ static void node_on_signal(uv_signal_t *h, int signum)
     node_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* 64 random nonzero bits (storage epochs, process incarnations). */
 /* Raises the open-files limit towards max_clients plus room for peers,
  * the database and the log; says so when the hard limit is lower. */
 static void node_raise_nofile(uint32_t max_clients)
@@ -159,6 +159,33 @@ static void node_raise_nofile(uint32_t max_clients)
                  (unsigned long long)rl.rlim_cur, (unsigned)max_clients);
 }
 
+/* The cluster secret from cluster_secret or cluster_secret_file into buf
+ * (PEER_AUTH_MAX_SECRET bytes). Returns its length (0 = none) or an error
+ * with err set. */
+static int node_secret(const struct config *cfg, uint8_t *buf, char *err,
+                       size_t errlen)
+{
+    size_t n = strlen(cfg->cluster_secret);
+    bool loose = false;
+    if (cfg->cluster_secret_file[0] == '\0') {
+        if (n >= PEER_AUTH_MAX_SECRET) {
+            snprintf(err, errlen, "cluster_secret is longer than %d bytes",
+                     PEER_AUTH_MAX_SECRET - 1);
+            return RK_ECONFIG;
+        }
+        memcpy(buf, cfg->cluster_secret, n);
+        return (int)n;
+    }
+    int rc = peer_auth_read_secret(cfg->cluster_secret_file, buf,
+                                   PEER_AUTH_MAX_SECRET, &loose, err, errlen);
+    if (rc > 0 && loose)
+        LOG_WARN("cluster_secret_file %s may be read by other users; "
+                 "chmod 600 it",
+                 cfg->cluster_secret_file);
+    return rc;
+}
+
+/* 64 random nonzero bits (storage epochs, process incarnations). */
 static uint64_t node_random64(void)
 {
     uint64_t e = 0;
@@ -178,6 +205,8 @@ int main(int argc, char **argv)
     struct config cfg;
     struct node n = {0};
     struct storage_info info;
+    uint8_t secret[PEER_AUTH_MAX_SECRET];
+    int secret_len = 0;
     char err[512] = "";
     int rc, status = 1;
 
@@ -215,6 +244,20 @@ int main(int argc, char **argv)
         return 2;
     }
     node_raise_nofile(cfg.max_clients);
+    if (peer_auth_init() != 0 ||
+        (secret_len = node_secret(&cfg, secret, err, sizeof(err))) < 0) {
+        if (secret_len >= 0)
+            snprintf(err, sizeof(err), "cannot initialise libsodium");
+        LOG_ERROR("%s", err);
+        fprintf(stderr, "ringkv: %s\n", err);
+        config_free(&cfg);
+        log_close();
+        return 2;
+    }
+    struct peers_auth auth = {.self_id = cfg.node_id,
+                              .cluster = cfg.cluster_name,
+                              .secret = secret,
+                              .secret_len = (size_t)secret_len};
 
     uv_loop_init(&n.loop);
     struct storage_opts so = {
@@ -241,7 +284,7 @@ int main(int argc, char **argv)
     uint32_t nm = 0, self = 0;
     rc = node_membership(&n, &cfg, &pc, &nm, &self, err, sizeof(err));
     if (rc == 0 && nm > 1)
-        rc = peers_create(&n.peers, &n.loop, pc, nm, self,
+        rc = peers_create(&n.peers, &n.loop, pc, nm, self, &auth,
                           (uint32_t)cfg.max_frame,
                           2 * cfg.request_timeout + 1000, err, sizeof(err));
     for (uint32_t i = 0; pc != NULL && i < nm; i++)
@@ -270,6 +313,7 @@ int main(int argc, char **argv)
         .w = (uint8_t)cfg.w,
         .timeout_ms = cfg.request_timeout,
         .incarnation = node_random64(),
+        .max_record = config_max_record(&cfg),
     };
     n.core = core_create(&n.env, &co);
     if (n.core == NULL) {
@@ -292,6 +336,10 @@ int main(int argc, char **argv)
         .node_id = cfg.node_id,
         .epoch = info.epoch,
         .partitions = cfg.partitions,
+        .cluster = cfg.cluster_name,
+        .secret = secret_len > 0 ? secret : NULL,
+        .secret_len = (size_t)secret_len,
+        .peers = n.peers,
     };
     rc = server_start(&n.server, &n.loop, n.core, n.store, &sv, err,
                       sizeof(err));
@@ -342,5 +390,6 @@ out:
     }
     config_free(&cfg);
     log_close();
+    memset(secret, 0, sizeof(secret));
     return status;
 }

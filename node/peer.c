@@ -1,9 +1,19 @@
 /*
  * peer.c - outgoing connections to the other members (see peer.h).
  *
- *   DOWN --connect--> CONNECTING --ok--> UP --error/EOF--> DOWN
- *     ^                   |                                  |
- *     +---reconnect timer-+--refused-------------------------+
+ *   DOWN --connect--> CONNECTING --ok--> HELLO --proof ok--> AUTH --ok--> UP
+ *     ^                   |                  |                   |        |
+ *     +---reconnect timer-+--refused---------+--refused, bad-----+--EOF---+
+ *         (after PEER_AUTH_RETRY_MS when the handshake failed)
+ *
+ * Handshake (dialer's side; server.c answers it):
+ *
+ *   dialer                                   acceptor
+ *     hello {cluster, node, nonce}  ------->  checks the cluster name
+ *           <-------  {node, nonce, mac = HMAC(acceptor proof)}
+ *     checks node id and mac
+ *     auth {mac = HMAC(dialer proof)} ----->  checks mac, marks the link
+ *           <-------  ok                      a peer link
  *
  * Pending requests live in a per-peer open-addressing table keyed by id
  * (linear probing, backward-shift deletion), so a response finds its
@@ -12,6 +22,7 @@
  * callback (read, close, timer), never inside peers_request().
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +30,7 @@
 
 #include "node/log.h"
 #include "node/peer.h"
+#include "node/peer_auth.h"
 
 #define PEER_READ_CHUNK (64 * 1024)
 /* An idle connection gets a ping this often, so the other side's client
@@ -27,7 +39,14 @@
 /* Unsent bytes to one peer beyond which it is treated as down. */
 #define PEER_MAX_OUT (64u << 20)
 
-enum peer_state { PEER_DOWN = 0, PEER_CONNECTING, PEER_UP, PEER_STATE_MAX };
+enum peer_state {
+    PEER_DOWN = 0,
+    PEER_CONNECTING,
+    PEER_HELLO, /* connected, hello sent: waiting for the acceptor's proof */
+    PEER_AUTH,  /* our proof sent: waiting for the acceptor's ok */
+    PEER_UP,
+    PEER_STATE_MAX
+};
 
 struct peer_pending {
     uint64_t id; /* 0 = empty slot */
@@ -55,6 +74,10 @@ struct peer {
     bool was_up;        /* for logging state changes once */
     uint64_t last_send; /* loop time of the last request sent */
     bool overflow;      /* out passed PEER_MAX_OUT: drop at the next tick */
+    uint8_t nonce[PEER_AUTH_NONCE_LEN]; /* ours, for this connection */
+    uint64_t hs_deadline; /* HELLO/AUTH: drop when not done by then */
+    uint64_t retry_at;    /* DOWN: do not reconnect before (loop time) */
+    uint64_t skip;        /* bytes left of an oversized frame to discard */
 };
 
 struct peers {
@@ -63,6 +86,8 @@ struct peers {
     uint32_t n, self;
     uint32_t max_frame;
     uint64_t give_up_ms;
+    struct peers_auth auth;
+    struct peers_stats st;
     uv_timer_t tick; /* reconnects and the give-up sweep */
     uv_check_t flush;
     struct peer *dirty;
@@ -200,12 +225,15 @@ static void peer_drop(struct peer *pe, int err)
         uv_close((uv_handle_t *)pe->tcp, peer_close_cb);
         pe->tcp = NULL;
     }
-    if (pe->was_up)
+    if (pe->was_up) {
+        pe->owner->st.links_dropped++;
         LOG_WARN("peer %s (%s) is down: %s", pe->id, pe->addr,
                  err < 0 && err > -4096 ? uv_strerror(err) : rk_err_msg(err));
+    }
     pe->was_up = false;
     pe->state = PEER_DOWN;
     pe->overflow = false;
+    pe->skip = 0;
     pe->writing = false;
     pe->in.len = 0;
     pe->out.len = 0;
@@ -216,7 +244,7 @@ static void peer_drop(struct peer *pe, int err)
 static void peer_write_cb(uv_write_t *req, int status)
 {
     struct peer *pe = req->data;
-    if (pe->tcp == NULL || pe->state != PEER_UP)
+    if (pe->tcp == NULL || pe->state < PEER_HELLO)
         return; /* dropped meanwhile */
     pe->writing = false;
     pe->wbuf.len = 0;
@@ -230,7 +258,7 @@ static void peer_write_cb(uv_write_t *req, int status)
 
 static void peer_flush_one(struct peer *pe)
 {
-    if (pe->state != PEER_UP || pe->writing || pe->out.len == 0)
+    if (pe->state < PEER_HELLO || pe->writing || pe->out.len == 0)
         return;
     uv_buf_t b = uv_buf_init((char *)pe->out.data, (unsigned)pe->out.len);
     int n = uv_try_write((uv_stream_t *)pe->tcp, &b, 1);
@@ -279,6 +307,102 @@ static void peer_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = pe->in.cap - pe->in.len;
 }
 
+/* The handshake failed: say why, count it, drop the connection and wait
+ * PEER_AUTH_RETRY_MS before dialing again. */
+static void peer_auth_failed(struct peer *pe, const char *why)
+{
+    struct peers *ps = pe->owner;
+    ps->st.handshakes_failed++;
+    LOG_WARN("peer %s (%s): handshake failed: %s; not using the link, retry "
+             "in %d ms",
+             pe->id, pe->addr, why, PEER_AUTH_RETRY_MS);
+    pe->retry_at = uv_now(ps->loop) + PEER_AUTH_RETRY_MS;
+    peer_drop(pe, RK_EFORBIDDEN);
+}
+
+static void peer_auth_input(const struct peer *pe, const uint8_t *acc_nonce,
+                            struct peer_auth_input *in)
+{
+    const struct peers_auth *a = &pe->owner->auth;
+    *in = (struct peer_auth_input){
+        .secret = a->secret,
+        .secret_len = a->secret_len,
+        .acceptor_nonce = acc_nonce,
+        .dialer_nonce = pe->nonce,
+        .cluster = (const uint8_t *)a->cluster,
+        .cluster_len = strlen(a->cluster),
+        .acceptor_id = (const uint8_t *)pe->id,
+        .acceptor_id_len = strlen(pe->id),
+        .dialer_id = (const uint8_t *)a->self_id,
+        .dialer_id_len = strlen(a->self_id),
+    };
+}
+
+/* Appends a handshake request to pe->out and flushes it. */
+static void peer_send_hs(struct peer *pe, const struct wire_req *req)
+{
+    struct wire_req r = *req;
+    r.id = pe->next_id++;
+    if (wire_encode_req(&pe->out, &r) != 0) {
+        peer_drop(pe, -ENOMEM);
+        return;
+    }
+    peer_mark_dirty(pe);
+}
+
+/* HELLO or AUTH: the acceptor's answer to our hello or auth. */
+static void peer_on_handshake(struct peer *pe, const struct wire_resp *r)
+{
+    struct peer_auth_input in;
+    uint8_t mac[PEER_AUTH_MAC_LEN];
+    char why[160];
+
+    if (r->err != 0) {
+        snprintf(why, sizeof(why), "it refused our %s: %s",
+                 pe->state == PEER_HELLO ? "hello" : "proof",
+                 r->msg ? r->msg : rk_err_msg(r->err));
+        peer_auth_failed(pe, why);
+        return;
+    }
+    if (pe->state == PEER_AUTH) {
+        pe->state = PEER_UP;
+        pe->last_send = uv_now(pe->owner->loop);
+        if (!pe->was_up)
+            LOG_INFO("peer %s (%s) is up (authenticated)", pe->id, pe->addr);
+        pe->was_up = true;
+        return;
+    }
+    const struct wire_hello *h = &r->hello;
+    if (h->node == NULL || h->node_len != strlen(pe->id) ||
+        memcmp(h->node, pe->id, h->node_len) != 0) {
+        snprintf(why, sizeof(why),
+                 "node id mismatch: expected %s, it says %.*s", pe->id,
+                 h->node ? (int)h->node_len : 1,
+                 h->node ? (const char *)h->node : "?");
+        peer_auth_failed(pe, why);
+        return;
+    }
+    if (h->nonce == NULL || h->nonce_len != PEER_AUTH_NONCE_LEN) {
+        peer_auth_failed(pe, "its hello answer has no nonce");
+        return;
+    }
+    peer_auth_input(pe, h->nonce, &in);
+    peer_auth_mac(mac, PEER_AUTH_ACCEPTOR, &in);
+    bool proven = peer_auth_check(mac, h->mac, h->mac_len);
+    peer_auth_mac(mac, PEER_AUTH_DIALER, &in);
+    struct wire_req auth = {.op = WIRE_OP_AUTH,
+                            .hello = {.mac = mac, .mac_len = sizeof(mac)}};
+    pe->state = PEER_AUTH;
+    peer_send_hs(pe, &auth);
+    if (!proven) {
+        /* Our proof goes out anyway (best effort, before the drop), so
+         * the acceptor logs the bad secret too; nothing else is sent. */
+        peer_flush_one(pe);
+        peer_auth_failed(pe, "bad secret: its proof does not match our "
+                             "cluster secret");
+    }
+}
+
 static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)
 {
     struct peers *ps = pe->owner;
@@ -294,12 +418,31 @@ static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)
         peer_drop(pe, RK_EPROTO);
         return;
     }
+    if (pe->state == PEER_HELLO || pe->state == PEER_AUTH) {
+        peer_on_handshake(pe, &r);
+        return;
+    }
     if (!peer_pend_take(pe, r.id, &e)) {
         if (r.id == 0)
             LOG_DEBUG("peer %s says: %s", pe->id, r.msg ? r.msg : "?");
         return; /* given up on, or an id-0 connection error */
     }
     e.fn(e.arg, 0, &r);
+}
+
+/* A response frame of len bytes (over max_frame), answering request id
+ * (0 = unknown), is being skipped: fail that request; the link stays. */
+static void peer_skipped(struct peer *pe, uint32_t len, uint64_t id)
+{
+    struct peers *ps = pe->owner;
+    struct peer_pending e;
+
+    ps->st.frames_skipped++;
+    LOG_WARN("peer %s (%s) sent a %" PRIu32 "-byte frame, over max_frame "
+             "(%" PRIu32 "); skipped it",
+             pe->id, pe->addr, len, ps->max_frame);
+    if (peer_pend_take(pe, id, &e))
+        e.fn(e.arg, RK_ETOO_LARGE, NULL);
 }
 
 static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -316,9 +459,25 @@ static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     pe->in.len += (size_t)nread;
-    while (pe->state == PEER_UP && pe->in.len - off >= WIRE_HDR_LEN) {
+    if (pe->skip > 0) {
+        off = pe->skip < pe->in.len ? (size_t)pe->skip : pe->in.len;
+        pe->skip -= off;
+    }
+    while (pe->state >= PEER_HELLO && pe->in.len - off >= WIRE_HDR_LEN) {
         uint32_t len;
-        if (wire_frame_len(pe->in.data + off, ps->max_frame, &len) != 0) {
+        size_t avail = pe->in.len - off - WIRE_HDR_LEN;
+        int rc = wire_frame_len(pe->in.data + off, ps->max_frame, &len);
+        if (rc == RK_ETOO_LARGE && pe->state == PEER_UP) {
+            size_t take;
+            uint64_t id;
+            if (wire_skip_begin(pe->in.data + off + WIRE_HDR_LEN, avail, len,
+                                &take, &pe->skip, &id) != 0)
+                break; /* wait for the bytes that hold its id */
+            peer_skipped(pe, len, id);
+            off += WIRE_HDR_LEN + take;
+            continue;
+        }
+        if (rc != 0) {
             LOG_WARN("peer %s (%s) sent a bad frame; reconnecting", pe->id,
                      pe->addr);
             peer_drop(pe, RK_EPROTO);
@@ -332,7 +491,7 @@ static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         peer_on_frame(pe, pe->in.data + off + WIRE_HDR_LEN, len);
         off += WIRE_HDR_LEN + len;
     }
-    if (pe->state == PEER_UP)
+    if (pe->state >= PEER_HELLO)
         wire_buf_consume(&pe->in, off);
 }
 
@@ -346,14 +505,24 @@ static void peer_connect_cb(uv_connect_t *req, int status)
         peer_drop(pe, status);
         return;
     }
-    pe->state = PEER_UP;
-    pe->last_send = uv_now(pe->owner->loop);
-    if (!pe->was_up)
-        LOG_INFO("peer %s (%s) is up", pe->id, pe->addr);
-    pe->was_up = true;
+    const struct peers_auth *a = &pe->owner->auth;
+    pe->state = PEER_HELLO;
+    pe->hs_deadline = uv_now(pe->owner->loop) + pe->owner->give_up_ms;
     uv_tcp_nodelay(pe->tcp, 1);
-    if (uv_read_start((uv_stream_t *)pe->tcp, peer_alloc_cb, peer_read_cb))
+    if (uv_read_start((uv_stream_t *)pe->tcp, peer_alloc_cb, peer_read_cb)) {
         peer_drop(pe, -EIO);
+        return;
+    }
+    peer_auth_nonce(pe->nonce);
+    struct wire_req hello = {
+        .op = WIRE_OP_HELLO,
+        .hello = {.cluster = (const uint8_t *)a->cluster,
+                  .cluster_len = (uint32_t)strlen(a->cluster),
+                  .node = (const uint8_t *)a->self_id,
+                  .node_len = (uint32_t)strlen(a->self_id),
+                  .nonce = pe->nonce,
+                  .nonce_len = sizeof(pe->nonce)}};
+    peer_send_hs(pe, &hello);
 }
 
 static void peer_connect(struct peer *pe)
@@ -389,8 +558,13 @@ static void peers_tick_cb(uv_timer_t *h)
         struct peer *pe = &ps->p[i];
         if (i == ps->self)
             continue;
-        if (pe->state == PEER_DOWN)
+        if (pe->state == PEER_DOWN && now >= pe->retry_at)
             peer_connect(pe);
+        if ((pe->state == PEER_HELLO || pe->state == PEER_AUTH) &&
+            now >= pe->hs_deadline) {
+            peer_auth_failed(pe, "no answer to the handshake in time");
+            continue;
+        }
         if (pe->state == PEER_UP && now - pe->last_send >= PEER_KEEPALIVE_MS) {
             struct wire_req ping = {.op = WIRE_OP_PING};
             peers_request(ps, i, &ping, peer_ping_reply, NULL);
@@ -421,8 +595,8 @@ static void peers_tick_cb(uv_timer_t *h)
 
 int peers_create(struct peers **out, uv_loop_t *loop,
                  const struct peer_conf *members, uint32_t n, uint32_t self,
-                 uint32_t max_frame, uint64_t give_up_ms, char *err,
-                 size_t errlen)
+                 const struct peers_auth *auth, uint32_t max_frame,
+                 uint64_t give_up_ms, char *err, size_t errlen)
 {
     struct peers *ps = calloc(1, sizeof(*ps));
     if (ps == NULL)
@@ -437,6 +611,7 @@ int peers_create(struct peers **out, uv_loop_t *loop,
     ps->self = self;
     ps->max_frame = max_frame;
     ps->give_up_ms = give_up_ms;
+    ps->auth = *auth;
     msgpack_zone_init(&ps->zone, 4096);
     for (uint32_t i = 0; i < n; i++) {
         struct peer *pe = &ps->p[i];
@@ -500,6 +675,11 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
     r.id = pe->next_id++;
     if (wire_encode_req(&pe->out, &r) != 0)
         return -ENOMEM;
+    if (pe->out.len - mark - WIRE_HDR_LEN > ps->max_frame) {
+        pe->out.len = mark; /* the peer would refuse it: never send it */
+        ps->st.requests_too_large++;
+        return RK_ETOO_LARGE;
+    }
     struct peer_pending e = {.id = r.id,
                              .fn = fn,
                              .arg = arg,
@@ -518,6 +698,14 @@ bool peers_up(const struct peers *ps, uint32_t member)
     if (member == ps->self)
         return true;
     return member < ps->n && ps->p[member].state == PEER_UP;
+}
+
+void peers_get_stats(const struct peers *ps, struct peers_stats *out)
+{
+    if (ps == NULL)
+        *out = (struct peers_stats){0};
+    else
+        *out = ps->st;
 }
 
 static void peers_handle_closed(uv_handle_t *h)

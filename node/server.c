@@ -21,6 +21,11 @@
  *
  * RESP connections share all of this; server_resp.c parses and answers
  * their commands (in order, through a FIFO of reply slots).
+ *
+ * Peers connect here too, as native clients that first pass the peer
+ * handshake (hello, auth: see peer.c and docs/protocol.md). Replica
+ * operations (rput, rget, fput, fdel) are taken only from such a
+ * connection; any other gets a definite forbidden error.
  */
 #include <assert.h>
 #include <errno.h>
@@ -30,6 +35,7 @@
 #include <string.h>
 
 #include "node/log.h"
+#include "node/peer_auth.h"
 #include "node/server_internal.h"
 
 #define SERVER_READ_CHUNK (64 * 1024)
@@ -89,6 +95,7 @@ void server__conn_unref(struct conn *c)
     if (--c->refs > 0)
         return;
     server__conn_account(c); /* refs == 0: gives back everything */
+    free(c->hs);
     wire_buf_free(&c->in);
     wire_buf_free(&c->out);
     wire_buf_free(&c->wbuf);
@@ -293,11 +300,27 @@ struct nreq {
 
 static void native_send(struct conn *c, const struct wire_resp *r)
 {
+    size_t mark = c->out.len;
     if (c->closed)
         return;
     if (wire_encode_resp(&c->out, r) != 0) {
         LOG_ERROR("out of memory encoding a reply; closing the connection");
         server__conn_close(c);
+        return;
+    }
+    size_t body = c->out.len - mark - WIRE_HDR_LEN;
+    if (r->err == 0 && body > c->srv->o.lim.max_frame) {
+        /* The other side would refuse the frame (a peer would drop the
+         * link): answer this request with an error instead. */
+        char msg[128];
+        c->out.len = mark;
+        c->srv->replies_too_large++;
+        snprintf(msg, sizeof(msg),
+                 "reply of %zu bytes exceeds max_frame (%" PRIu32 ")", body,
+                 c->srv->o.lim.max_frame);
+        struct wire_resp e = {
+            .id = r->id, .err = RK_ETOO_LARGE, .definite = true, .msg = msg};
+        native_send(c, &e);
         return;
     }
     server__conn_dirty(c);
@@ -331,6 +354,148 @@ static void native_reply(void *arg, const struct core_reply *rep)
 }
 
 static void native_stats(struct conn *c, uint64_t id);
+
+/* ---- peer handshake --------------------------------------------------------
+ */
+
+/* What the acceptor keeps between hello and auth. */
+struct server_hs {
+    uint8_t nonce[PEER_AUTH_NONCE_LEN];        /* ours */
+    uint8_t dialer_nonce[PEER_AUTH_NONCE_LEN]; /* theirs */
+    char node[256];                            /* the id the dialer gave */
+};
+
+/* "host:port" of c's remote end, for log lines. */
+static void conn_addr(struct conn *c, char *buf, size_t len)
+{
+    struct sockaddr_storage sa;
+    int sl = sizeof(sa);
+    char host[64] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &sl) == 0) {
+        if (sa.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&sa, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&sa, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        }
+    }
+    snprintf(buf, len, "%s:%d", host, port);
+}
+
+/* Refuses a handshake: logs why (naming the address and claimed node),
+ * counts it, answers forbidden and hangs up. */
+static void native_hs_refuse(struct conn *c, uint64_t id, const char *node,
+                             const char *why)
+{
+    char addr[80];
+    conn_addr(c, addr, sizeof(addr));
+    c->srv->peer_auth_refused++;
+    LOG_WARN("peer handshake from %s (node %s) refused: %s", addr,
+             node ? node : "?", why);
+    native_error(c, id, RK_EFORBIDDEN, true, why);
+    server__conn_close_after_flush(c);
+}
+
+static void native_hs_input(const struct server *s, const struct server_hs *hs,
+                            struct peer_auth_input *in)
+{
+    *in = (struct peer_auth_input){
+        .secret = s->o.secret,
+        .secret_len = s->o.secret_len,
+        .acceptor_nonce = hs->nonce,
+        .dialer_nonce = hs->dialer_nonce,
+        .cluster = (const uint8_t *)s->o.cluster,
+        .cluster_len = strlen(s->o.cluster),
+        .acceptor_id = (const uint8_t *)s->node_id,
+        .acceptor_id_len = strlen(s->node_id),
+        .dialer_id = (const uint8_t *)hs->node,
+        .dialer_id_len = strlen(hs->node),
+    };
+}
+
+static void native_hello(struct conn *c, const struct wire_req *req)
+{
+    struct server *s = c->srv;
+    const struct wire_hello *h = &req->hello;
+    char node[256], why[384];
+    struct peer_auth_input in;
+    uint8_t mac[PEER_AUTH_MAC_LEN];
+
+    snprintf(node, sizeof(node), "%.*s", h->node ? (int)h->node_len : 1,
+             h->node ? (const char *)h->node : "?");
+    if (c->peer || c->hs != NULL) {
+        native_hs_refuse(c, req->id, node, "handshake repeated");
+        return;
+    }
+    if (s->o.secret == NULL) {
+        native_hs_refuse(c, req->id, node,
+                         "this node has no cluster secret (a single node)");
+        return;
+    }
+    if (h->cluster == NULL || h->node == NULL || h->node_len == 0 ||
+        h->nonce == NULL || h->nonce_len != PEER_AUTH_NONCE_LEN) {
+        native_hs_refuse(c, req->id, node,
+                         "hello needs cluster, node and a 32-byte nonce");
+        return;
+    }
+    if (h->cluster_len != strlen(s->o.cluster) ||
+        memcmp(h->cluster, s->o.cluster, h->cluster_len) != 0) {
+        snprintf(why, sizeof(why),
+                 "cluster name mismatch: this is cluster '%s', the peer says "
+                 "'%.*s'",
+                 s->o.cluster, (int)h->cluster_len, (const char *)h->cluster);
+        native_hs_refuse(c, req->id, node, why);
+        return;
+    }
+    c->hs = calloc(1, sizeof(*c->hs));
+    if (c->hs == NULL) {
+        native_error(c, req->id, -ENOMEM, true, NULL);
+        return;
+    }
+    memcpy(c->hs->node, node, sizeof(node));
+    memcpy(c->hs->dialer_nonce, h->nonce, PEER_AUTH_NONCE_LEN);
+    peer_auth_nonce(c->hs->nonce);
+    native_hs_input(s, c->hs, &in);
+    peer_auth_mac(mac, PEER_AUTH_ACCEPTOR, &in);
+    struct wire_resp r = {.id = req->id,
+                          .op = WIRE_OP_HELLO,
+                          .hello = {.node = (const uint8_t *)s->node_id,
+                                    .node_len = (uint32_t)strlen(s->node_id),
+                                    .nonce = c->hs->nonce,
+                                    .nonce_len = PEER_AUTH_NONCE_LEN,
+                                    .mac = mac,
+                                    .mac_len = sizeof(mac)}};
+    native_send(c, &r);
+}
+
+static void native_auth(struct conn *c, const struct wire_req *req)
+{
+    struct peer_auth_input in;
+    uint8_t mac[PEER_AUTH_MAC_LEN];
+    char addr[80];
+
+    if (c->hs == NULL) {
+        native_hs_refuse(c, req->id, NULL, "auth without hello");
+        return;
+    }
+    native_hs_input(c->srv, c->hs, &in);
+    peer_auth_mac(mac, PEER_AUTH_DIALER, &in);
+    if (!peer_auth_check(mac, req->hello.mac, req->hello.mac_len)) {
+        native_hs_refuse(c, req->id, c->hs->node,
+                         "bad secret: the proof does not match this node's "
+                         "cluster secret");
+        return;
+    }
+    conn_addr(c, addr, sizeof(addr));
+    LOG_INFO("peer %s (%s) authenticated", c->hs->node, addr);
+    free(c->hs);
+    c->hs = NULL;
+    c->peer = true;
+    struct wire_resp r = {.id = req->id, .op = WIRE_OP_AUTH};
+    native_send(c, &r);
+}
 
 static void native_cluster(struct conn *c, uint64_t id, enum wire_op op)
 {
@@ -416,13 +581,27 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     case WIRE_OP_MEMBERS:
         native_cluster(c, req.id, req.op);
         return;
-    case WIRE_OP_GET:
-    case WIRE_OP_PUT:
-    case WIRE_OP_DEL:
+    case WIRE_OP_HELLO:
+        native_hello(c, &req);
+        return;
+    case WIRE_OP_AUTH:
+        native_auth(c, &req);
+        return;
     case WIRE_OP_RPUT:
     case WIRE_OP_RGET:
     case WIRE_OP_FPUT:
     case WIRE_OP_FDEL:
+        if (!c->peer) {
+            s->replica_ops_refused++;
+            LOG_DEBUG("refused %s from an unauthenticated connection",
+                      wire_op_name(req.op));
+            native_error(c, req.id, RK_EFORBIDDEN, true, NULL);
+            return;
+        }
+        break;
+    case WIRE_OP_GET:
+    case WIRE_OP_PUT:
+    case WIRE_OP_DEL:
         break;
     default:
         native_error(c, req.id, RK_EUNKNOWN_OP, true, NULL);
@@ -450,13 +629,46 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
     core_request(s->core, &cr, native_reply, q);
 }
 
+/* A peer's request frame of len bytes (over max_frame), request id (0 =
+ * unknown), is being skipped: answer it too_large. The peer link and its
+ * other requests survive. */
+static void native_skipped(struct conn *c, uint32_t len, uint64_t id)
+{
+    struct server *s = c->srv;
+    char msg[128], addr[80];
+
+    s->peer_frames_skipped++;
+    snprintf(msg, sizeof(msg),
+             "frame of %" PRIu32 " bytes exceeds max_frame (%" PRIu32 ")", len,
+             s->o.lim.max_frame);
+    conn_addr(c, addr, sizeof(addr));
+    LOG_WARN("peer %s: %s; skipped", addr, msg);
+    if (id != 0)
+        native_error(c, id, RK_ETOO_LARGE, true, msg);
+}
+
 static void native_process(struct conn *c)
 {
     size_t off = 0;
+    if (c->skip_bytes > 0) {
+        off = c->skip_bytes < c->in.len ? (size_t)c->skip_bytes : c->in.len;
+        c->skip_bytes -= off;
+    }
     while (!c->closing && c->reading && c->in.len - off >= WIRE_HDR_LEN) {
         uint32_t len;
         int err =
             wire_frame_len(c->in.data + off, c->srv->o.lim.max_frame, &len);
+        size_t avail = c->in.len - off - WIRE_HDR_LEN;
+        if (err == RK_ETOO_LARGE && c->peer) {
+            size_t take;
+            uint64_t id;
+            if (wire_skip_begin(c->in.data + off + WIRE_HDR_LEN, avail, len,
+                                &take, &c->skip_bytes, &id) != 0)
+                break; /* wait for the bytes that hold its id */
+            native_skipped(c, len, id);
+            off += WIRE_HDR_LEN + take;
+            continue;
+        }
         if (err != 0) {
             /* The stream cannot be framed any more: answer and hang up. */
             char msg[128];
@@ -506,10 +718,12 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
 {
     struct core_stats cs;
     struct storage_stats ss;
+    struct peers_stats ps;
     uint32_t n = 0;
 
     core_get_stats(s->core, &cs);
     storage_get_stats(s->store, &ss);
+    peers_get_stats(s->o.peers, &ps);
 #define STAT_I(nm, v)                                                          \
     st[n++] = (struct wire_stat){.name = nm, .ival = (int64_t)(v)}
     st[n++] = (struct wire_stat){.name = "node_id", .sval = s->node_id};
@@ -531,6 +745,13 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     STAT_I("paused_inflight", s->paused_inflight);
     STAT_I("paused_buffer", s->paused_buffer);
     STAT_I("idle_closed", s->idle_closed);
+    STAT_I("replica_ops_refused", s->replica_ops_refused);
+    STAT_I("peer_auth_refused", s->peer_auth_refused);
+    STAT_I("peer_frames_skipped_in", s->peer_frames_skipped);
+    STAT_I("peer_links_dropped", ps.links_dropped);
+    STAT_I("peer_handshakes_failed", ps.handshakes_failed);
+    STAT_I("peer_frames_skipped_out", ps.frames_skipped);
+    STAT_I("peer_requests_too_large", ps.requests_too_large);
     STAT_I("gets", cs.gets);
     STAT_I("puts", cs.puts);
     STAT_I("dels", cs.dels);
@@ -550,6 +771,8 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     STAT_I("read_repair_failures", cs.read_repair_failures);
     STAT_I("clock_skew_rejected", cs.clock_skew_rejected);
     STAT_I("duplicate_forwards", cs.duplicate_forwards);
+    STAT_I("record_too_large", cs.record_too_large);
+    STAT_I("own_actor_refused", cs.own_actor_refused);
     STAT_I("storage_commits", ss.commits);
     STAT_I("storage_ops", ss.ops);
     STAT_I("storage_syncs", ss.syncs);
@@ -690,6 +913,9 @@ int server_start(struct server **out, uv_loop_t *loop, struct core *core,
     s->o = *o;
     snprintf(s->listen_addr, sizeof(s->listen_addr), "%s", o->listen);
     snprintf(s->node_id, sizeof(s->node_id), "%s", o->node_id);
+    snprintf(s->cluster, sizeof(s->cluster), "%s",
+             o->cluster ? o->cluster : "");
+    s->o.cluster = s->cluster;
     snprintf(s->epoch_hex, sizeof(s->epoch_hex), "%016" PRIx64, o->epoch);
     s->o.listen = s->listen_addr;
     s->o.node_id = s->node_id;

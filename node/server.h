@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "node/core.h"
+#include "node/peer.h"
 #include "node/storage.h"
 #include "node/wire.h"
 
@@ -46,6 +47,13 @@ struct server_opts {
     const char *node_id;        /* for stats and INFO */
     uint64_t epoch;             /* for stats and INFO */
     uint32_t partitions;        /* Q, for the ring op */
+    /* The peer handshake: only a connection that proved it holds the
+     * secret may send replica operations (rput, rget, fput, fdel). No
+     * secret (a single node): every handshake is refused. */
+    const char *cluster;   /* cluster name */
+    const uint8_t *secret; /* NULL = none */
+    size_t secret_len;
+    struct peers *peers; /* for stats; NULL for a single node */
 };
 
 struct server;

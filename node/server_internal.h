@@ -31,7 +31,9 @@ struct conn {
     bool closed;  /* uv_close called */
     bool reading; /* uv_read_start active */
     bool close_when_flushed;
-    bool writing; /* a uv_write is in flight */
+    bool writing;         /* a uv_write is in flight */
+    bool peer;            /* passed the peer handshake: replica ops allowed */
+    struct server_hs *hs; /* handshake in progress (server.c), or NULL */
     int refs;
     uint32_t inflight;
     uint64_t id; /* CLIENT ID: unique per node run, from 1 */
@@ -49,7 +51,8 @@ struct conn {
     struct resp_slot *head, *tail;
     uint32_t writes_inflight;
     uint64_t skip_args;  /* discarding an oversized command: args left */
-    uint64_t skip_bytes; /* ... and bytes left of the current argument */
+    uint64_t skip_bytes; /* ... and bytes left of the current argument;
+                          * native: bytes left of a skipped peer frame */
     uint64_t skipped;    /* ... and bytes discarded so far */
     bool in_multi;       /* after a (refused) MULTI, until EXEC / DISCARD */
     char name[SERVER_CLIENT_NAME_MAX + 1];
@@ -61,7 +64,8 @@ struct server {
     struct storage *store;
     struct server_opts o;
     char listen_addr[64];
-    char node_id[64];
+    char node_id[72];
+    char cluster[256];
     char epoch_hex[17];
     uv_tcp_t lnative, lresp;
     uv_check_t flush;
@@ -82,6 +86,9 @@ struct server {
     uint64_t replies_too_large; /* replies over conn_max_buffer refused */
     uint64_t paused_inflight, paused_buffer; /* reads paused, by cause */
     uint64_t idle_closed;                    /* closed by idle_timeout */
+    uint64_t replica_ops_refused; /* replica ops from non-peer connections */
+    uint64_t peer_auth_refused;   /* handshakes refused (name, secret) */
+    uint64_t peer_frames_skipped; /* peer request frames over max_frame */
     struct resp_arg argv[SERVER_RESP_ARGS];
 };
 
@@ -110,7 +117,7 @@ size_t server__reply_cap(const struct server *s);
 
 /* Stats as name/value pairs for INFO and the native stats op; st has room
  * for SERVER_NSTATS entries. Returns how many were filled. */
-#define SERVER_NSTATS 56
+#define SERVER_NSTATS 80
 uint32_t server__collect(struct server *s, struct wire_stat *st);
 
 /* RESP (server_resp.c): parses and runs what c->in holds. */

@@ -128,12 +128,10 @@ int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
 {
     uint32_t l = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
                  (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3];
+    *len = l;
     if (l == 0)
         return RK_EBAD_REQUEST;
-    if (l > max_frame)
-        return RK_ETOO_LARGE;
-    *len = l;
-    return 0;
+    return l > max_frame ? RK_ETOO_LARGE : 0;
 }
 
 /* ---- pre-validation ---------------------------------------------------- */
@@ -320,5 +318,63 @@ int wire_prevalidate(const uint8_t *p, size_t n, unsigned max_depth,
         *why = "trailing bytes after the value";
         return RK_EBAD_REQUEST;
     }
+    return 0;
+}
+
+int wire_peek_id(const uint8_t *p, size_t n, uint64_t *id)
+{
+    size_t i;
+    if (n < 1)
+        return RK_EBAD_REQUEST;
+    if ((p[0] & 0xf0) == 0x80)
+        i = 1; /* fixmap */
+    else if (p[0] == 0xde)
+        i = 3; /* map 16 */
+    else if (p[0] == 0xdf)
+        i = 5; /* map 32 */
+    else
+        return RK_EBAD_REQUEST;
+    if (n < i + 4 || p[i] != 0xa2 || p[i + 1] != 'i' || p[i + 2] != 'd')
+        return RK_EBAD_REQUEST;
+    i += 3;
+    unsigned w;
+    if (p[i] <= 0x7f) {
+        *id = p[i];
+        return 0;
+    }
+    switch (p[i]) {
+    case 0xcc:
+        w = 1;
+        break;
+    case 0xcd:
+        w = 2;
+        break;
+    case 0xce:
+        w = 4;
+        break;
+    case 0xcf:
+        w = 8;
+        break;
+    default:
+        return RK_EBAD_REQUEST;
+    }
+    if (n < i + 1 + w)
+        return RK_EBAD_REQUEST;
+    uint64_t v = 0;
+    for (unsigned k = 1; k <= w; k++)
+        v = v << 8 | p[i + k];
+    *id = v;
+    return 0;
+}
+
+int wire_skip_begin(const uint8_t *body, size_t avail, uint32_t len,
+                    size_t *take, uint64_t *rest, uint64_t *id)
+{
+    if (avail < WIRE_PEEK_LEN && avail < len)
+        return -EAGAIN;
+    if (wire_peek_id(body, avail, id) != 0)
+        *id = 0;
+    *take = avail < len ? avail : len;
+    *rest = len - *take;
     return 0;
 }

@@ -64,8 +64,9 @@ void wire_frame_end(struct wire_buf *b, size_t start);
 
 /* ---- framing and pre-validation --------------------------------------- */
 
-/* Reads the body length from a 4-byte header. Returns 0 with *len set;
- * RK_ETOO_LARGE when it exceeds max_frame; RK_EBAD_REQUEST when it is 0. */
+/* Reads the body length from a 4-byte header into *len. Returns 0;
+ * RK_ETOO_LARGE when it exceeds max_frame (*len says by how much, so the
+ * frame can be skipped); RK_EBAD_REQUEST when it is 0. */
 int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
                    uint32_t *len);
 
@@ -77,6 +78,23 @@ int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
  * static string naming the problem. */
 int wire_prevalidate(const uint8_t *p, size_t n, unsigned max_depth,
                      const char **why);
+
+/* Bytes of a frame body that wire_peek_id() needs at most. */
+#define WIRE_PEEK_LEN 17
+
+/* Reads the id of a message whose body starts at p (n bytes of it, maybe
+ * not all) without decoding the rest: ringkv's encoders write "id" as the
+ * first key. Returns 0 with *id set, or RK_EBAD_REQUEST when the first
+ * bytes are not a map whose first entry is "id": <uint>. */
+int wire_peek_id(const uint8_t *p, size_t n, uint64_t *id);
+
+/* Skipping a frame whose header announced len body bytes, over max_frame,
+ * with avail of them buffered at body: returns -EAGAIN until WIRE_PEEK_LEN
+ * bytes (or the whole frame) are buffered; then 0 with *take the bytes to
+ * consume now, *rest those to discard as they arrive, and *id the frame's
+ * id (wire_peek_id), or 0 when it cannot be read. */
+int wire_skip_begin(const uint8_t *body, size_t avail, uint32_t len,
+                    size_t *take, uint64_t *rest, uint64_t *id);
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -95,6 +113,9 @@ enum wire_op {
     /* cluster introspection */
     WIRE_OP_RING,    /* "ring": partitions -> preference lists */
     WIRE_OP_MEMBERS, /* "members": the member table */
+    /* the peer handshake (docs/protocol.md): node to node, first */
+    WIRE_OP_HELLO, /* "hello": cluster name, node id, nonce */
+    WIRE_OP_AUTH,  /* "auth": the dialer's proof */
     WIRE_OP_MAX
 };
 
@@ -111,6 +132,19 @@ struct wire_limits {
 #define WIRE_DEFAULT_MAX_FRAME (8u << 20)
 #define WIRE_DEFAULT_MAX_KEY   500u
 #define WIRE_DEFAULT_MAX_VALUE (4u << 20)
+
+/* The peer handshake's fields (hello and auth requests, the hello
+ * response); each NULL when absent. Strings are not NUL-terminated. */
+struct wire_hello {
+    const uint8_t *cluster; /* str: the cluster name */
+    uint32_t cluster_len;
+    const uint8_t *node; /* str: the sender's node id */
+    uint32_t node_len;
+    const uint8_t *nonce; /* bin: the sender's nonce */
+    uint32_t nonce_len;
+    const uint8_t *mac; /* bin: the sender's proof */
+    uint32_t mac_len;
+};
 
 struct wire_req {
     uint64_t id;
@@ -132,6 +166,7 @@ struct wire_req {
      * The coordinating replica applies each (from, inc, seq) at most once. */
     uint32_t from;
     uint64_t inc, seq;
+    struct wire_hello hello; /* hello, auth */
 };
 
 #define WIRE_F_OVERWRITE 0x1u /* supersede every stored version (RESP) */
@@ -206,6 +241,8 @@ struct wire_resp {
     uint32_t acks;
     /* put, del, fput, fdel: the key had a live value before the write */
     bool existed;
+    /* hello: the acceptor's node id, nonce and proof */
+    struct wire_hello hello;
 };
 
 /* Appends one framed response. Returns 0 or -ENOMEM. */

@@ -30,12 +30,13 @@
 #include "node/wire.h"
 
 static const char *const wire_op_names[WIRE_OP_MAX] = {
-    [WIRE_OP_NONE] = "?",    [WIRE_OP_GET] = "get",
-    [WIRE_OP_PUT] = "put",   [WIRE_OP_DEL] = "del",
-    [WIRE_OP_PING] = "ping", [WIRE_OP_STATS] = "stats",
-    [WIRE_OP_RPUT] = "rput", [WIRE_OP_RGET] = "rget",
-    [WIRE_OP_FPUT] = "fput", [WIRE_OP_FDEL] = "fdel",
-    [WIRE_OP_RING] = "ring", [WIRE_OP_MEMBERS] = "members",
+    [WIRE_OP_NONE] = "?",      [WIRE_OP_GET] = "get",
+    [WIRE_OP_PUT] = "put",     [WIRE_OP_DEL] = "del",
+    [WIRE_OP_PING] = "ping",   [WIRE_OP_STATS] = "stats",
+    [WIRE_OP_RPUT] = "rput",   [WIRE_OP_RGET] = "rget",
+    [WIRE_OP_FPUT] = "fput",   [WIRE_OP_FDEL] = "fdel",
+    [WIRE_OP_RING] = "ring",   [WIRE_OP_MEMBERS] = "members",
+    [WIRE_OP_HELLO] = "hello", [WIRE_OP_AUTH] = "auth",
 };
 
 const char *wire_op_name(enum wire_op op)
@@ -184,8 +185,79 @@ enum {
     WIRE_RQ_FROM,
     WIRE_RQ_INC,
     WIRE_RQ_SEQ,
+    WIRE_RQ_CLUSTER, /* the four handshake fields, in wire__decode_hello's */
+    WIRE_RQ_NODE,    /* order */
+    WIRE_RQ_NONCE,
+    WIRE_RQ_MAC,
     WIRE_RQ_N
 };
+
+/* The handshake fields f[0..4) (cluster, node, nonce, mac) into h. The
+ * strings must be str, nonce and mac bin, each at most 255 bytes. */
+static int wire__decode_hello(const struct wire_field *f, struct wire_hello *h,
+                              const char **why)
+{
+    const msgpack_object *o;
+    for (int i = 0; i < 4; i++) {
+        if ((o = f[i].val) == NULL)
+            continue;
+        bool str = i < 2;
+        if (o->type != (str ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN) ||
+            (str ? o->via.str.size : o->via.bin.size) > 255) {
+            *why = "cluster and node must be str, nonce and mac bin, each at "
+                   "most 255 bytes";
+            return RK_EBAD_REQUEST;
+        }
+    }
+    if ((o = f[0].val) != NULL) {
+        h->cluster = (const uint8_t *)o->via.str.ptr;
+        h->cluster_len = o->via.str.size;
+    }
+    if ((o = f[1].val) != NULL) {
+        h->node = (const uint8_t *)o->via.str.ptr;
+        h->node_len = o->via.str.size;
+    }
+    if ((o = f[2].val) != NULL) {
+        h->nonce = (const uint8_t *)o->via.bin.ptr;
+        h->nonce_len = o->via.bin.size;
+    }
+    if ((o = f[3].val) != NULL) {
+        h->mac = (const uint8_t *)o->via.bin.ptr;
+        h->mac_len = o->via.bin.size;
+    }
+    return 0;
+}
+
+static int wire__pack_key(msgpack_packer *pk, const char *k);
+
+static size_t wire__hello_count(const struct wire_hello *h)
+{
+    return (size_t)(h->cluster != NULL) + (h->node != NULL) +
+           (h->nonce != NULL) + (h->mac != NULL);
+}
+
+/* Packs the handshake fields that are present. */
+static int wire__pack_hello(msgpack_packer *pk, const struct wire_hello *h)
+{
+    int rc = 0;
+    if (h->cluster != NULL) {
+        rc |= wire__pack_key(pk, "cluster");
+        rc |= msgpack_pack_str_with_body(pk, h->cluster, h->cluster_len);
+    }
+    if (h->node != NULL) {
+        rc |= wire__pack_key(pk, "node");
+        rc |= msgpack_pack_str_with_body(pk, h->node, h->node_len);
+    }
+    if (h->nonce != NULL) {
+        rc |= wire__pack_key(pk, "nonce");
+        rc |= msgpack_pack_bin_with_body(pk, h->nonce, h->nonce_len);
+    }
+    if (h->mac != NULL) {
+        rc |= wire__pack_key(pk, "mac");
+        rc |= msgpack_pack_bin_with_body(pk, h->mac, h->mac_len);
+    }
+    return rc;
+}
 
 static int wire__quorum(const msgpack_object *o, uint8_t *q, const char **why)
 {
@@ -206,13 +278,24 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     static const struct wire_limits defaults = {
         WIRE_DEFAULT_MAX_FRAME, WIRE_DEFAULT_MAX_KEY, WIRE_DEFAULT_MAX_VALUE};
     struct wire_field f[WIRE_RQ_N] = {
-        [WIRE_RQ_ID] = {"id", NULL},       [WIRE_RQ_OP] = {"op", NULL},
-        [WIRE_RQ_KEY] = {"key", NULL},     [WIRE_RQ_VALUE] = {"value", NULL},
-        [WIRE_RQ_CTX] = {"ctx", NULL},     [WIRE_RQ_R] = {"r", NULL},
-        [WIRE_RQ_W] = {"w", NULL},         [WIRE_RQ_REC] = {"rec", NULL},
-        [WIRE_RQ_TS] = {"ts", NULL},       [WIRE_RQ_FLAGS] = {"flags", NULL},
-        [WIRE_RQ_LOCAL] = {"local", NULL}, [WIRE_RQ_FROM] = {"from", NULL},
-        [WIRE_RQ_INC] = {"inc", NULL},     [WIRE_RQ_SEQ] = {"seq", NULL},
+        [WIRE_RQ_ID] = {"id", NULL},
+        [WIRE_RQ_OP] = {"op", NULL},
+        [WIRE_RQ_KEY] = {"key", NULL},
+        [WIRE_RQ_VALUE] = {"value", NULL},
+        [WIRE_RQ_CTX] = {"ctx", NULL},
+        [WIRE_RQ_R] = {"r", NULL},
+        [WIRE_RQ_W] = {"w", NULL},
+        [WIRE_RQ_REC] = {"rec", NULL},
+        [WIRE_RQ_TS] = {"ts", NULL},
+        [WIRE_RQ_FLAGS] = {"flags", NULL},
+        [WIRE_RQ_LOCAL] = {"local", NULL},
+        [WIRE_RQ_FROM] = {"from", NULL},
+        [WIRE_RQ_INC] = {"inc", NULL},
+        [WIRE_RQ_SEQ] = {"seq", NULL},
+        [WIRE_RQ_CLUSTER] = {"cluster", NULL},
+        [WIRE_RQ_NODE] = {"node", NULL},
+        [WIRE_RQ_NONCE] = {"nonce", NULL},
+        [WIRE_RQ_MAC] = {"mac", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -335,6 +418,9 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     }
     if (out->op == WIRE_OP_GET && local != NULL)
         out->local = local->via.boolean;
+    if ((out->op == WIRE_OP_HELLO || out->op == WIRE_OP_AUTH) &&
+        (rc = wire__decode_hello(&f[WIRE_RQ_CLUSTER], &out->hello, why)) != 0)
+        return rc;
 
     if (wire__op_has_key(out->op)) {
         if (key == NULL) {
@@ -388,7 +474,7 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
     bool has_seq = wire__op_is_fwd(req->op) && req->seq != 0;
     size_t nf = 2 + has_key + has_value + has_ctx + (req->r != 0) +
                 (req->w != 0) + 2 * has_rec + has_flags + has_local +
-                3 * has_seq;
+                3 * has_seq + wire__hello_count(&req->hello);
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -441,6 +527,7 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
         rc |= wire__pack_key(&pk, "seq");
         rc |= msgpack_pack_uint64(&pk, req->seq);
     }
+    rc |= wire__pack_hello(&pk, &req->hello);
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;
@@ -467,6 +554,10 @@ enum {
     WIRE_RS_PREF,
     WIRE_RS_ACKS,
     WIRE_RS_EXISTED,
+    WIRE_RS_CLUSTER, /* the handshake fields, in wire__decode_hello's order */
+    WIRE_RS_NODE,
+    WIRE_RS_NONCE,
+    WIRE_RS_MAC,
     WIRE_RS_N
 };
 
@@ -486,7 +577,8 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
     bool has_acks = resp->acks != 0;
     bool has_existed = !is_err && resp->existed;
     size_t nf = 2 + (is_err ? 3 : 0) + has_values + has_ctx + has_stats +
-                has_rec + has_members + 3 * has_ring + has_acks + has_existed;
+                has_rec + has_members + 3 * has_ring + has_acks + has_existed +
+                wire__hello_count(&resp->hello);
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -567,6 +659,7 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
                 rc |= msgpack_pack_int64(&pk, st->ival);
         }
     }
+    rc |= wire__pack_hello(&pk, &resp->hello);
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;
@@ -809,6 +902,10 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         [WIRE_RS_PREF] = {"pref", NULL},
         [WIRE_RS_ACKS] = {"acks", NULL},
         [WIRE_RS_EXISTED] = {"existed", NULL},
+        [WIRE_RS_CLUSTER] = {"cluster", NULL},
+        [WIRE_RS_NODE] = {"node", NULL},
+        [WIRE_RS_NONCE] = {"nonce", NULL},
+        [WIRE_RS_MAC] = {"mac", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -880,6 +977,8 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         out->ctx_len = ctx->via.bin.size;
     }
     rc = wire__decode_cluster(f, zone, out, why);
+    if (rc == 0)
+        rc = wire__decode_hello(&f[WIRE_RS_CLUSTER], &out->hello, why);
     if (rc != 0)
         return rc;
     *why = NULL;

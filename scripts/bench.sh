@@ -88,8 +88,10 @@ for pol in $policies; do
         peers+="${peers:+,}n$i@127.0.0.1:$((7900 + i))"
     done
     kpids=()
+    [ -s "$tmp/secret" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$tmp/secret")
     for i in $(seq 1 "$nodes"); do
         "$root/build/bin/ringkv" --node-id "n$i" --peers "$peers" \
+            --cluster-secret-file "$tmp/secret" \
             --data-dir "$tmp/ringkv-$pol-$i" --port $((7900 + i)) \
             --resp-port $((7950 + i)) --fsync "$pol" \
             --log-file "$tmp/ringkv-$pol-$i.log" "${node_opts[@]}" &

@@ -142,6 +142,7 @@ write_args() {
         --port $((base + i)) \
         --resp-port $((base + 100 + i)) \
         --peers "$peers" \
+        --cluster-secret-file "$dir/secret" \
         "${node_opts[@]}" >"$dir/node$i/args"
 }
 
@@ -298,6 +299,8 @@ start)
     for i in $(seq 1 "$nodes"); do
         peers+="${peers:+,}node$i@127.0.0.1:$((base + i))"
     done
+    # The cluster secret peers prove they hold: made once, mode 0600.
+    [ -s "$dir/secret" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/secret")
     for i in $(seq 1 "$nodes"); do
         d=$dir/node$i
         mkdir -p "$d"

@@ -15,6 +15,7 @@ pkgs=(
     libmsgpack-dev                     # msgpack-c: wire codec
     libxxhash-dev                      # key -> partition hash
     liblmdb-dev                        # storage engine
+    libsodium-dev                      # peer handshake: HMAC-SHA256, constant-time compare
     libcriterion-dev                   # unit + integration tests
     redis-tools                        # redis-cli / redis-benchmark: RESP tests
     python3-redis                      # redis-py: the client matrix test

@@ -64,6 +64,15 @@ static void fuzz_req_again(const struct wire_req *a,
     FUZZ_CHECK(fuzz_bytes_eq(r.ctx, r.ctx_len, a->ctx, a->ctx_len));
     FUZZ_CHECK((r.ctx == NULL) == (a->ctx == NULL));
     FUZZ_CHECK(r.r == a->r && r.w == a->w);
+    const struct wire_hello *h = &r.hello, *g = &a->hello;
+    FUZZ_CHECK(
+        fuzz_bytes_eq(h->cluster, h->cluster_len, g->cluster, g->cluster_len));
+    FUZZ_CHECK(fuzz_bytes_eq(h->node, h->node_len, g->node, g->node_len));
+    FUZZ_CHECK(fuzz_bytes_eq(h->nonce, h->nonce_len, g->nonce, g->nonce_len));
+    FUZZ_CHECK(fuzz_bytes_eq(h->mac, h->mac_len, g->mac, g->mac_len));
+    /* Our encoder writes the id first: a skipped frame is answerable. */
+    uint64_t id = 0;
+    FUZZ_CHECK(wire_peek_id(body, n, &id) == 0 && id == a->id);
     msgpack_zone_destroy(&zone);
     wire_buf_free(&b);
 }

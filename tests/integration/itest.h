@@ -33,7 +33,9 @@
 #include "client/client.h"
 
 #define ITEST_MAX_NODES 8
-#define ITEST_MAX_ARGS  32
+/* The cluster secret itest_cluster() gives every node. */
+#define ITEST_SECRET   "itest-cluster-secret-0123456789"
+#define ITEST_MAX_ARGS 32
 
 struct itest_node {
     pid_t pid;
@@ -317,6 +319,8 @@ static inline struct itest_node *itest_cluster(int k, const char *first, ...)
         n->extra[n->nextra++] = n->id;
         n->extra[n->nextra++] = "--peers";
         n->extra[n->nextra++] = n->peers;
+        n->extra[n->nextra++] = "--cluster-secret";
+        n->extra[n->nextra++] = ITEST_SECRET;
         va_start(ap, first);
         for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
             cr_assert(n->nextra < ITEST_MAX_ARGS);
@@ -330,6 +334,23 @@ static inline struct itest_node *itest_cluster(int k, const char *first, ...)
     for (int i = 0; i < k; i++)
         itest_wait_members(&itest_nodes[i], k);
     return &itest_nodes[0];
+}
+
+/* The integer stat `name` of node n (fails the test when it has none). */
+static inline int64_t itest_stat(const struct itest_node *n, const char *name)
+{
+    struct rkc *c;
+    struct rkc_result r = {0};
+    int64_t v = -1;
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 5000), 0);
+    cr_assert_eq(rkc_stats(c, &r), 0);
+    for (uint32_t i = 0; i < r.nstats; i++)
+        if (strcmp(r.stats[i].name, name) == 0 && r.stats[i].sval == NULL)
+            v = r.stats[i].ival;
+    rkc_result_free(&r);
+    rkc_close(c);
+    cr_assert_neq(v, -1, "no stat %s", name);
+    return v;
 }
 
 /* .fini of every integration test: kill nodes, remove their dirs. */

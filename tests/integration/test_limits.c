@@ -54,22 +54,6 @@ static long rss_kib(pid_t pid)
     return kib;
 }
 
-static int64_t stat_of(const struct itest_node *n, const char *name)
-{
-    struct rkc *c;
-    struct rkc_result r = {0};
-    int64_t v = -1;
-    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 5000), 0);
-    cr_assert_eq(rkc_stats(c, &r), 0);
-    for (uint32_t i = 0; i < r.nstats; i++)
-        if (strcmp(r.stats[i].name, name) == 0)
-            v = r.stats[i].ival;
-    rkc_result_free(&r);
-    rkc_close(c);
-    cr_assert_neq(v, -1, "no stat %s", name);
-    return v;
-}
-
 /* Writes what it can of buf without blocking until all is written or
  * nothing moved for quiet_ms. Returns the bytes written. */
 static size_t write_until_stuck(int fd, const char *buf, size_t len,
@@ -122,11 +106,11 @@ Test(limits, replies_queued_behind_a_waiting_write_are_bounded)
     cr_log_info("RSS before %ld KiB, with %zu MiB of ECHO pushed behind a "
                 "waiting SET: %ld KiB (+%ld KiB); paused_buffer %" PRId64,
                 before, sent >> 20, during, during - before,
-                stat_of(n, "paused_buffer"));
+                itest_stat(n, "paused_buffer"));
     cr_assert_lt(sent, one * count, "the node kept reading everything");
     cr_assert_lt(during - before, 64 * 1024,
                  "RSS grew by %ld KiB with replies queued", during - before);
-    cr_assert_gt(stat_of(n, "paused_buffer"), 0);
+    cr_assert_gt(itest_stat(n, "paused_buffer"), 0);
 
     /* Resume the replica: the SET answers, then every ECHO, in order. */
     itest_signal_nowait(&itest_nodes[2], SIGCONT);
@@ -216,7 +200,8 @@ Test(limits, floods_of_malformed_frames_leave_memory_bounded)
     }
     rkc_close(c);
     long after = rss_kib(n->pid);
-    int64_t bad = stat_of(n, "bad_frames"), resp = stat_of(n, "resp_errors");
+    int64_t bad = itest_stat(n, "bad_frames"),
+            resp = itest_stat(n, "resp_errors");
     cr_log_info("flood: %d conns x %d frames, bad_frames %" PRId64
                 ", resp_errors %" PRId64 "; RSS %ld -> %ld KiB (+%ld); legit "
                 "puts+gets served %d/%d",
@@ -238,7 +223,7 @@ Test(limits, five_thousand_idle_connections_are_accepted)
     static int fds[CONNS];
     for (int i = 0; i < CONNS; i++)
         fds[i] = itest_raw_connect(n->resp_port);
-    int64_t open = stat_of(n, "connections");
+    int64_t open = itest_stat(n, "connections");
     cr_assert_geq(open, CONNS, "connections %" PRId64, open);
     /* The last and the first are answered. */
     char buf[16];
@@ -284,7 +269,7 @@ Test(limits, a_slowloris_is_closed_after_idle_timeout)
     }
     cr_assert(closed[0], "RESP slowloris still open after 30 s");
     cr_assert(closed[1], "native slowloris still open after 30 s");
-    cr_assert_geq(stat_of(n, "idle_closed"), 2);
+    cr_assert_geq(itest_stat(n, "idle_closed"), 2);
     close(fds[0]);
     close(fds[1]);
 }

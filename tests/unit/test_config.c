@@ -760,6 +760,44 @@ Test(config, validate_checks_what_single_values_cannot)
     expect_invalid("listen", "", "listen must not be empty");
 }
 
+Test(config, peers_need_a_cluster_secret_and_max_record_fits_a_frame)
+{
+    expect_invalid("peers", "node1@127.0.0.1:7001,node2@h:2",
+                   "peers are configured but no cluster secret: make one "
+                   "with `head -c 32 /dev/urandom | base64 > secret && "
+                   "chmod 600 secret` and set cluster_secret_file = secret "
+                   "on every node");
+    expect_invalid("cluster_secret", "short",
+                   "cluster_secret must be at least 16 bytes; make one with: "
+                   "head -c 32 /dev/urandom | base64");
+    expect_invalid2("cluster_secret", "0123456789abcdef", "cluster_secret_file",
+                    "/x",
+                    "set cluster_secret or cluster_secret_file, not both");
+    expect_invalid("cluster_name", "",
+                   "cluster_name must be 1..255 bytes long");
+    expect_invalid("max_record", "8MiB",
+                   "max_record (8388608) must leave 640 bytes of max_frame "
+                   "(8388608) for the frame envelope: at most 8387968");
+
+    /* Setting only max_frame and max_value stays valid: max_record
+     * follows max_frame. A secret makes peers valid. */
+    struct config c;
+    char err[256] = "";
+    cr_assert_eq(config_defaults(&c), 0);
+    cr_assert_eq(config_set(&c, "max_frame", "64KiB", err, sizeof(err)), 0);
+    cr_assert_eq(config_set(&c, "max_value", "40KiB", err, sizeof(err)), 0);
+    cr_assert_eq(config_set(&c, "peers", "node1@127.0.0.1:7001,node2@h:2", err,
+                            sizeof(err)),
+                 0);
+    cr_assert_eq(config_set(&c, "cluster_secret_file", "/s", err, sizeof(err)),
+                 0);
+    cr_expect_eq(config_validate(&c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(config_max_record(&c), 64 * 1024 - 640);
+    cr_assert_eq(config_set(&c, "max_record", "1000", err, sizeof(err)), 0);
+    cr_expect_eq(config_max_record(&c), 1000);
+    config_free(&c);
+}
+
 Test(config, validate_accepts_edge_values)
 {
     struct config c;
