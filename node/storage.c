@@ -5,11 +5,12 @@
  *   loop thread                            worker thread
  *   storage_submit(op) --staged-->
  *   check handle (once per iteration):
- *     fsync always:   --pending-->         take the whole queue; one write
- *                     (mutex+cond)         txn: get, apply, put/del; commit
+ *     fsync always:   --pending-->         take the whole queue; write
+ *                     (mutex+cond)         txns of <= 4096 ops / 64 MiB:
+ *                                          get, apply, put/del; commit
  *                                          (synced by LMDB)
  *     async_cb: done(op) <--completed--    uv_async_send
- *     interval/never: one write txn on the loop thread (no fsync: the
+ *     interval/never: the same txns on the loop thread (no fsync: the
  *                     commit only writes to the page cache or, for never,
  *                     the mapping), done(op) at once; the worker only
  *                     syncs (interval: every fsync_interval; both: at close)
@@ -21,7 +22,15 @@
  * protects LMDB's per-process fcntl locks from a second environment on the
  * same files in this process. Named databases: "data" (u16 big-endian
  * partition | user key -> opaque record) and "meta" ("format" u32 = 1,
- * "node_id" bytes, "partitions" u32, "epoch" u64; integers big-endian).
+ * "node_id" bytes, "partitions" u32, "epoch" u64, "running" u8 while a
+ * process has the store open; integers big-endian).
+ *
+ * Clean-shutdown marker. Open writes "running" = the fsync policy and syncs
+ * it before any op; a clean close deletes it after the final sync. Found at
+ * open, it means the last run stopped without closing; if that run was not
+ * fsync always, its acknowledged commits may be lost (LMDB rolls back to the
+ * last synced one), so the store takes a new epoch (storage_mark_running_,
+ * docs/design.md "Safe actors").
  *
  * Existing versus new. A store is new iff DIR/data.mdb does not exist; the
  * first write transaction then creates both databases and writes meta, and
@@ -42,10 +51,22 @@
  * node's CPU), and the file is sized to map_size up front (sparse). The
  * price, acceptable only where nothing is promised: a full disk raises
  * SIGBUS on a write into a hole instead of failing the commit. "interval"
- * keeps pwrite, so a full disk is a failed commit (RK_ESTORAGE). The worker
- * syncs when
- * dirty and fsync_interval_ms has passed (it waits on the condvar with that
- * timeout), and before it exits at close (both policies).
+ * keeps pwrite, so a full disk is a failed commit (fatal, below). The worker
+ * syncs when dirty and fsync_interval_ms has passed (it waits on the condvar
+ * with that timeout), and before it exits at close (both policies).
+ *
+ * Faults. MDB_MAP_FULL: the txn is aborted, the map doubles (up to
+ * max_db_size; with fsync always the worker takes rlock so no loop-thread
+ * read is on the map while it is replaced) and the same ops are retried; at
+ * max_db_size, the ops before the one that hit it commit and that op fails
+ * alone (RK_ESTORAGE, definite). MDB_TXN_FULL likewise splits. A failed
+ * commit (write or fsync), a failed interval sync, or an LMDB panic is
+ * fatal: the commit's ops get RK_ESTORAGE marked indefinite (LMDB may have
+ * written the meta page), every later op is refused, the marker is left
+ * set, and on_fatal tells the owner, which stops the node: after a failed
+ * fsync the kernel may have dropped dirty pages, so carrying on could turn
+ * into silent loss. Failures are logged with mdb_strerror, at most once
+ * per 10 s (the rest are counted in the next line).
  *
  * Reads. One read-only transaction (MDB_NOTLS, so it is not tied to a
  * thread's reader slot) is renewed for each storage_get/storage_scan and
@@ -58,10 +79,13 @@
  *    the loop thread's. Only one thread ever writes: the worker (always) or
  *    the loop (interval, never).
  *  - Ops are applied in submission order: staging is FIFO and each batch is
- *    applied whole, in order.
- *  - A batch either commits entirely or not at all: any LMDB error inside the
- *    write txn aborts it and every op gets RK_ESTORAGE with no result. An
- *    apply error only fails its own op.
+ *    applied in order, in consecutive transactions.
+ *  - A transaction commits entirely or not at all; its ops are retried (the
+ *    apply runs again) after the map grew or the range was split. An LMDB
+ *    error fails the ops it touched with no result; an apply error only
+ *    fails its own op.
+ *  - qops/qbytes count ops from storage_submit to their done call (loop
+ *    thread); submit refuses beyond max_queue/max_queue_bytes.
  *  - Every op accepted by storage_submit gets exactly one done call: from the
  *    check handle (inline commits), the async callback, or synchronously
  *    inside storage_close. After close,

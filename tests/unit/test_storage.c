@@ -1181,3 +1181,81 @@ Test(storage, the_last_runs_policy_decides_not_the_next_ones, .init = setup,
     cr_assert_eq(info.epoch, 5);
     close_ok(s);
 }
+
+/* ---- bounds ----------------------------------------------------------------
+ */
+
+/* Finding 6 (storage part): the queue is bounded in ops and in the bytes
+ * the callers hold; a submit over either is refused and counted. */
+Test(storage, a_full_queue_refuses_submits_and_counts_them, .init = setup,
+     .fini = teardown)
+{
+    struct storage_opts o = opts(STORAGE_FSYNC_NEVER);
+    struct storage_stats st;
+    struct storage *s;
+    struct top t[4];
+
+    o.max_queue = 2;
+    o.max_queue_bytes = 1000;
+    s = open_ok(&o, NULL);
+    submit(s, &t[0], 0, "a", apply_put, "A");
+    submit(s, &t[1], 0, "b", apply_put, "B");
+    memset(&t[2], 0, sizeof(t[2]));
+    t[2].op = t[0].op;
+    t[2].op.arg = &t[2];
+    cr_assert_eq(storage_submit(s, &t[2].op), RK_EOVERLOADED, "third op");
+    storage_get_stats(s, &st);
+    cr_assert_eq(st.queued, 2);
+    cr_assert_eq(st.queue_refused, 1);
+    run_until(2);
+
+    /* Bytes: one op holding more than the budget is refused. */
+    memset(&t[3], 0, sizeof(t[3]));
+    t[3].op = t[0].op;
+    t[3].op.arg = &t[3];
+    t[3].op.size = 1001;
+    cr_assert_eq(storage_submit(s, &t[3].op), RK_EOVERLOADED, "too many bytes");
+    t[3].op.size = 1000;
+    cr_assert_eq(storage_submit(s, &t[3].op), 0, "within the budget");
+    run_until(3);
+    storage_get_stats(s, &st);
+    cr_assert_eq(st.queued, 0);
+    cr_assert_eq(st.queued_bytes, 0);
+    cr_assert_eq(st.queue_refused, 2);
+    close_ok(s);
+}
+
+/* Finding 5: a long queue is committed in bounded transactions, never as
+ * one (MDB_TXN_FULL risk), and every op is still applied in order. */
+Test(storage, a_long_queue_is_committed_in_bounded_transactions, .init = setup,
+     .fini = teardown)
+{
+    enum { N = 9000 };
+    struct storage_opts o = opts(STORAGE_FSYNC_ALWAYS);
+    struct storage_stats st;
+    struct storage *s;
+    struct top *t = calloc(N, sizeof(*t));
+    struct gate g;
+    char key[32];
+
+    cr_assert_not_null(t);
+    s = open_ok(&o, NULL);
+    gate_close(s, &g, "gate");
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "k%d", i % 100);
+        submit(s, &t[i], 0, key, apply_incr, NULL);
+    }
+    uv_run(&g_loop, UV_RUN_NOWAIT); /* all N reach the worker's queue */
+    gate_open(&g);
+    run_until(N + 1);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(t[i].status, 0);
+    cr_assert_str_eq(get(s, 0, "k7").data, "90", "every increment applied");
+    storage_get_stats(s, &st);
+    cr_assert_leq(st.max_batch, 4096, "max_batch %llu",
+                  (unsigned long long)st.max_batch);
+    cr_assert_geq(st.commits, 1 + (N + 4095) / 4096);
+    gate_destroy(&g);
+    free(t);
+    close_ok(s);
+}
