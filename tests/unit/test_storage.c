@@ -1182,8 +1182,7 @@ Test(storage, the_last_runs_policy_decides_not_the_next_ones, .init = setup,
     close_ok(s);
 }
 
-/* ---- bounds ----------------------------------------------------------------
- */
+/* ---- bounds ------------------------------------------------------------ */
 
 /* Finding 6 (storage part): the queue is bounded in ops and in the bytes
  * the callers hold; a submit over either is refused and counted. */
