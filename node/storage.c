@@ -148,8 +148,9 @@ struct storage {
     uint64_t max_db_size; /* the most it may grow to */
     uint64_t log_last;    /* when a failed commit was last logged */
     uint64_t log_skipped; /* failures not logged since */
-    /* held by the loop thread while it reads with fsync always, so the
-     * worker can replace the map (storage_grow_) when no read is on it */
+    /* keeps the map still while it is used by the thread that does not
+     * write: the loop's reads (fsync always) or the worker's syncs
+     * (interval, never); the writer takes it to grow the map */
     uv_mutex_t rlock;
 
     /* worker thread */
@@ -804,8 +805,9 @@ static void storage_set_fatal_(struct storage *s, const char *what, int rc)
 }
 
 /* Writer thread, no write transaction open: doubles the map, up to
- * max_db_size. Returns 0 when it grew. With fsync always the loop thread
- * may be reading: rlock keeps it out while the map is replaced. */
+ * max_db_size. Returns 0 when it grew. rlock keeps the other thread off
+ * the map while it is replaced: the loop's reads with fsync always, the
+ * worker's syncs (mdb_env_sync reads the meta page in the map) otherwise. */
 static int storage_grow_(struct storage *s)
 {
     uint64_t want = s->map_size * 2;
@@ -815,13 +817,11 @@ static int storage_grow_(struct storage *s)
         return -1;
     if (want > s->max_db_size || want < s->map_size)
         want = s->max_db_size;
-    if (s->fsync == STORAGE_FSYNC_ALWAYS)
-        uv_mutex_lock(&s->rlock);
-    else if (s->rdepth > 0)
-        return -1; /* a read of this thread holds the map */
+    if (s->fsync != STORAGE_FSYNC_ALWAYS && s->rdepth > 0)
+        return -1; /* a read of this (the loop) thread is on the map */
+    uv_mutex_lock(&s->rlock);
     rc = mdb_env_set_mapsize(s->env, (size_t)want);
-    if (s->fsync == STORAGE_FSYNC_ALWAYS)
-        uv_mutex_unlock(&s->rlock);
+    uv_mutex_unlock(&s->rlock);
     if (rc != 0) {
         LOG_ERROR("storage: cannot grow the map to %llu bytes: %s",
                   (unsigned long long)want, mdb_strerror(rc));
@@ -889,11 +889,6 @@ static int storage_txn_(struct storage *s, struct storage_op *from,
     *end = from;
     *applied = 0;
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc == MDB_MAP_RESIZED) { /* grown by another process: adopt it */
-        rc = mdb_env_set_mapsize(s->env, 0);
-        if (rc == 0)
-            rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    }
     if (rc != 0)
         return rc;
     for (op = from; op != limit && op != NULL; op = op->next_) {
@@ -1005,6 +1000,9 @@ static uint64_t storage_count_(struct storage_op *from, struct storage_op *to)
 static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
 {
     struct storage_op *from = batch, *limit = NULL, *end, *hit;
+    /* After a MAP_FULL/TXN_FULL that growing did not cure: the ops before
+     * the one that hit it (PREFIX), then that op in a txn of its own. */
+    enum { WHOLE, PREFIX, ALONE } stage = WHOLE;
     int applied, rc;
 
     while (from != NULL) {
@@ -1023,10 +1021,13 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
             storage_account_(s, applied, storage_count_(from, end));
             uv_mutex_unlock(&s->mu);
             from = end;
-            if (end != limit)
-                limit = NULL; /* split by the bounds, not by a retry */
-            else if (limit != NULL)
-                limit = limit->next_; /* the op that hit the limit, alone */
+            if (stage == PREFIX && end == limit && end != NULL) {
+                stage = ALONE;
+                limit = end->next_;
+            } else {
+                stage = WHOLE;
+                limit = NULL;
+            }
             continue;
         }
         if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
@@ -1046,11 +1047,13 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
                 uv_mutex_unlock(&s->mu);
                 storage_log_failure_(s, "a write does not fit", rc);
                 from = from->next_;
+                stage = WHOLE;
                 limit = NULL;
             } else {
                 /* Commit what fit before it (or half the range when the
                  * commit itself ran out), then try the rest. */
                 limit = hit != NULL ? hit : storage_half_(from, end);
+                stage = PREFIX;
             }
             continue;
         }
@@ -1083,6 +1086,7 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
         else
             storage_log_failure_(s, "write transaction failed", rc);
         from = end;
+        stage = WHOLE;
         limit = NULL;
     }
 }
@@ -1100,7 +1104,9 @@ static void storage_sync_(struct storage *s)
     uv_mutex_lock(&s->mu);
     uint64_t gen = s->commit_gen;
     uv_mutex_unlock(&s->mu);
+    uv_mutex_lock(&s->rlock); /* the loop may be growing the map */
     int rc = mdb_env_sync(s->env, 1);
+    uv_mutex_unlock(&s->rlock);
 
     s->last_sync = uv_hrtime();
     uv_mutex_lock(&s->mu);
