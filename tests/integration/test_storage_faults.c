@@ -123,61 +123,64 @@ static void epoch_of(struct itest_node *n, char *out, size_t cap)
     rkc_close(c);
 }
 
-Test(storage_faults, failed_fsync_under_fsync_always_is_indefinite_and_stops)
+/* Writes "before", switches the fault on, writes "during" and expects the
+ * node to stop with status 1 and log_line in its log. With indefinite, the
+ * "during" write must fail as indefinite (its commit failed); otherwise it
+ * may be acknowledged (the fault hits the later sync). Then restarts the
+ * node without the fault and checks "before" is there. */
+static void fault_stops_node(struct itest_node *n, bool indefinite,
+                             const char *log_line)
 {
-    struct itest_node *n = start_faulty("RINGKV_FAULT_FILE", "always");
     struct rkc *c;
     struct rkc_result r = {0};
-    char e1[64], e2[64];
 
-    epoch_of(n, e1, sizeof(e1));
     cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
     put_ok(c, "before");
     fault_on();
     int rc = rkc_put(c, "during", 6, "v", 1, NULL, 0, &r);
-    cr_assert(rc != 0 || r.err != 0, "a write whose fsync failed is no ok");
-    cr_assert_not(r.definite,
-                  "its data may be on disk: indefinite, never definite (%s)",
-                  r.message);
+    if (indefinite) {
+        cr_assert(rc != 0 || r.err != 0,
+                  "a write whose commit failed is not ok");
+        cr_assert_not(r.definite,
+                      "its data may be on disk: indefinite, never definite "
+                      "(%s)",
+                      r.message);
+    }
     rkc_result_free(&r);
     rkc_close(c);
     int st = wait_exit(n);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1,
               "the node exits with status 1 (status %d)", st);
-    cr_assert(log_has(n, "stopping the node"), "a clear log line (%s)", n->log);
+    cr_assert(log_has(n, log_line), "'%s' is logged (%s)", log_line, n->log);
+    cr_assert(log_has(n, "stopping the node"));
     fault_off();
 
     itest_restart(n); /* without the shim */
-    epoch_of(n, e2, sizeof(e2));
-    cr_assert_str_eq(e1, e2, "every commit was synced: the epoch is kept");
-    cr_assert(log_has(n, "not closed cleanly"));
     cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
     cr_assert(has_key(c, "before"));
     rkc_close(c);
 }
 
-Test(storage_faults, failed_fsync_under_fsync_interval_stops_the_node)
+Test(storage_faults, failed_fsync_under_fsync_always_is_indefinite_and_stops)
 {
-    struct itest_node *n = start_faulty("RINGKV_FAULT_FILE", "interval");
-    struct rkc *c;
+    struct itest_node *n = start_faulty("RINGKV_FAULT_FILE", "always");
     char e1[64], e2[64];
 
     epoch_of(n, e1, sizeof(e1));
-    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
-    put_ok(c, "before");
-    fault_on();
-    /* Acknowledged before its sync: the sync fails within the interval. */
-    struct rkc_result r = {0};
-    (void)rkc_put(c, "during", 6, "v", 1, NULL, 0, &r);
-    rkc_result_free(&r);
-    rkc_close(c);
-    int st = wait_exit(n);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1,
-              "the node exits with status 1 (status %d)", st);
-    cr_assert(log_has(n, "fsync failed"), "the cause is logged (%s)", n->log);
-    fault_off();
+    fault_stops_node(n, true, "commit failed");
+    epoch_of(n, e2, sizeof(e2));
+    cr_assert_str_eq(e1, e2, "every commit was synced: the epoch is kept");
+    cr_assert(log_has(n, "not closed cleanly"));
+}
 
-    itest_restart(n);
+Test(storage_faults, failed_fsync_under_fsync_interval_stops_the_node)
+{
+    struct itest_node *n = start_faulty("RINGKV_FAULT_FILE", "interval");
+    char e1[64], e2[64];
+
+    epoch_of(n, e1, sizeof(e1));
+    /* "during" is acknowledged before its sync; the sync then fails. */
+    fault_stops_node(n, false, "fsync failed");
     epoch_of(n, e2, sizeof(e2));
     cr_assert_str_neq(e1, e2, "unsynced commits may be lost: new epoch");
     cr_assert(log_has(n, "new epoch"));
@@ -186,26 +189,7 @@ Test(storage_faults, failed_fsync_under_fsync_interval_stops_the_node)
 Test(storage_faults, failed_commit_write_is_indefinite_and_stops_the_node)
 {
     struct itest_node *n = start_faulty("RINGKV_FAULT_WRITE_FILE", "interval");
-    struct rkc *c;
-    struct rkc_result r = {0};
-
-    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
-    put_ok(c, "before");
-    fault_on();
-    int rc = rkc_put(c, "during", 6, "v", 1, NULL, 0, &r);
-    cr_assert(rc != 0 || r.err != 0, "a failed commit is no ok");
-    cr_assert_not(r.definite, "a failed commit is indefinite (%s)", r.message);
-    rkc_result_free(&r);
-    rkc_close(c);
-    int st = wait_exit(n);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1,
-              "the node exits with status 1 (status %d)", st);
-    cr_assert(log_has(n, "commit failed"), "the cause is logged (%s)", n->log);
-    fault_off();
-    itest_restart(n);
-    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
-    cr_assert(has_key(c, "before"));
-    rkc_close(c);
+    fault_stops_node(n, true, "commit failed");
 }
 
 /* Finding 4 end to end: kill -9 under fsync interval gives a new epoch,
