@@ -231,3 +231,67 @@ Test(storage_faults, kill_9_under_fsync_always_keeps_the_epoch)
 {
     restart_epochs("always", false);
 }
+
+static int64_t stat_of(struct itest_node *n, const char *name)
+{
+    struct rkc *c;
+    struct rkc_result r = {0};
+    int64_t v = -1;
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
+    cr_assert_eq(rkc_stats(c, &r), 0);
+    for (size_t i = 0; i < r.nstats; i++)
+        if (strcmp(r.stats[i].name, name) == 0)
+            v = r.stats[i].ival;
+    rkc_result_free(&r);
+    rkc_close(c);
+    cr_assert_geq(v, 0, "stat %s", name);
+    return v;
+}
+
+/* Finding 5 end to end: a write too large for the database at max_db_size
+ * fails alone and definite ("the database is full"), small writes around
+ * it succeed; with room to grow, the map grows and the same write fits. */
+static void big_write(const char *max_db, bool fits)
+{
+    struct itest_node *n =
+        itest_start("--map-size", "1MiB", "--max-db-size", max_db, NULL);
+    struct rkc *c;
+    struct rkc_result r = {0};
+    size_t big = 3u << 20;
+    char *v = malloc(big);
+    cr_assert_not_null(v);
+    memset(v, 'b', big);
+
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
+    put_ok(c, "small1");
+    int rc = rkc_put(c, "big", 3, v, big, NULL, 0, &r);
+    cr_assert_eq(rc, r.err);
+    if (fits) {
+        cr_assert_eq(r.err, 0, "%s", r.message);
+    } else {
+        cr_assert_neq(r.err, 0, "3 MiB do not fit in 1 MiB");
+        cr_assert(r.definite, "nothing was written: definite (%s)", r.message);
+        cr_assert(strstr(r.message, "full") != NULL, "%s", r.message);
+    }
+    rkc_result_free(&r);
+    put_ok(c, "small2");
+    cr_assert(has_key(c, "small1") && has_key(c, "small2"));
+    cr_assert_eq(has_key(c, "big"), fits);
+    rkc_close(c);
+    free(v);
+    cr_assert_eq(stat_of(n, "storage_map_full"), fits ? 0 : 1);
+    if (fits)
+        cr_assert_geq(stat_of(n, "storage_map_grows"), 1);
+    int st = itest_signal(n, SIGTERM);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+}
+
+Test(storage_faults, a_write_that_does_not_fit_fails_alone_and_definite)
+{
+    big_write("1MiB", false);
+}
+
+Test(storage_faults, a_full_map_grows_up_to_max_db_size)
+{
+    big_write("16MiB", true);
+}
