@@ -849,6 +849,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                    c->max_value, c->max_frame);
         return RK_ECONFIG;
     }
+    if (c->map_size > c->max_db_size) {
+        config_err(err, errlen,
+                   "map_size (%" PRIu64 ") exceeds max_db_size (%" PRIu64 ")",
+                   c->map_size, c->max_db_size);
+        return RK_ECONFIG;
+    }
     if (c->conn_max_buffer > c->max_buffer) {
         config_err(err, errlen,
                    "conn_max_buffer (%" PRIu64 ") exceeds max_buffer (%" PRIu64

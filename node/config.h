@@ -73,7 +73,10 @@
     X(fsync_interval, DURATION, "100ms", 1, CONFIG_HOUR,                        \
       "how often to sync the database when fsync = interval")                   \
     X(map_size, SIZE, "1GiB", CONFIG_MiB, 64 * CONFIG_TiB,                      \
-      "largest the database may grow (LMDB map size)")                          \
+      "initial LMDB map size; when full the map doubles, up to max_db_size")    \
+    X(max_db_size, SIZE, "64GiB", CONFIG_MiB, 64 * CONFIG_TiB,                  \
+      "largest the database may grow; a write that does not fit is refused "    \
+      "(storage, definite)")                                                    \
     X(partitions, UINT, "64", 1, 65536,                                         \
       "ring partitions, a power of two; the same on every node")                \
     X(max_frame, SIZE, "8MiB", CONFIG_KiB, CONFIG_GiB,                          \

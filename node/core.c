@@ -225,6 +225,9 @@ static int core_apply(struct storage_op *op, const uint8_t *old, size_t old_len,
     struct dvv local = {0};
     int err;
 
+    free(w->ctx_out); /* storage may run apply again (storage.h) */
+    w->ctx_out = NULL;
+    w->ctx_out_len = 0;
     if (old != NULL && (err = dvv_decode(old, old_len, &w->arena, &local)))
         return err;
     if (w->kind == CW_UPDATE)
@@ -238,8 +241,8 @@ static void core_write_done(struct storage_op *op)
     struct core_write *w = op->arg;
     struct core *c = w->core;
     struct core_reply rep = {.err = op->status,
-                             .definite = true,
-                             .msg = w->msg[0] != '\0' ? w->msg : NULL,
+                             .definite = !op->indefinite,
+                             .msg = w->msg[0] != '\0' ? w->msg : op->msg,
                              .ctx = w->ctx_out,
                              .ctx_len = (uint32_t)w->ctx_out_len,
                              .existed = w->existed,
@@ -328,6 +331,7 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
     w->op.apply = core_apply;
     w->op.done = core_write_done;
     w->op.arg = w;
+    w->op.size = sizeof(*w) + req->key_len + blen;
     err = c->env->ops->store_submit(c->env, &w->op);
     if (err != 0) {
         dvv_arena_free(&w->arena);
@@ -812,8 +816,9 @@ static void coord_put_local_done(void *arg, const struct core_reply *rep)
     uint32_t self_i = 0;
 
     if (rep->err != 0) {
-        /* Nothing was applied anywhere: definite. */
-        coord_fail(co, rep->err, true, rep->msg, 0);
+        /* Nothing was applied anywhere, unless the local commit failed in
+         * a way that may have reached the disk (indefinite). */
+        coord_fail(co, rep->err, rep->definite, rep->msg, 0);
         coord_release(co);
         return;
     }

@@ -46,6 +46,7 @@ struct node {
     struct core_member *members; /* by ring index */
     struct env env;
     bool stopping;
+    bool failed; /* stopped by a storage failure: exit non-zero */
 };
 
 /* Builds the ring from the configured members and the member table in
@@ -141,6 +142,20 @@ static void node_stop(struct node *n, const char *why)
 static void node_on_signal(uv_signal_t *h, int signum)
 {
     node_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* The store failed (fsync, commit, LMDB panic): what is on disk is no
+ * longer known, so the node must not go on acknowledging nothing and
+ * serving reads as if healthy. Writes in flight were answered (indefinite
+ * where they may be on disk); stop and exit non-zero. */
+static void node_on_storage_fatal(void *arg, const char *msg)
+{
+    struct node *n = arg;
+    LOG_ERROR("%s: stopping the node (exit status 1); check the disk, "
+              "then restart",
+              msg);
+    n->failed = true;
+    node_stop(n, "storage failure");
 }
 
 /* Raises the open-files limit towards max_clients plus room for peers,
@@ -265,9 +280,16 @@ int main(int argc, char **argv)
         .fsync = (enum storage_fsync)cfg.fsync,
         .fsync_interval_ms = (uint32_t)cfg.fsync_interval,
         .map_size = cfg.map_size,
+        .max_db_size = cfg.max_db_size,
         .partitions = cfg.partitions,
         .node_id = cfg.node_id,
         .new_epoch = node_random64(),
+        /* Storage queues share the node's budget: an op holds the bytes
+         * of its request, and at most max_inflight are waiting. */
+        .max_queue = cfg.max_inflight,
+        .max_queue_bytes = cfg.max_buffer,
+        .on_fatal = node_on_storage_fatal,
+        .fatal_arg = &n,
     };
     rc = storage_open(&n.store, &n.loop, &so, &info, err, sizeof(err));
     if (rc != 0) {
@@ -279,6 +301,16 @@ int main(int argc, char **argv)
     }
     LOG_INFO("data dir %s: %s store, epoch %016" PRIx64, cfg.data_dir,
              info.created ? "new" : "existing", info.epoch);
+    if (info.epoch_renewed)
+        LOG_WARN("data dir %s was not closed cleanly and its last run did "
+                 "not sync every commit: new epoch %016" PRIx64
+                 " (was %016" PRIx64 "), so no write it acknowledged before "
+                 "the stop can have its version reissued",
+                 cfg.data_dir, info.epoch, info.old_epoch);
+    else if (info.unclean)
+        LOG_INFO("data dir %s was not closed cleanly; every commit was "
+                 "synced (fsync always), epoch kept",
+                 cfg.data_dir);
 
     struct peer_conf *pc = NULL;
     uint32_t nm = 0, self = 0;
@@ -367,7 +399,7 @@ int main(int argc, char **argv)
         uv_close((uv_handle_t *)&n.deadline, NULL);
         uv_run(&n.loop, UV_RUN_DEFAULT);
     }
-    status = 0;
+    status = n.failed ? 1 : 0;
     goto out;
 
 fail:
@@ -387,6 +419,8 @@ out:
         status = 1;
     } else if (status == 0) {
         LOG_INFO("stopped cleanly");
+    } else if (n.failed) {
+        LOG_ERROR("stopped after a storage failure");
     }
     config_free(&cfg);
     log_close();

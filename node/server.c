@@ -778,6 +778,12 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     STAT_I("storage_syncs", ss.syncs);
     STAT_I("storage_max_batch", ss.max_batch);
     STAT_I("storage_failures", ss.failures);
+    STAT_I("storage_queued", ss.queued);
+    STAT_I("storage_queued_bytes", ss.queued_bytes);
+    STAT_I("storage_queue_refused", ss.queue_refused);
+    STAT_I("storage_map_size", ss.map_size);
+    STAT_I("storage_map_grows", ss.map_grows);
+    STAT_I("storage_map_full", ss.map_full);
     STAT_I("storage_keys", ss.keys);
 #undef STAT_I
     return n;

@@ -5,11 +5,12 @@
  *   loop thread                            worker thread
  *   storage_submit(op) --staged-->
  *   check handle (once per iteration):
- *     fsync always:   --pending-->         take the whole queue; one write
- *                     (mutex+cond)         txn: get, apply, put/del; commit
+ *     fsync always:   --pending-->         take the whole queue; write
+ *                     (mutex+cond)         txns of <= 4096 ops / 64 MiB:
+ *                                          get, apply, put/del; commit
  *                                          (synced by LMDB)
  *     async_cb: done(op) <--completed--    uv_async_send
- *     interval/never: one write txn on the loop thread (no fsync: the
+ *     interval/never: the same txns on the loop thread (no fsync: the
  *                     commit only writes to the page cache or, for never,
  *                     the mapping), done(op) at once; the worker only
  *                     syncs (interval: every fsync_interval; both: at close)
@@ -21,7 +22,15 @@
  * protects LMDB's per-process fcntl locks from a second environment on the
  * same files in this process. Named databases: "data" (u16 big-endian
  * partition | user key -> opaque record) and "meta" ("format" u32 = 1,
- * "node_id" bytes, "partitions" u32, "epoch" u64; integers big-endian).
+ * "node_id" bytes, "partitions" u32, "epoch" u64, "running" u8 while a
+ * process has the store open; integers big-endian).
+ *
+ * Clean-shutdown marker. Open writes "running" = the fsync policy and syncs
+ * it before any op; a clean close deletes it after the final sync. Found at
+ * open, it means the last run stopped without closing; if that run was not
+ * fsync always, its acknowledged commits may be lost (LMDB rolls back to the
+ * last synced one), so the store takes a new epoch (storage_mark_running_,
+ * docs/design.md "Safe actors").
  *
  * Existing versus new. A store is new iff DIR/data.mdb does not exist; the
  * first write transaction then creates both databases and writes meta, and
@@ -42,10 +51,22 @@
  * node's CPU), and the file is sized to map_size up front (sparse). The
  * price, acceptable only where nothing is promised: a full disk raises
  * SIGBUS on a write into a hole instead of failing the commit. "interval"
- * keeps pwrite, so a full disk is a failed commit (RK_ESTORAGE). The worker
- * syncs when
- * dirty and fsync_interval_ms has passed (it waits on the condvar with that
- * timeout), and before it exits at close (both policies).
+ * keeps pwrite, so a full disk is a failed commit (fatal, below). The worker
+ * syncs when dirty and fsync_interval_ms has passed (it waits on the condvar
+ * with that timeout), and before it exits at close (both policies).
+ *
+ * Faults. MDB_MAP_FULL: the txn is aborted, the map doubles (up to
+ * max_db_size; with fsync always the worker takes rlock so no loop-thread
+ * read is on the map while it is replaced) and the same ops are retried; at
+ * max_db_size, the ops before the one that hit it commit and that op fails
+ * alone (RK_ESTORAGE, definite). MDB_TXN_FULL likewise splits. A failed
+ * commit (write or fsync), a failed interval sync, or an LMDB panic is
+ * fatal: the commit's ops get RK_ESTORAGE marked indefinite (LMDB may have
+ * written the meta page), every later op is refused, the marker is left
+ * set, and on_fatal tells the owner, which stops the node: after a failed
+ * fsync the kernel may have dropped dirty pages, so carrying on could turn
+ * into silent loss. Failures are logged with mdb_strerror, at most once
+ * per 10 s (the rest are counted in the next line).
  *
  * Reads. One read-only transaction (MDB_NOTLS, so it is not tied to a
  * thread's reader slot) is renewed for each storage_get/storage_scan and
@@ -58,10 +79,13 @@
  *    the loop thread's. Only one thread ever writes: the worker (always) or
  *    the loop (interval, never).
  *  - Ops are applied in submission order: staging is FIFO and each batch is
- *    applied whole, in order.
- *  - A batch either commits entirely or not at all: any LMDB error inside the
- *    write txn aborts it and every op gets RK_ESTORAGE with no result. An
- *    apply error only fails its own op.
+ *    applied in order, in consecutive transactions.
+ *  - A transaction commits entirely or not at all; its ops are retried (the
+ *    apply runs again) after the map grew or the range was split. An LMDB
+ *    error fails the ops it touched with no result; an apply error only
+ *    fails its own op.
+ *  - qops/qbytes count ops from storage_submit to their done call (loop
+ *    thread); submit refuses beyond max_queue/max_queue_bytes.
  *  - Every op accepted by storage_submit gets exactly one done call: from the
  *    check handle (inline commits), the async callback, or synchronously
  *    inside storage_close. After close,
@@ -81,6 +105,7 @@
 #include <lmdb.h>
 
 #include "node/errors.h"
+#include "node/log.h"
 #include "node/storage.h"
 
 #define STORAGE_FORMAT     1
@@ -106,11 +131,27 @@ struct storage {
     /* ops submitted this loop iteration, handed to the worker in one go by
      * the check handle (one lock and one wake-up per iteration, not per op) */
     struct storage_op *staged, *staged_tail;
-    uint64_t nstaged;
+    uint64_t qops, qbytes; /* accepted, not yet done (staged, queued, or
+                              being applied) and the bytes they hold */
+    uint64_t max_queue, max_queue_bytes;
+    uint64_t queue_refused;
+    bool fatal_reported;
+    void (*on_fatal)(void *arg, const char *msg);
+    void *fatal_arg;
     struct storage_op *inline_done; /* a loop commit's ops still to answer */
     uv_check_t stage;
     uv_idle_t kick; /* active while ops are staged: poll must not block */
     int handles;    /* uv handles still to close */
+
+    /* the writer (the worker with fsync always, else the loop thread) */
+    uint64_t map_size;    /* the map's size now */
+    uint64_t max_db_size; /* the most it may grow to */
+    uint64_t log_last;    /* when a failed commit was last logged */
+    uint64_t log_skipped; /* failures not logged since */
+    /* keeps the map still while it is used by the thread that does not
+     * write: the loop's reads (fsync always) or the worker's syncs
+     * (interval, never); the writer takes it to grow the map */
+    uv_mutex_t rlock;
 
     /* worker thread */
     uv_thread_t worker;
@@ -126,6 +167,8 @@ struct storage {
     struct storage_op *completed, *completed_tail;
     bool closing;
     bool stop;
+    bool fatal; /* the store failed: refuse everything, never mark clean */
+    char fatal_msg[256];
     struct storage_stats st; /* queued is live; keys is filled on demand */
 
     uv_async_t async;
@@ -346,6 +389,71 @@ bad_meta:
                         mdb_strerror(rc));
 }
 
+/* The clean-shutdown marker: meta "running" holds the fsync policy of the
+ * process that has the store open, and is deleted by a clean close (after
+ * the final sync). Found at open, it says the last process stopped without
+ * closing (kill -9, crash, power loss). If that process did not sync every
+ * commit (interval, never), the disk may hold an older state than the
+ * writes it acknowledged and replicated: its actor's counters may have gone
+ * back, and minting with them again would give a known dot to a new value
+ * (docs/design.md, "Safe actors"). So the store gets a new epoch (*epoch,
+ * o->new_epoch; the old one in *old_epoch) and the node a new actor. Then
+ * the marker is set for this process, in txn. */
+static int storage_mark_running_(struct storage *s, MDB_txn *txn,
+                                 const struct storage_opts *o, uint64_t *epoch,
+                                 uint64_t *old_epoch, bool *unclean,
+                                 bool *renewed, char *err, size_t errlen)
+{
+    uint8_t mark = (uint8_t)o->fsync, be[8];
+    MDB_val v;
+    int rc = storage_meta_get_(txn, s->meta, "running", &v);
+
+    if (rc == 0) {
+        *unclean = true;
+        /* An unreadable marker is taken as the unsafe case. */
+        if (v.mv_size != 1 ||
+            ((const uint8_t *)v.mv_data)[0] != STORAGE_FSYNC_ALWAYS) {
+            *old_epoch = *epoch;
+            *epoch = o->new_epoch;
+            *renewed = true;
+            storage_put_be_(be, *epoch, 8);
+            rc = storage_meta_put_(txn, s->meta, "epoch", be, sizeof(be));
+        }
+    } else if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    }
+    if (rc == 0)
+        rc = storage_meta_put_(txn, s->meta, "running", &mark, 1);
+    if (rc != 0)
+        return storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                            "storage: cannot write meta in %s: %s", o->dir,
+                            mdb_strerror(rc));
+    return 0;
+}
+
+/* Clears the marker after the final sync of a clean close (loop thread, the
+ * worker stopped). A failure only costs a new epoch at the next start. */
+static void storage_mark_clean_(struct storage *s)
+{
+    MDB_txn *txn;
+    MDB_val k = {strlen("running"), (void *)"running"};
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+
+    if (rc == 0) {
+        rc = mdb_del(txn, s->meta, &k, NULL);
+        if (rc == 0 || rc == MDB_NOTFOUND)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc == 0 && s->fsync != STORAGE_FSYNC_ALWAYS)
+        rc = mdb_env_sync(s->env, 1);
+    if (rc != 0)
+        LOG_WARN("storage: cannot mark the store closed cleanly: %s; the "
+                 "next start draws a new epoch",
+                 mdb_strerror(rc));
+}
+
 /* Refuses a data.mdb that is shorter than its meta page says. */
 static int storage_check_size_(MDB_env *env, const char *path, char *err,
                                size_t errlen)
@@ -395,7 +503,8 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     struct stat st;
     bool existing = false, have_mu = false, have_cv = false;
     bool have_worker = false;
-    uint64_t epoch = o->new_epoch;
+    uint64_t epoch = o->new_epoch, old_epoch = 0;
+    bool unclean = false, renewed = false;
     MDB_txn *txn = NULL;
     unsigned flags;
     int rc;
@@ -418,6 +527,13 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     s->fsync = o->fsync;
     s->interval_ns = (uint64_t)o->fsync_interval_ms * 1000000u;
     s->partitions = o->partitions;
+    s->max_db_size =
+        o->max_db_size > o->map_size ? o->max_db_size : o->map_size;
+    s->max_queue = o->max_queue > 0 ? o->max_queue : UINT64_MAX;
+    s->max_queue_bytes =
+        o->max_queue_bytes > 0 ? o->max_queue_bytes : UINT64_MAX;
+    s->on_fatal = o->on_fatal;
+    s->fatal_arg = o->fatal_arg;
 
     if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
         rc = storage_err_(err, errlen, -errno,
@@ -521,16 +637,27 @@ int storage_open(struct storage **out, uv_loop_t *loop,
         rc = storage_check_meta_(s, txn, o, &epoch, err, errlen);
     else
         rc = storage_create_meta_(s, txn, o, err, errlen);
+    if (rc == 0)
+        rc = storage_mark_running_(s, txn, o, &epoch, &old_epoch, &unclean,
+                                   &renewed, err, errlen);
     if (rc != 0)
         goto fail;
     rc = mdb_txn_commit(txn);
     txn = NULL;
+    /* The marker must be on disk before any write it vouches for. */
+    if (rc == 0 && o->fsync != STORAGE_FSYNC_ALWAYS)
+        rc = mdb_env_sync(s->env, 1);
     if (rc != 0) {
         rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
                           "storage: cannot commit in %s: %s", o->dir,
                           mdb_strerror(rc));
         goto fail;
     }
+    MDB_envinfo ei;
+    s->map_size = mdb_env_info(s->env, &ei) == 0 ? ei.me_mapsize : o->map_size;
+    if (s->max_db_size < s->map_size)
+        s->max_db_size = s->map_size; /* the file is already larger */
+    s->st.map_size = s->map_size;
 
     rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
     if (rc != 0) {
@@ -545,6 +672,11 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     rc = uv_mutex_init(&s->mu);
     if (rc != 0)
         goto fail_uv;
+    rc = uv_mutex_init(&s->rlock);
+    if (rc != 0) {
+        uv_mutex_destroy(&s->mu);
+        goto fail_uv;
+    }
     have_mu = true;
     rc = uv_cond_init(&s->cv);
     if (rc != 0)
@@ -570,6 +702,9 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     if (info != NULL) {
         info->epoch = epoch;
         info->created = !existing;
+        info->unclean = unclean;
+        info->epoch_renewed = renewed;
+        info->old_epoch = old_epoch;
     }
     *out = s;
     return 0;
@@ -581,8 +716,10 @@ fail:
         storage_stop_worker_(s);
     if (have_cv)
         uv_cond_destroy(&s->cv);
-    if (have_mu)
+    if (have_mu) {
         uv_mutex_destroy(&s->mu);
+        uv_mutex_destroy(&s->rlock);
+    }
     if (txn != NULL)
         mdb_txn_abort(txn);
     if (s->rtxn != NULL)
@@ -606,24 +743,164 @@ fail:
 
 /* ---- worker ------------------------------------------------------------- */
 
-/* Applies batch in one write transaction. Returns the number of ops
- * applied, or -1 when the transaction failed (every op is then failed). */
-static int storage_apply_batch_(struct storage *s, struct storage_op *batch)
+/* Ops are applied in write transactions of at most this many ops and bytes
+ * (the values they store): a long queue never becomes one transaction that
+ * LMDB refuses (MDB_TXN_FULL) or that holds every dirty page at once. */
+#define STORAGE_TXN_MAX_OPS   4096u
+#define STORAGE_TXN_MAX_BYTES (64u << 20)
+/* Failed commits are logged once per this many nanoseconds at most. */
+#define STORAGE_LOG_EVERY_NS (10 * UINT64_C(1000000000))
+
+static const char storage_msg_full_[] =
+    "the database is full (max_db_size); nothing was written";
+static const char storage_msg_txn_full_[] =
+    "the write is too large for one storage transaction; nothing was written";
+static const char storage_msg_failed_[] =
+    "storage failed; the node is stopping";
+static const char storage_msg_maybe_[] =
+    "storage failed while committing; the write may be on disk";
+
+/* True for the LMDB and system errors after which the environment cannot be
+ * trusted: the node must stop (storage_opts.on_fatal). */
+static bool storage_fatal_rc_(int rc)
+{
+    return rc == MDB_PANIC || rc == EIO || rc == MDB_CORRUPTED ||
+           rc == MDB_PAGE_NOTFOUND;
+}
+
+/* Logs a failed commit with its cause, at most once per
+ * STORAGE_LOG_EVERY_NS; the lines in between are counted. Writer thread. */
+static void storage_log_failure_(struct storage *s, const char *what, int rc)
+{
+    uint64_t now = uv_hrtime();
+
+    if (s->log_last != 0 && now - s->log_last < STORAGE_LOG_EVERY_NS) {
+        s->log_skipped++;
+        return;
+    }
+    if (s->log_skipped > 0)
+        LOG_ERROR("storage: %s: %s (and %llu failures not logged since the "
+                  "last line)",
+                  what, mdb_strerror(rc), (unsigned long long)s->log_skipped);
+    else
+        LOG_ERROR("storage: %s: %s", what, mdb_strerror(rc));
+    s->log_last = now;
+    s->log_skipped = 0;
+}
+
+/* Marks the store failed (writer thread): every later op is refused, the
+ * marker of a clean shutdown is never written, and on_fatal runs on the
+ * loop thread. */
+static void storage_set_fatal_(struct storage *s, const char *what, int rc)
+{
+    uv_mutex_lock(&s->mu);
+    if (!s->fatal) {
+        s->fatal = true;
+        snprintf(s->fatal_msg, sizeof(s->fatal_msg), "storage: %s: %s", what,
+                 mdb_strerror(rc));
+    }
+    uv_mutex_unlock(&s->mu);
+    LOG_ERROR("storage: %s: %s; the store cannot be trusted, the node stops",
+              what, mdb_strerror(rc));
+}
+
+/* Writer thread, no write transaction open: doubles the map, up to
+ * max_db_size. Returns 0 when it grew. rlock keeps the other thread off
+ * the map while it is replaced: the loop's reads with fsync always, the
+ * worker's syncs (mdb_env_sync reads the meta page in the map) otherwise. */
+static int storage_grow_(struct storage *s)
+{
+    uint64_t want = s->map_size * 2;
+    int rc;
+
+    if (s->map_size >= s->max_db_size)
+        return -1;
+    if (want > s->max_db_size || want < s->map_size)
+        want = s->max_db_size;
+    if (s->fsync != STORAGE_FSYNC_ALWAYS && s->rdepth > 0)
+        return -1; /* a read of this (the loop) thread is on the map */
+    uv_mutex_lock(&s->rlock);
+    rc = mdb_env_set_mapsize(s->env, (size_t)want);
+    uv_mutex_unlock(&s->rlock);
+    if (rc != 0) {
+        LOG_ERROR("storage: cannot grow the map to %llu bytes: %s",
+                  (unsigned long long)want, mdb_strerror(rc));
+        return -1;
+    }
+    LOG_INFO("storage: the database map grew from %llu to %llu bytes "
+             "(max_db_size %llu)",
+             (unsigned long long)s->map_size, (unsigned long long)want,
+             (unsigned long long)s->max_db_size);
+    s->map_size = want;
+    uv_mutex_lock(&s->mu);
+    s->st.map_grows++;
+    s->st.map_size = want;
+    uv_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* Clears what an earlier attempt left in ops [from, to). */
+static void storage_reset_ops_(struct storage_op *from, struct storage_op *to)
+{
+    for (struct storage_op *op = from; op != to; op = op->next_) {
+        free(op->result);
+        op->result = NULL;
+        op->result_len = 0;
+        op->status = 0;
+        op->indefinite = false;
+        op->msg = NULL;
+    }
+}
+
+/* Fails ops [from, to) (not applied, or maybe applied when indefinite). */
+static void storage_fail_ops_(struct storage_op *from, struct storage_op *to,
+                              bool indefinite, const char *msg)
+{
+    for (struct storage_op *op = from; op != to; op = op->next_) {
+        free(op->result);
+        op->result = NULL;
+        op->result_len = 0;
+        op->status = RK_ESTORAGE;
+        op->indefinite = indefinite;
+        op->msg = msg;
+    }
+}
+
+/* One write transaction over ops from..(limit excluded, NULL: the end),
+ * at most STORAGE_TXN_MAX_OPS/BYTES of them. On success returns 0, *end is
+ * the first op not included and *applied counts the ops applied. On an
+ * LMDB error returns it with nothing committed; *hit is the op whose
+ * put/delete/get failed, or NULL when the begin or the commit failed
+ * (*end is then the end of the attempted range). */
+static int storage_txn_(struct storage *s, struct storage_op *from,
+                        struct storage_op *limit, struct storage_op **end,
+                        struct storage_op **hit, int *applied)
 {
     static uint8_t empty;
     uint8_t kbuf[STORAGE_PREFIX_LEN + STORAGE_MAX_KEY_LEN];
     struct storage_op *op;
     MDB_txn *txn;
     MDB_val k, v;
-    int applied = 0, rc, how;
+    uint64_t bytes = 0;
+    uint32_t n = 0;
+    int rc, how;
 
+    *hit = NULL;
+    *end = from;
+    *applied = 0;
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
-        goto fail;
-    for (op = batch; op != NULL; op = op->next_) {
+        return rc;
+    for (op = from; op != limit && op != NULL; op = op->next_) {
         uint8_t *res = NULL;
         size_t res_len = 0;
 
+        if (n >= STORAGE_TXN_MAX_OPS || bytes >= STORAGE_TXN_MAX_BYTES)
+            break;
+        n++;
+        free(op->result); /* an earlier attempt's, when retried */
+        op->result = NULL;
+        op->result_len = 0;
         if (op->partition >= s->partitions) {
             op->status = RK_EINTERNAL;
             continue;
@@ -647,10 +924,12 @@ static int storage_apply_batch_(struct storage *s, struct storage_op *batch)
             op->status = how;
             continue;
         }
+        op->status = 0;
         switch (how) {
         case STORAGE_APPLY_PUT:
             v.mv_data = res != NULL ? res : &empty;
             v.mv_size = res_len;
+            bytes += res_len;
             rc = mdb_put(txn, s->data, &k, &v, 0);
             if (rc != 0)
                 goto abort;
@@ -666,23 +945,150 @@ static int storage_apply_batch_(struct storage *s, struct storage_op *batch)
             op->status = RK_EINTERNAL;
             continue;
         }
-        applied++;
+        (*applied)++;
     }
-    rc = mdb_txn_commit(txn);
-    if (rc != 0)
-        goto fail;
-    return applied;
+    *end = op;
+    return mdb_txn_commit(txn);
 
 abort:
+    *hit = op;
+    *end = op->next_;
     mdb_txn_abort(txn);
-fail:
-    for (op = batch; op != NULL; op = op->next_) {
-        free(op->result);
-        op->result = NULL;
-        op->result_len = 0;
-        op->status = RK_ESTORAGE;
+    return rc;
+}
+
+/* The op halfway through [from, to) (from itself for one op). */
+static struct storage_op *storage_half_(struct storage_op *from,
+                                        struct storage_op *to)
+{
+    struct storage_op *mid = from, *op = from;
+
+    for (int i = 0; op != to && op != NULL; op = op->next_, i++)
+        if (i % 2 == 1)
+            mid = mid->next_;
+    return mid;
+}
+
+/* Records a committed transaction (under mu): stats, and the commit
+ * generation the interval syncer watches. */
+static void storage_account_(struct storage *s, int applied, uint64_t n)
+{
+    s->st.commits++;
+    s->st.ops += (uint64_t)applied;
+    if (n > s->st.max_batch)
+        s->st.max_batch = n;
+    if (s->fsync != STORAGE_FSYNC_ALWAYS)
+        s->commit_gen++;
+}
+
+static uint64_t storage_count_(struct storage_op *from, struct storage_op *to)
+{
+    uint64_t n = 0;
+
+    for (; from != to; from = from->next_)
+        n++;
+    return n;
+}
+
+/* Writer thread: applies batch, in order, in bounded transactions. An op
+ * that does not fit in the map even at max_db_size, or in one transaction,
+ * fails alone (definite); the others commit. An LMDB error before a commit
+ * fails the ops it touched (definite: nothing of them was written); a
+ * failed commit, or a fatal error (storage_fatal_rc_), fails its ops as
+ * indefinite (the commit may have reached the disk), marks the store failed
+ * and fails every op after it (definite). */
+static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
+{
+    struct storage_op *from = batch, *limit = NULL, *end, *hit;
+    /* After a MAP_FULL/TXN_FULL that growing did not cure: the ops before
+     * the one that hit it (PREFIX), then that op in a txn of its own. */
+    enum { WHOLE, PREFIX, ALONE } stage = WHOLE;
+    int applied, rc;
+
+    while (from != NULL) {
+        bool fatal;
+
+        uv_mutex_lock(&s->mu);
+        fatal = s->fatal;
+        uv_mutex_unlock(&s->mu);
+        if (fatal) {
+            storage_fail_ops_(from, NULL, false, storage_msg_failed_);
+            return;
+        }
+        rc = storage_txn_(s, from, limit, &end, &hit, &applied);
+        if (rc == 0) {
+            uv_mutex_lock(&s->mu);
+            storage_account_(s, applied, storage_count_(from, end));
+            uv_mutex_unlock(&s->mu);
+            from = end;
+            if (stage == PREFIX && end == limit && end != NULL) {
+                stage = ALONE;
+                limit = end->next_;
+            } else {
+                stage = WHOLE;
+                limit = NULL;
+            }
+            continue;
+        }
+        if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+            bool alone = hit == from || (hit == NULL && from->next_ == end);
+            storage_reset_ops_(from, end);
+            if (rc == MDB_MAP_FULL && storage_grow_(s) == 0)
+                continue; /* retry the same ops in the larger map */
+            if (alone) {
+                /* This op alone does not fit: it fails, the rest goes on. */
+                storage_fail_ops_(from, from->next_, false,
+                                  rc == MDB_MAP_FULL ? storage_msg_full_
+                                                     : storage_msg_txn_full_);
+                uv_mutex_lock(&s->mu);
+                if (rc == MDB_MAP_FULL)
+                    s->st.map_full++;
+                s->st.failures++;
+                uv_mutex_unlock(&s->mu);
+                storage_log_failure_(s, "a write does not fit", rc);
+                from = from->next_;
+                stage = WHOLE;
+                limit = NULL;
+            } else {
+                /* Commit what fit before it (or half the range when the
+                 * commit itself ran out), then try the rest. */
+                limit = hit != NULL ? hit : storage_half_(from, end);
+                stage = PREFIX;
+            }
+            continue;
+        }
+        uv_mutex_lock(&s->mu);
+        s->st.failures++;
+        uv_mutex_unlock(&s->mu);
+        if (hit == NULL && end == from) {
+            /* No transaction: nothing was written. */
+            storage_fail_ops_(from, NULL, false, NULL);
+            if (storage_fatal_rc_(rc))
+                storage_set_fatal_(s, "cannot begin a write transaction", rc);
+            else
+                storage_log_failure_(s, "cannot begin a write transaction", rc);
+            return;
+        }
+        if (hit == NULL) {
+            /* The commit failed (a write or an fsync): LMDB may have
+             * written the meta page, so these ops may be on disk, and
+             * what the disk holds is unknown. */
+            storage_fail_ops_(from, end, true, storage_msg_maybe_);
+            storage_set_fatal_(s, "commit failed", rc);
+            from = end;
+            continue;
+        }
+        /* A get, put or delete failed: the transaction was aborted and
+         * none of the ops it touched was written. */
+        storage_fail_ops_(from, end, false, NULL);
+        if (storage_fatal_rc_(rc))
+            storage_set_fatal_(s, "write transaction failed", rc);
+        else
+            storage_log_failure_(s, "write transaction failed", rc);
+        from = end;
+        stage = WHOLE;
+        limit = NULL;
     }
-    return -1;
 }
 
 /* True when commits happened since the last successful sync (under mu). */
@@ -691,14 +1097,16 @@ static bool storage_dirty_(const struct storage *s)
     return s->commit_gen != s->synced_gen;
 }
 
-/* Worker: forces the dirty pages of MDB_NOSYNC commits to disk. On failure
- * the store stays dirty and the next interval retries. Called without mu. */
+/* Worker: forces the dirty pages of MDB_NOSYNC commits to disk. A failure
+ * is fatal (storage_set_fatal_). Called without mu. */
 static void storage_sync_(struct storage *s)
 {
     uv_mutex_lock(&s->mu);
     uint64_t gen = s->commit_gen;
     uv_mutex_unlock(&s->mu);
+    uv_mutex_lock(&s->rlock); /* the loop may be growing the map */
     int rc = mdb_env_sync(s->env, 1);
+    uv_mutex_unlock(&s->rlock);
 
     s->last_sync = uv_hrtime();
     uv_mutex_lock(&s->mu);
@@ -709,6 +1117,13 @@ static void storage_sync_(struct storage *s)
         s->st.failures++;
     }
     uv_mutex_unlock(&s->mu);
+    if (rc != 0) {
+        /* Acknowledged commits may not be on disk, and after a failed
+         * fsync the kernel may have dropped the dirty pages: retrying
+         * could "succeed" over lost data. Stop instead. */
+        storage_set_fatal_(s, "fsync failed", rc);
+        uv_async_send(&s->async);
+    }
 }
 
 /* Under mu. */
@@ -718,28 +1133,11 @@ static bool storage_sync_due_(struct storage *s, uint64_t now)
            now - s->last_sync >= s->interval_ns;
 }
 
-/* Records a finished batch (under mu): stats, and the commit generation the
- * interval syncer watches. */
-static void storage_account_(struct storage *s, int applied, uint64_t n)
-{
-    if (applied >= 0) {
-        s->st.commits++;
-        s->st.ops += (uint64_t)applied;
-        if (n > s->st.max_batch)
-            s->st.max_batch = n;
-        if (s->fsync != STORAGE_FSYNC_ALWAYS)
-            s->commit_gen++;
-    } else {
-        s->st.failures++;
-    }
-}
-
 static void storage_worker_(void *arg)
 {
     struct storage *s = arg;
     struct storage_op *batch, *tail;
-    uint64_t n, now;
-    int applied;
+    uint64_t now;
 
     uv_mutex_lock(&s->mu);
     for (;;) {
@@ -762,15 +1160,12 @@ static void storage_worker_(void *arg)
             break;
         batch = s->pending;
         tail = s->pending_tail;
-        n = s->st.queued;
         s->pending = s->pending_tail = NULL;
-        s->st.queued = 0;
         uv_mutex_unlock(&s->mu);
 
-        applied = storage_apply_batch_(s, batch);
+        storage_apply_batch_(s, batch);
 
         uv_mutex_lock(&s->mu);
-        storage_account_(s, applied, n);
         if (s->completed_tail != NULL)
             s->completed_tail->next_ = batch;
         else
@@ -788,10 +1183,12 @@ static void storage_worker_(void *arg)
 
 /* ---- completion (loop thread) ------------------------------------------- */
 
-static void storage_finish_(struct storage_op *op)
+static void storage_finish_(struct storage *s, struct storage_op *op)
 {
     uint8_t *res = op->result; /* done may free or resubmit op */
 
+    s->qops--;
+    s->qbytes -= op->size;
     op->done(op);
     free(res);
 }
@@ -814,8 +1211,27 @@ static void storage_drain_(struct storage *s)
         op = s->draining;
         s->draining = op->next_;
         op->next_ = NULL;
-        storage_finish_(op);
+        storage_finish_(s, op);
     }
+}
+
+/* Loop thread: once the store failed, tells the owner (once). */
+static void storage_report_fatal_(struct storage *s)
+{
+    char msg[sizeof(s->fatal_msg)];
+    bool fatal;
+
+    if (s->closing || s->fatal_reported)
+        return;
+    uv_mutex_lock(&s->mu);
+    fatal = s->fatal;
+    memcpy(msg, s->fatal_msg, sizeof(msg));
+    uv_mutex_unlock(&s->mu);
+    if (!fatal)
+        return;
+    s->fatal_reported = true;
+    if (s->on_fatal != NULL)
+        s->on_fatal(s->fatal_arg, msg); /* may call storage_close */
 }
 
 static void storage_async_cb_(uv_async_t *h)
@@ -836,8 +1252,10 @@ static void storage_async_cb_(uv_async_t *h)
         op = s->draining;
         s->draining = op->next_;
         op->next_ = NULL;
-        storage_finish_(op);
+        storage_finish_(s, op);
     }
+    if (!s->closed)
+        storage_report_fatal_(s);
 }
 
 static void storage_closed_cb_(uv_handle_t *h)
@@ -847,7 +1265,7 @@ static void storage_closed_cb_(uv_handle_t *h)
         free(s);
 }
 
-static void storage_finish_(struct storage_op *op);
+static void storage_finish_(struct storage *s, struct storage_op *op);
 
 static void storage_finish_inline_(struct storage *s)
 {
@@ -855,7 +1273,7 @@ static void storage_finish_inline_(struct storage *s)
         struct storage_op *op = s->inline_done;
         s->inline_done = op->next_;
         op->next_ = NULL;
-        storage_finish_(op);
+        storage_finish_(s, op);
     }
 }
 
@@ -869,12 +1287,10 @@ static void storage_finish_inline_(struct storage *s)
 static void storage_hand_over_(struct storage *s)
 {
     struct storage_op *batch = s->staged, *tail = s->staged_tail;
-    uint64_t n = s->nstaged;
 
     if (batch == NULL)
         return;
     s->staged = s->staged_tail = NULL;
-    s->nstaged = 0;
     if (s->fsync == STORAGE_FSYNC_ALWAYS) {
         uv_mutex_lock(&s->mu);
         if (s->pending_tail != NULL)
@@ -882,14 +1298,12 @@ static void storage_hand_over_(struct storage *s)
         else
             s->pending = batch;
         s->pending_tail = tail;
-        s->st.queued += n;
         uv_cond_signal(&s->cv);
         uv_mutex_unlock(&s->mu);
         return;
     }
-    int applied = storage_apply_batch_(s, batch);
+    storage_apply_batch_(s, batch);
     uv_mutex_lock(&s->mu);
-    storage_account_(s, applied, n);
     if (s->fsync == STORAGE_FSYNC_INTERVAL)
         uv_cond_signal(&s->cv); /* the syncer starts its interval */
     uv_mutex_unlock(&s->mu);
@@ -897,6 +1311,7 @@ static void storage_hand_over_(struct storage *s)
      * storage_close(), which answers the rest before it returns. */
     s->inline_done = batch;
     storage_finish_inline_(s);
+    storage_report_fatal_(s);
 }
 
 static void storage_stage_cb_(uv_check_t *h)
@@ -935,6 +1350,11 @@ void storage_close(struct storage *s)
     storage_stop_worker_(s); /* it finishes the queue and syncs first */
     storage_drain_(s);
     s->closed = true;
+    uv_mutex_lock(&s->mu);
+    bool clean = !s->fatal && !storage_dirty_(s);
+    uv_mutex_unlock(&s->mu);
+    if (clean)
+        storage_mark_clean_(s);
 
     if (s->rtxn != NULL)
         mdb_txn_abort(s->rtxn);
@@ -942,6 +1362,7 @@ void storage_close(struct storage *s)
     close(s->lock_fd); /* releases the flock */
     uv_cond_destroy(&s->cv);
     uv_mutex_destroy(&s->mu);
+    uv_mutex_destroy(&s->rlock);
     uv_close((uv_handle_t *)&s->async, storage_closed_cb_);
     uv_close((uv_handle_t *)&s->stage, storage_closed_cb_);
     uv_close((uv_handle_t *)&s->kick, storage_closed_cb_);
@@ -958,6 +1379,17 @@ int storage_submit(struct storage *s, struct storage_op *op)
     /* closing is written only by storage_close(), on this thread. */
     if (s->closing)
         return RK_ESHUTTING_DOWN;
+    uv_mutex_lock(&s->mu);
+    bool fatal = s->fatal;
+    uv_mutex_unlock(&s->mu);
+    if (fatal)
+        return RK_ESTORAGE;
+    if (s->qops >= s->max_queue || s->qbytes + op->size > s->max_queue_bytes) {
+        s->queue_refused++;
+        return RK_EOVERLOADED;
+    }
+    s->qops++;
+    s->qbytes += op->size;
     if (s->staged_tail != NULL) {
         s->staged_tail->next_ = op;
     } else {
@@ -965,22 +1397,31 @@ int storage_submit(struct storage *s, struct storage_op *op)
         uv_idle_start(&s->kick, storage_kick_cb_);
     }
     s->staged_tail = op;
-    s->nstaged++;
     return 0;
 }
 
 static int storage_read_begin_(struct storage *s)
 {
-    if (s->rdepth == 0 && mdb_txn_renew(s->rtxn) != 0)
-        return RK_ESTORAGE;
+    if (s->rdepth == 0) {
+        if (s->fsync == STORAGE_FSYNC_ALWAYS)
+            uv_mutex_lock(&s->rlock); /* the worker may be growing the map */
+        if (mdb_txn_renew(s->rtxn) != 0) {
+            if (s->fsync == STORAGE_FSYNC_ALWAYS)
+                uv_mutex_unlock(&s->rlock);
+            return RK_ESTORAGE;
+        }
+    }
     s->rdepth++;
     return 0;
 }
 
 static void storage_read_end_(struct storage *s)
 {
-    if (--s->rdepth == 0)
+    if (--s->rdepth == 0) {
         mdb_txn_reset(s->rtxn);
+        if (s->fsync == STORAGE_FSYNC_ALWAYS)
+            uv_mutex_unlock(&s->rlock);
+    }
 }
 
 int storage_get(struct storage *s, uint32_t partition, const uint8_t *key,
@@ -1058,6 +1499,9 @@ void storage_get_stats(struct storage *s, struct storage_stats *st)
     uv_mutex_lock(&s->mu);
     *st = s->st;
     uv_mutex_unlock(&s->mu);
+    st->queued = s->qops;
+    st->queued_bytes = s->qbytes;
+    st->queue_refused = s->queue_refused;
     st->keys = 0;
     if (storage_read_begin_(s) == 0) {
         if (mdb_stat(s->rtxn, s->data, &ms) == 0)

@@ -9,7 +9,9 @@
  *
  * Threads. Reads run on the caller's (loop) thread in a reused read-only
  * transaction. Writes submitted during one loop iteration form one batch
- * (group commit), applied in submission order in one write transaction:
+ * (group commit), applied in submission order in write transactions of at
+ * most 4096 ops / 64 MiB (an op that does not fit even in a grown map
+ * fails alone):
  * with fsync always on a worker thread (the commit syncs), reported back on
  * the loop through a uv_async_t; with interval or never on the loop thread
  * itself (MDB_WRITEMAP | MDB_NOSYNC commits do no I/O), with the worker
@@ -22,7 +24,15 @@
  * The apply callback runs inside the write transaction (worker or loop)
  * and sees the key's current value, so read-modify-write (version merge) is
  * atomic with respect to every other write. It must be thread-safe: pure
- * functions of its inputs (quorum/ is).
+ * functions of its inputs (quorum/ is). It may run more than once for one
+ * op (the transaction is retried after the map grew, or split); each run
+ * sees the same old value and must start afresh (a result from an earlier
+ * run is freed by storage).
+ *
+ * Faults. A failed fsync or commit, or an LMDB panic, makes the store
+ * refuse every later op and calls on_fatal: the node must stop rather than
+ * serve on a store whose disk state is unknown. The ops of the failed
+ * commit get RK_ESTORAGE with indefinite set (they may be on disk).
  *
  * One process at a time: storage_open() takes an exclusive flock() on
  * DIR/LOCK and fails with RK_ELOCKED when another process holds it.
@@ -47,16 +57,31 @@ struct storage_opts {
     const char *dir;            /* created (mode 0700) if missing */
     enum storage_fsync fsync;   /* see above */
     uint32_t fsync_interval_ms; /* for STORAGE_FSYNC_INTERVAL, >= 1 */
-    uint64_t map_size;          /* LMDB map size in bytes */
+    uint64_t map_size;          /* initial LMDB map size in bytes */
+    uint64_t max_db_size;       /* the map doubles when full, up to this
+                                   (below map_size: map_size) */
     uint32_t partitions;        /* Q; stored at creation, must match later */
     const char *node_id;        /* stored at creation, must match later */
-    uint64_t new_epoch;         /* stored as the epoch if the store is new;
-                                   nonzero, drawn at random by the caller */
+    uint64_t new_epoch;         /* stored as the epoch if the store is new
+                                   or was not closed cleanly under fsync
+                                   interval/never; nonzero, drawn at random
+                                   by the caller */
+    uint64_t max_queue;         /* ops accepted and not yet done; 0 = no cap */
+    uint64_t max_queue_bytes;   /* their storage_op.size; 0 = no cap */
+    /* Loop thread, at most once: the store failed (a failed fsync or
+     * commit, an LMDB panic) and refuses every write from now on. The
+     * owner should stop (storage_close may be called from here). */
+    void (*on_fatal)(void *arg, const char *msg);
+    void *fatal_arg;
 };
 
 struct storage_info {
-    uint64_t epoch; /* the store's epoch (new_epoch if created) */
-    bool created;   /* the store was empty and has just been created */
+    uint64_t epoch;     /* the store's epoch (new_epoch if created/renewed) */
+    bool created;       /* the store was empty and has just been created */
+    bool unclean;       /* the last process did not close the store */
+    bool epoch_renewed; /* ... and did not sync every commit: the epoch is
+                           new_epoch, old_epoch was the previous one */
+    uint64_t old_epoch;
 };
 
 struct storage;
@@ -130,29 +155,44 @@ struct storage_op {
     storage_apply_fn apply;
     storage_done_fn done;
     void *arg;
+    size_t size; /* bytes the caller holds for op, counted against
+                    max_queue_bytes until done */
     /* results, valid in done */
-    int status;      /* 0, the apply error, or RK_ESTORAGE (not applied);
-                        also RK_ETOO_LARGE (key_len > STORAGE_MAX_KEY_LEN)
+    int status;      /* 0, the apply error, or RK_ESTORAGE (not applied
+                        unless indefinite; the op did not fit in the map
+                        at max_db_size, or in one transaction, or LMDB
+                        failed); also RK_ETOO_LARGE (key_len > STORAGE_MAX_KEY_LEN)
                         or RK_EINTERNAL (partition >= the store's count),
                         both without calling apply */
     uint8_t *result; /* the bytes apply produced (NULL if none) */
     size_t result_len;
+    bool indefinite; /* RK_ESTORAGE from a failed commit: the write may be
+                        on disk (otherwise an error means not applied) */
+    const char *msg; /* static text for an RK_ESTORAGE, or NULL */
     /* private to storage */
     struct storage_op *next_;
 };
 
-/* Queues op. Returns 0, or RK_ESHUTTING_DOWN after storage_close() began
- * (done is then not called). */
+/* Queues op. Returns 0, or (done is then not called) RK_ESHUTTING_DOWN
+ * after storage_close() began, RK_ESTORAGE once the store failed, or
+ * RK_EOVERLOADED when max_queue ops or max_queue_bytes are waiting
+ * (counted in queue_refused). */
 int storage_submit(struct storage *s, struct storage_op *op);
 
 struct storage_stats {
-    uint64_t commits;   /* write transactions committed */
-    uint64_t ops;       /* ops applied */
-    uint64_t syncs;     /* explicit fsyncs */
-    uint64_t max_batch; /* most ops in one commit */
-    uint64_t failures;  /* failed commits */
-    uint64_t queued;    /* ops waiting now */
-    uint64_t keys;      /* entries in "data" */
+    uint64_t commits;       /* write transactions committed */
+    uint64_t ops;           /* ops applied */
+    uint64_t syncs;         /* explicit fsyncs */
+    uint64_t max_batch;     /* most ops in one commit */
+    uint64_t failures;      /* failed transactions, syncs and ops that did
+                               not fit */
+    uint64_t queued;        /* ops accepted and not yet done */
+    uint64_t queued_bytes;  /* their sizes */
+    uint64_t queue_refused; /* submits refused: queue full */
+    uint64_t map_grows;     /* times the map grew */
+    uint64_t map_full;      /* ops refused: no room at max_db_size */
+    uint64_t map_size;      /* the map's size now */
+    uint64_t keys;          /* entries in "data" */
 };
 
 /* Loop thread. Copies the counters; keys is read from the current

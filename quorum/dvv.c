@@ -771,6 +771,14 @@ bool dvv_equal(const struct dvv *a, const struct dvv *b)
         if (x->actor != y->actor || x->counter != y->counter ||
             x->nvals != y->nvals)
             return false;
+        /* A dot names one write only while no actor reissues it; a store
+         * rolled back by a crash could (docs/design.md, "Safe actors").
+         * Comparing the values makes such a copy look different, so merge
+         * writes it and read repair sends it instead of both passing it
+         * over as "nothing new". */
+        for (uint32_t k = 0; k < x->nvals; k++)
+            if (val_cmp(&x->vals[k], &y->vals[k]) != 0)
+                return false;
     }
     return true;
 }

@@ -150,7 +150,8 @@ uint32_t dvv_live(const struct dvv *d);
 /* True when a's vector covers b's (every dot of b is known to a). */
 bool dvv_covers(const struct dvv *a, const struct dvv *b);
 
-/* True when both hold the same vector and the same dots. */
+/* True when both hold the same vector, the same dots and, under each dot,
+ * the same value (bytes, flags and timestamp). */
 bool dvv_equal(const struct dvv *a, const struct dvv *b);
 
 /* Last-write-wins: keeps only the value with the greatest (ts, actor, dot)

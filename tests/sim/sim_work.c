@@ -21,7 +21,8 @@
  *   lost_acked         every id whose add was acknowledged is in the
  *                      final set;
  *   diverged           every replica of every key holds an equal record
- *                      (dvv_equal; a replica holding nothing is the empty
+ *                      (dvv_equal: same dots and the same value under
+ *                      each; a replica holding nothing is the empty
  *                      record);
  *   definite_observed  no id whose write failed definitely was ever read,
  *                      during the run or at the end;

@@ -758,6 +758,8 @@ Test(config, validate_checks_what_single_values_cannot)
                    "node_id must be 1..64 bytes long");
     expect_invalid("data_dir", "", "data_dir must not be empty");
     expect_invalid("listen", "", "listen must not be empty");
+    expect_invalid("max_db_size", "512MiB",
+                   "map_size (1073741824) exceeds max_db_size (536870912)");
 }
 
 Test(config, peers_need_a_cluster_secret_and_max_record_fits_a_frame)

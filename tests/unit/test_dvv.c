@@ -331,6 +331,32 @@ Test(dvv, covers_compares_vectors_only)
     dvv_arena_free(&a);
 }
 
+/* Issue 9 finding 4: a crash rolled actor 1's store back and it minted dot
+ * (1, 1) again for another value. Equal dots with different values are not
+ * equal records, so a replica's merge writes the reissued copy (its check
+ * is dvv_equal(sync(local, in), local)) and both sides converge. */
+Test(dvv, same_dots_with_different_values_are_not_equal)
+{
+    struct dvv_arena a;
+    dvv_arena_init(&a);
+    struct dvv x = upd(&a, &EMPTY, &NOCTX, val("lost", 5), 1);
+    struct dvv y = upd(&a, &EMPTY, &NOCTX, val("reissued", 5), 1);
+    cr_assert_not(dvv_equal(&x, &y), "same dot, different bytes");
+    struct dvv z = upd(&a, &EMPTY, &NOCTX, val("lost", 6), 1);
+    cr_assert_not(dvv_equal(&x, &z), "same dot, different timestamp");
+    struct dvv t = upd(&a, &EMPTY, &NOCTX, tomb(5), 1);
+    struct dvv e = upd(&a, &EMPTY, &NOCTX, val("", 5), 1);
+    cr_assert_not(dvv_equal(&t, &e), "same dot, different flags");
+    cr_assert(dvv_equal(&x, &x));
+
+    /* The merge on either replica: one of them must see something new. */
+    struct dvv on_x = syn(&a, &x, &y), on_y = syn(&a, &y, &x);
+    cr_assert(!dvv_equal(&on_x, &x) || !dvv_equal(&on_y, &y),
+              "a merge that sees nothing new leaves the replicas diverged");
+    cr_assert(dvv_equal(&on_x, &on_y), "both converge on one value");
+    dvv_arena_free(&a);
+}
+
 Test(dvv, lww_keeps_greatest_ts_then_actor_then_dot)
 {
     struct dvv_arena a;

@@ -209,3 +209,27 @@ Test(quorum, concurrent_copies_merge_into_siblings)
     free(b);
     quorum_get_free(&g);
 }
+
+/* Issue 9 finding 4: a node whose store a crash rolled back mints the same
+ * dot (actor 1, counter 1) again for another value. The replica holding the
+ * other value must be repaired: the copies are not equal just because their
+ * dots are. */
+Test(quorum, a_reissued_dot_with_another_value_is_repaired)
+{
+    struct quorum_get g;
+    uint8_t *a, *b;
+    size_t la, lb;
+    record(1, "lost", &a, &la);
+    record(1, "reissued", &b, &lb);
+    cr_assert_eq(quorum_get_init(&g, 2, 2, false), 0);
+    cr_assert_not(quorum_get_reply(&g, 0, true, a, la));
+    cr_assert(quorum_get_reply(&g, 1, true, b, lb));
+    cr_assert(quorum_get_finished(&g));
+    cr_assert_eq(dvv_count(&g.merged), 1, "one dot, one value");
+    uint32_t rep = quorum_get_repairs(&g);
+    cr_assert_neq(rep, 0, "the copies differ: one replica is repaired");
+    cr_assert_neq(rep, 3, "the copy equal to the merge needs nothing");
+    free(a);
+    free(b);
+    quorum_get_free(&g);
+}

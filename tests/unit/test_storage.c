@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -110,6 +111,7 @@ struct top {
     uv_sem_t *entered; /* gate: posted on entering apply */
     uv_sem_t *gate;    /* gate: waited on in apply */
     int status;
+    bool indefinite;
     char result[128];
     size_t result_len;
     bool done;
@@ -204,6 +206,7 @@ static void on_done(struct storage_op *op)
 
     t->done = true;
     t->status = op->status;
+    t->indefinite = op->indefinite;
     t->result_len = op->result_len;
     if (op->result != NULL && op->result_len < sizeof(t->result))
         memcpy(t->result, op->result, op->result_len);
@@ -457,7 +460,11 @@ Test(storage, failing_apply_fails_only_its_op_in_a_loop_commit, .init = setup,
     failing_apply_case(STORAGE_FSYNC_NEVER);
 }
 
-static void map_full_case(enum storage_fsync policy)
+/* Issue 9 finding 5: MDB_MAP_FULL used to fail the whole group commit.
+ * With max_db_size = map_size (no room to grow), a, big and c share one
+ * batch: big does not fit and fails alone, definite; a and c commit. With
+ * room (grow), the map doubles until big fits and all three commit. */
+static void map_full_case(enum storage_fsync policy, bool grow)
 {
     struct storage_opts o = opts(policy);
     struct storage *s;
@@ -467,7 +474,9 @@ static void map_full_case(enum storage_fsync policy)
     struct gate g;
     char *huge;
 
+    g_done = 0;
     o.map_size = 1u << 20;
+    o.max_db_size = grow ? 16u << 20 : 0;
     s = open_ok(&o, NULL);
     huge = malloc(4u << 20);
     cr_assert_not_null(huge);
@@ -489,17 +498,28 @@ static void map_full_case(enum storage_fsync policy)
     run_until(4);
     if (worker)
         cr_assert_eq(g.t.status, 0);
-    cr_assert_eq(a.status, RK_ESTORAGE);
-    cr_assert_eq(big.status, RK_ESTORAGE);
-    cr_assert_eq(c.status, RK_ESTORAGE);
-    cr_assert_eq(a.result_len, 0, "a failed op reports no result");
+    cr_assert_eq(a.status, 0, "an op that fits commits");
+    cr_assert_eq(c.status, 0, "an op that fits commits");
     cr_assert(get(s, 0, "gate").found);
-    cr_assert_not(get(s, 0, "a").found);
-    cr_assert_not(get(s, 0, "big").found);
-    cr_assert_not(get(s, 0, "c").found);
+    cr_assert(get(s, 0, "a").found);
+    cr_assert(get(s, 0, "c").found);
     storage_get_stats(s, &st);
-    cr_assert_eq(st.failures, 1);
-    cr_assert_eq(st.commits, 1);
+    if (grow) {
+        cr_assert_eq(big.status, 0, "the map grew until it fit");
+        cr_assert_eq(get(s, 0, "big").len, (4u << 20) - 1);
+        cr_assert_geq(st.map_grows, 1);
+        cr_assert_gt(st.map_size, 1u << 20);
+        cr_assert_leq(st.map_size, 16u << 20);
+        cr_assert_eq(st.map_full, 0);
+    } else {
+        cr_assert_eq(big.status, RK_ESTORAGE, "it alone does not fit");
+        cr_assert_not(big.indefinite, "nothing was written: definite");
+        cr_assert_eq(big.result_len, 0, "a failed op reports no result");
+        cr_assert_not(get(s, 0, "big").found);
+        cr_assert_eq(st.map_grows, 0);
+        cr_assert_eq(st.map_full, 1);
+        cr_assert_eq(st.failures, 1);
+    }
 
     submit(s, &after, 0, "after", apply_put, "ok");
     run_until(5);
@@ -511,16 +531,29 @@ static void map_full_case(enum storage_fsync policy)
     close_ok(s);
 }
 
-Test(storage, map_full_fails_the_whole_batch_and_applies_none_of_it,
-     .init = setup, .fini = teardown)
+Test(storage, map_full_fails_only_the_op_that_does_not_fit, .init = setup,
+     .fini = teardown)
 {
-    map_full_case(STORAGE_FSYNC_ALWAYS);
+    map_full_case(STORAGE_FSYNC_ALWAYS, false);
 }
 
-Test(storage, map_full_fails_a_whole_loop_commit_and_applies_none_of_it,
+Test(storage, map_full_fails_only_the_op_that_does_not_fit_in_a_loop_commit,
      .init = setup, .fini = teardown)
 {
-    map_full_case(STORAGE_FSYNC_NEVER);
+    map_full_case(STORAGE_FSYNC_NEVER, false);
+    map_full_case(STORAGE_FSYNC_INTERVAL, false);
+}
+
+Test(storage, map_grows_up_to_max_db_size_when_full, .init = setup,
+     .fini = teardown)
+{
+    map_full_case(STORAGE_FSYNC_ALWAYS, true);
+}
+
+Test(storage, map_grows_up_to_max_db_size_in_a_loop_commit, .init = setup,
+     .fini = teardown)
+{
+    map_full_case(STORAGE_FSYNC_NEVER, true);
 }
 
 Test(storage, reopen_keeps_data_and_epoch_and_reports_not_created,
@@ -1002,5 +1035,226 @@ Test(storage, scan_walks_one_partition_in_key_order, .init = setup,
     cr_assert_eq(storage_scan(s, 1, scan_cb, &acc), 0);
     cr_assert_eq(acc.n, 5);
     cr_assert_str_eq(acc.seen[4], "d=5");
+    close_ok(s);
+}
+
+/* ---- safe actors: the clean-shutdown marker ------------------------------ */
+
+static int g_child_done;
+
+static void child_done(struct storage_op *op)
+{
+    (void)op;
+    g_child_done = 1;
+}
+
+static int child_put(struct storage_op *op, const uint8_t *old, size_t old_len,
+                     uint8_t **out, size_t *out_len)
+{
+    (void)op;
+    (void)old;
+    (void)old_len;
+    *out = malloc(1);
+    if (*out == NULL)
+        return -ENOMEM;
+    **out = 'v';
+    *out_len = 1;
+    return STORAGE_APPLY_PUT;
+}
+
+/* A child process opens the store with policy, commits one write and exits
+ * without closing it: what a kill -9 or a crash leaves behind. */
+static void crash_after_a_write(enum storage_fsync policy)
+{
+    pid_t pid = fork();
+    int st = 0;
+
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        uv_loop_t loop;
+        struct storage *s;
+        struct storage_opts o = opts(policy);
+        struct storage_op op = {.key = (const uint8_t *)"k",
+                                .key_len = 1,
+                                .apply = child_put,
+                                .done = child_done};
+        if (uv_loop_init(&loop) != 0 ||
+            storage_open(&s, &loop, &o, NULL, NULL, 0) != 0 ||
+            storage_submit(s, &op) != 0)
+            _exit(2);
+        while (!g_child_done)
+            uv_run(&loop, UV_RUN_ONCE);
+        _exit(op.status == 0 ? 0 : 3);
+    }
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+}
+
+/* Issue 9 finding 4: after an unclean stop under fsync interval or never,
+ * LMDB may have lost commits whose dots were acknowledged and replicated;
+ * the node must not mint them again, so the store gets a new epoch. */
+static void unclean_stop_case(enum storage_fsync crashed, bool renew)
+{
+    struct storage_opts o = opts(crashed);
+    struct storage_info info;
+    struct storage *s;
+
+    s = open_ok(&o, &info); /* created with epoch 42 */
+    cr_assert_eq(info.epoch, 42);
+    close_ok(s);
+    crash_after_a_write(crashed);
+
+    o.new_epoch = 77;
+    s = open_ok(&o, &info);
+    cr_assert(info.unclean, "the marker of the crashed run is found");
+    cr_assert_eq(info.epoch_renewed, renew);
+    cr_assert_eq(info.epoch, renew ? 77 : 42);
+    if (renew)
+        cr_assert_eq(info.old_epoch, 42);
+    cr_assert(get(s, 0, "k").found, "the data itself is kept");
+    close_ok(s);
+
+    /* The new epoch is stored, and a clean stop keeps it. */
+    o.new_epoch = 99;
+    s = open_ok(&o, &info);
+    cr_assert_not(info.unclean);
+    cr_assert_not(info.epoch_renewed);
+    cr_assert_eq(info.epoch, renew ? 77 : 42);
+    close_ok(s);
+}
+
+Test(storage, unclean_stop_under_fsync_interval_draws_a_new_epoch,
+     .init = setup, .fini = teardown)
+{
+    unclean_stop_case(STORAGE_FSYNC_INTERVAL, true);
+}
+
+Test(storage, unclean_stop_under_fsync_never_draws_a_new_epoch, .init = setup,
+     .fini = teardown)
+{
+    unclean_stop_case(STORAGE_FSYNC_NEVER, true);
+}
+
+Test(storage, unclean_stop_under_fsync_always_keeps_the_epoch, .init = setup,
+     .fini = teardown)
+{
+    unclean_stop_case(STORAGE_FSYNC_ALWAYS, false);
+}
+
+Test(storage, clean_stop_keeps_the_epoch_under_every_policy, .init = setup,
+     .fini = teardown)
+{
+    struct storage_info info;
+    struct storage *s;
+    struct top t;
+
+    for (int p = 0; p < STORAGE_FSYNC_MAX; p++) {
+        struct storage_opts o = opts((enum storage_fsync)p);
+        o.new_epoch = 100 + (uint64_t)p;
+        g_done = 0;
+        s = open_ok(&o, &info);
+        submit(s, &t, 0, "k", apply_put, "v");
+        run_until(1);
+        cr_assert_eq(t.status, 0);
+        close_ok(s);
+        s = open_ok(&o, &info);
+        cr_assert_not(info.unclean, "policy %d", p);
+        cr_assert_not(info.epoch_renewed, "policy %d", p);
+        cr_assert_eq(info.epoch, 100, "the epoch of the store's creation");
+        close_ok(s);
+    }
+}
+
+Test(storage, the_last_runs_policy_decides_not_the_next_ones, .init = setup,
+     .fini = teardown)
+{
+    struct storage_opts o = opts(STORAGE_FSYNC_ALWAYS);
+    struct storage_info info;
+    struct storage *s;
+
+    s = open_ok(&o, &info);
+    close_ok(s);
+    crash_after_a_write(STORAGE_FSYNC_NEVER);
+    o.new_epoch = 5; /* restarted with fsync always after a never run */
+    s = open_ok(&o, &info);
+    cr_assert(info.epoch_renewed);
+    cr_assert_eq(info.epoch, 5);
+    close_ok(s);
+}
+
+/* ---- bounds ------------------------------------------------------------ */
+
+/* Finding 6 (storage part): the queue is bounded in ops and in the bytes
+ * the callers hold; a submit over either is refused and counted. */
+Test(storage, a_full_queue_refuses_submits_and_counts_them, .init = setup,
+     .fini = teardown)
+{
+    struct storage_opts o = opts(STORAGE_FSYNC_NEVER);
+    struct storage_stats st;
+    struct storage *s;
+    struct top t[4];
+
+    o.max_queue = 2;
+    o.max_queue_bytes = 1000;
+    s = open_ok(&o, NULL);
+    submit(s, &t[0], 0, "a", apply_put, "A");
+    submit(s, &t[1], 0, "b", apply_put, "B");
+    memset(&t[2], 0, sizeof(t[2]));
+    t[2].op = t[0].op;
+    t[2].op.arg = &t[2];
+    cr_assert_eq(storage_submit(s, &t[2].op), RK_EOVERLOADED, "third op");
+    storage_get_stats(s, &st);
+    cr_assert_eq(st.queued, 2);
+    cr_assert_eq(st.queue_refused, 1);
+    run_until(2);
+
+    /* Bytes: one op holding more than the budget is refused. */
+    memset(&t[3], 0, sizeof(t[3]));
+    t[3].op = t[0].op;
+    t[3].op.arg = &t[3];
+    t[3].op.size = 1001;
+    cr_assert_eq(storage_submit(s, &t[3].op), RK_EOVERLOADED, "too many bytes");
+    t[3].op.size = 1000;
+    cr_assert_eq(storage_submit(s, &t[3].op), 0, "within the budget");
+    run_until(3);
+    storage_get_stats(s, &st);
+    cr_assert_eq(st.queued, 0);
+    cr_assert_eq(st.queued_bytes, 0);
+    cr_assert_eq(st.queue_refused, 2);
+    close_ok(s);
+}
+
+/* Finding 5: a long queue is committed in bounded transactions, never as
+ * one (MDB_TXN_FULL risk), and every op is still applied in order. */
+Test(storage, a_long_queue_is_committed_in_bounded_transactions, .init = setup,
+     .fini = teardown)
+{
+    enum { N = 9000 };
+    struct storage_opts o = opts(STORAGE_FSYNC_ALWAYS);
+    struct storage_stats st;
+    struct storage *s;
+    struct top *t = calloc(N, sizeof(*t));
+    struct gate g;
+    char key[32];
+
+    cr_assert_not_null(t);
+    s = open_ok(&o, NULL);
+    gate_close(s, &g, "gate");
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "k%d", i % 100);
+        submit(s, &t[i], 0, key, apply_incr, NULL);
+    }
+    uv_run(&g_loop, UV_RUN_NOWAIT); /* all N reach the worker's queue */
+    gate_open(&g);
+    run_until(N + 1);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(t[i].status, 0);
+    cr_assert_str_eq(get(s, 0, "k7").data, "90", "every increment applied");
+    storage_get_stats(s, &st);
+    cr_assert_leq(st.max_batch, 4096, "max_batch %llu",
+                  (unsigned long long)st.max_batch);
+    cr_assert_geq(st.commits, 1 + (N + 4095) / 4096);
+    gate_destroy(&g);
+    free(t);
     close_ok(s);
 }
