@@ -161,7 +161,6 @@ static void fuzz_teardown(void)
     ring_destroy(g.ring);
     if (uv_loop_close(&g.loop) != 0)
         fuzz_fail("uv_loop_close failed: a handle is still open");
-    fuzz_rmdir(g.dir);
 }
 
 /* ASan's quarantine keeps freed memory unused for a while; each input
@@ -214,6 +213,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                               .new_epoch = 0x5eed};
     if (storage_open(&g.store, &g.loop, &so, &info, err, sizeof(err)) != 0)
         fuzz_fail(err);
+    /* The open files live on unlinked: nothing is left behind, even when
+     * a finding aborts the run. */
+    fuzz_rmdir(g.dir);
     env_uv_init(&g.env, &g.loop, g.store, NULL);
     /* A ring of one member, as node/main.c builds for a lone node. */
     const char *ids[1] = {"fuzz"};
