@@ -800,30 +800,26 @@ static void native_stats(struct conn *c, uint64_t id)
 /* ---- accept, idle, lifecycle ---------------------------------------------
  */
 
-static void server_on_conn(uv_stream_t *ls, int status)
+/* A new connection's struct, its handle initialised but not yet open. */
+static struct conn *conn_new(struct server *s, bool resp)
 {
-    struct server *s = ls->data;
-    bool resp = ls == (uv_stream_t *)&s->lresp;
-    struct conn *c;
-
-    if (status < 0) {
-        LOG_WARN("accept failed: %s", uv_strerror(status));
-        return;
-    }
-    c = calloc(1, sizeof(*c));
+    struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
-        return;
+        return NULL;
     c->srv = s;
     c->resp = resp;
     c->id = ++s->next_conn_id;
     c->refs = 1;
     msgpack_zone_init(&c->zone, 4096);
     uv_tcp_init(s->loop, &c->tcp);
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-        c->closed = true;
-        uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
-        return;
-    }
+    return c;
+}
+
+/* c's socket is open: serve it, or refuse it past max_clients. */
+static void conn_serve(struct conn *c)
+{
+    struct server *s = c->srv;
+
     uv_tcp_nodelay(&c->tcp, 1);
     c->next = s->conns;
     if (s->conns)
@@ -833,7 +829,7 @@ static void server_on_conn(uv_stream_t *ls, int status)
     c->last_active = uv_now(s->loop);
     if (s->nconns > s->o.max_clients) {
         s->refused++;
-        if (resp) {
+        if (c->resp) {
             resp_error(&c->out, "ERR max number of clients reached");
         } else {
             native_error(c, 0, RK_EOVERLOADED, true,
@@ -845,6 +841,54 @@ static void server_on_conn(uv_stream_t *ls, int status)
     }
     s->accepted++;
     server__conn_resume(c);
+}
+
+static void server_on_conn(uv_stream_t *ls, int status)
+{
+    struct server *s = ls->data;
+    struct conn *c;
+
+    if (status < 0) {
+        LOG_WARN("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    c = conn_new(s, ls == (uv_stream_t *)&s->lresp);
+    if (c == NULL)
+        return;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        c->closed = true;
+        uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+        return;
+    }
+    conn_serve(c);
+}
+
+int server_adopt(struct server *s, uv_os_sock_t fd, bool resp)
+{
+    struct conn *c;
+    int rc;
+
+    if (s->stopping)
+        return RK_ESHUTTING_DOWN;
+    if ((c = conn_new(s, resp)) == NULL)
+        return -ENOMEM;
+    if ((rc = uv_tcp_open(&c->tcp, fd)) != 0) {
+        c->closed = true; /* the handle does not own fd yet */
+        uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+        return rc;
+    }
+    conn_serve(c);
+    return 0;
+}
+
+void server_get_load(const struct server *s, struct server_load *out)
+{
+    *out = (struct server_load){
+        .connections = s->nconns, .inflight = s->inflight, .bytes = s->mem};
+    for (const struct conn *c = s->conns; c != NULL; c = c->next) {
+        out->unsent += c->out.len + c->wbuf.len;
+        out->reading += c->reading;
+    }
 }
 
 static void server_idle_cb(uv_timer_t *t)

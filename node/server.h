@@ -80,4 +80,26 @@ void server_force_close(struct server *s);
  * no-op. */
 void server_destroy(struct server *s);
 
+/* ---- test hooks (tests/fuzz/fuzz_conn.c) ------------------------------ */
+
+/* Serves fd, an already connected stream socket (TCP, or AF_UNIX from
+ * socketpair()), as a client connection of the native protocol or, when
+ * resp, of RESP: from here on exactly as if a listener had accepted it
+ * (max_clients, idle_timeout, server_stop() apply). Returns 0 and the
+ * server owns fd (closed with the connection); or RK_ESHUTTING_DOWN after
+ * server_stop(), -ENOMEM, or uv_tcp_open()'s error, and fd stays the
+ * caller's. */
+int server_adopt(struct server *s, uv_os_sock_t fd, bool resp);
+
+/* What the server holds right now. Once every connection is closed and
+ * every request answered, connections, inflight and bytes are all 0. */
+struct server_load {
+    uint64_t connections; /* open (the stats' connections) */
+    uint64_t inflight;    /* requests waiting on the core (client_inflight) */
+    uint64_t bytes;       /* held for connections (client_bytes) */
+    uint64_t unsent;      /* reply bytes of open connections not written */
+    uint64_t reading;     /* open connections whose socket is being read */
+};
+void server_get_load(const struct server *s, struct server_load *out);
+
 #endif
