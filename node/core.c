@@ -1199,9 +1199,14 @@ uint32_t core_nval(const struct core *c)
 
 uint32_t core_members(struct core *c, struct wire_member *out, uint32_t cap)
 {
+    /* A node alone (ring == NULL) may have no member table: it reports
+     * itself, nameless. */
+    static const struct core_member alone = {"", ""};
     for (uint32_t i = 0; i < c->nmembers && i < cap; i++) {
-        out[i].id = c->o.members[i].id;
-        out[i].addr = c->o.members[i].addr;
+        const struct core_member *m =
+            c->o.members != NULL ? &c->o.members[i] : &alone;
+        out[i].id = m->id;
+        out[i].addr = m->addr;
         out[i].self = i == c->o.self;
         out[i].up = core_up(c, i);
     }
