@@ -49,8 +49,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "node/core.h"
 #include "node/log.h"
+#include "node/peer_auth.h"
 #include "quorum/dvv.h"
 #include "quorum/hlc.h"
 #include "quorum/quorum.h"
@@ -84,6 +87,8 @@ struct core {
     uint64_t fwd_seq;               /* our forwards' sequence */
     struct core_fwd_seen *fwd_seen; /* per member */
     struct core_stats st;
+    bool ctx_tagged; /* contexts carry a tag (core_opts.ctx_key) */
+    uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN];
 };
 
 /* ---- local writes (the storage worker applies them) -------------------- */
@@ -121,6 +126,40 @@ struct core_write {
     uint8_t buf[];
 };
 
+/* Appends the context's tag for key (any thread: the key is read only).
+ * Contexts are untagged when the core has no context key. */
+static int core_ctx_seal(const struct core *c, const uint8_t *key,
+                         size_t key_len, uint8_t **ctx, size_t *len)
+{
+    if (!c->ctx_tagged)
+        return 0;
+    uint8_t *p = realloc(*ctx, *len + PEER_AUTH_CTX_TAG_LEN);
+    if (p == NULL)
+        return -ENOMEM;
+    peer_auth_ctx_tag(p + *len, c->ctx_key, key, key_len, p, *len);
+    *ctx = p;
+    *len += PEER_AUTH_CTX_TAG_LEN;
+    return 0;
+}
+
+/* Checks a context received from a client and returns the length of its
+ * untagged part in *len: only a context the cluster issued for this key
+ * is accepted (a forged or another key's context could claim dots that
+ * were never written here, and every write they cover would be lost). */
+static int core_ctx_open(const struct core *c, const uint8_t *key,
+                         size_t key_len, const uint8_t *ctx, uint32_t *len)
+{
+    if (!c->ctx_tagged)
+        return 0;
+    if (*len < PEER_AUTH_CTX_TAG_LEN)
+        return RK_EBAD_CONTEXT;
+    uint32_t n = *len - PEER_AUTH_CTX_TAG_LEN;
+    if (!peer_auth_ctx_check(c->ctx_key, key, key_len, ctx, n, ctx + n))
+        return RK_EBAD_CONTEXT;
+    *len = n;
+    return 0;
+}
+
 /* Worker thread: refuses an encoded record over max_record (*out freed). */
 static int core_check_size(struct core_write *w, uint8_t **out, size_t len)
 {
@@ -157,6 +196,24 @@ static int core_apply_update(struct core_write *w, const struct dvv *local,
         for (uint32_t j = 0; j < local->e[i].nvals; j++)
             if (local->e[i].vals[j].ts >= w->val.ts)
                 w->val.ts = local->e[i].vals[j].ts + 1;
+    /* Only this node mints its own actor's dots, and it stores each one
+     * before anyone sees it: a context claiming more was not issued by
+     * this cluster for this key, and would cover our next writes. */
+    uint64_t claimed = 0, issued = 0;
+    for (uint32_t i = 0; !w->overwrite && i < w->ctx.n; i++)
+        if (w->ctx.e[i].actor == w->actor)
+            claimed = w->ctx.e[i].counter;
+    for (uint32_t i = 0; i < local->n; i++)
+        if (local->e[i].actor == w->actor)
+            issued = local->e[i].counter;
+    if (claimed > issued) {
+        snprintf(w->msg, sizeof(w->msg),
+                 "the context claims counter %" PRIu64 " for this node, "
+                 "which has issued %" PRIu64 " for the key: it was not "
+                 "read from this key",
+                 claimed, issued);
+        return RK_EBAD_CONTEXT;
+    }
     if ((err = dvv_update(local, &w->ctx, w->val, w->actor, &w->arena,
                           &next)) != 0)
         return err;
@@ -166,6 +223,8 @@ static int core_apply_update(struct core_write *w, const struct dvv *local,
         return RK_ESIBLING_LIMIT;
     if ((err = dvv_join(&next, &w->arena, &joined)) != 0 ||
         (err = dvv_vv_encode(&joined, &w->ctx_out, &w->ctx_out_len)) != 0 ||
+        (err = core_ctx_seal(w->core, w->buf, w->op.key_len, &w->ctx_out,
+                             &w->ctx_out_len)) != 0 ||
         (err = dvv_encode(&next, out, out_len)) != 0 ||
         (err = core_check_size(w, out, *out_len)) != 0)
         return err;
@@ -228,6 +287,7 @@ static int core_apply(struct storage_op *op, const uint8_t *old, size_t old_len,
     free(w->ctx_out); /* storage may run apply again (storage.h) */
     w->ctx_out = NULL;
     w->ctx_out_len = 0;
+    w->msg[0] = '\0';
     if (old != NULL && (err = dvv_decode(old, old_len, &w->arena, &local)))
         return err;
     if (w->kind == CW_UPDATE)
@@ -318,8 +378,11 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
             .len = (uint32_t)blen,
             .flags = (put ? 0 : DVV_TOMBSTONE) | (w->overwrite ? DVV_LWW : 0),
             .ts = hlc_now(&c->hlc, c->env->ops->wall_ms(c->env))};
+        uint32_t ctx_len = req->ctx_len;
         if (!w->overwrite && req->ctx != NULL &&
-            dvv_vv_decode(req->ctx, req->ctx_len, &w->arena, &w->ctx) != 0) {
+            (core_ctx_open(c, req->key, req->key_len, req->ctx, &ctx_len) !=
+                 0 ||
+             dvv_vv_decode(req->ctx, ctx_len, &w->arena, &w->ctx) != 0)) {
             dvv_arena_free(&w->arena);
             free(w);
             return RK_EBAD_CONTEXT;
@@ -376,8 +439,9 @@ static bool core_up(struct core *c, uint32_t member)
 }
 
 /* Values and context of a record, handed to fn as a get reply. */
-static int core_reply_record(struct core *c, const struct dvv *d,
-                             struct dvv_arena *a, core_reply_fn fn, void *arg)
+static int core_reply_record(struct core *c, const uint8_t *key, size_t key_len,
+                             const struct dvv *d, struct dvv_arena *a,
+                             core_reply_fn fn, void *arg)
 {
     struct core_reply rep = {0};
     struct core_value *vals = NULL;
@@ -401,8 +465,11 @@ static int core_reply_record(struct core *c, const struct dvv *d,
         }
     }
     if ((err = dvv_join(d, a, &vv)) != 0 ||
-        (err = dvv_vv_encode(&vv, &ctx, &ctx_len)) != 0)
+        (err = dvv_vv_encode(&vv, &ctx, &ctx_len)) != 0 ||
+        (err = core_ctx_seal(c, key, key_len, &ctx, &ctx_len)) != 0) {
+        free(ctx);
         return err;
+    }
     rep.values = vals;
     rep.ctx = ctx;
     rep.ctx_len = (uint32_t)ctx_len;
@@ -419,7 +486,9 @@ struct core_read {
     struct core *core;
     core_reply_fn fn;
     void *arg;
-    bool raw; /* rget: the record bytes; else values + context */
+    bool raw;           /* rget: the record bytes; else values + context */
+    const uint8_t *key; /* for the context's tag */
+    size_t key_len;
     int err;
 };
 
@@ -441,7 +510,8 @@ static int core_read_cb(void *arg, const uint8_t *val, size_t len)
         LOG_ERROR("stored record fails to decode (%zu bytes): %s", len,
                   rk_err_msg(err));
     if (err == 0)
-        err = core_reply_record(c, &d, &a, rd->fn, rd->arg);
+        err =
+            core_reply_record(c, rd->key, rd->key_len, &d, &a, rd->fn, rd->arg);
     dvv_arena_free(&a);
     if (err != 0)
         core_fail(c, rd->fn, rd->arg, err, true, NULL);
@@ -451,7 +521,12 @@ static int core_read_cb(void *arg, const uint8_t *val, size_t len)
 static void core_read_local(struct core *c, const struct core_req *req,
                             bool raw, core_reply_fn fn, void *arg)
 {
-    struct core_read rd = {.core = c, .fn = fn, .arg = arg, .raw = raw};
+    struct core_read rd = {.core = c,
+                           .fn = fn,
+                           .arg = arg,
+                           .raw = raw,
+                           .key = req->key,
+                           .key_len = req->key_len};
     int err = c->env->ops->store_get(c->env, core_partition(c, req), req->key,
                                      req->key_len, core_read_cb, &rd);
     if (err != 0) /* the callback did not run */
@@ -590,8 +665,8 @@ static void coord_get_progress(struct coord *co, bool decided, bool timed_out)
         if (co->get.state == QUORUM_OK) {
             struct dvv_arena a;
             dvv_arena_init(&a);
-            int err =
-                core_reply_record(c, &co->get.merged, &a, co->fn, co->arg);
+            int err = core_reply_record(c, co->key, co->key_len,
+                                        &co->get.merged, &a, co->fn, co->arg);
             dvv_arena_free(&a);
             if (err != 0) /* the callback did not run */
                 coord_fail(co, err, true, NULL, 0);
@@ -1079,6 +1154,11 @@ struct core *core_create(struct env *env, const struct core_opts *o)
         return NULL;
     c->env = env;
     c->o = *o;
+    c->o.ctx_key = NULL; /* copied below, not borrowed */
+    if (o->ctx_key != NULL) {
+        memcpy(c->ctx_key, o->ctx_key, sizeof(c->ctx_key));
+        c->ctx_tagged = true;
+    }
     if (c->o.max_siblings == 0)
         c->o.max_siblings = CORE_DEFAULT_MAX_SIBLINGS;
     if (c->o.n == 0)
@@ -1112,6 +1192,7 @@ void core_destroy(struct core *c)
     if (c == NULL)
         return;
     free(c->fwd_seen);
+    sodium_memzero(c->ctx_key, sizeof(c->ctx_key));
     free(c);
 }
 

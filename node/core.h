@@ -50,6 +50,11 @@ struct core_opts {
     uint64_t timeout_ms;               /* replica wait before failing */
     uint64_t incarnation; /* random per process start; 0: derived */
     uint64_t max_record;  /* largest encoded record stored; 0 = no limit */
+    /* PEER_AUTH_CTX_KEY_LEN bytes (node/peer_auth.h), copied: contexts
+     * handed out are tagged with it and contexts received must carry a
+     * valid tag for their key. NULL: contexts are untagged (a node alone,
+     * which has no cluster secret). */
+    const uint8_t *ctx_key;
 };
 
 #define CORE_DEFAULT_MAX_SIBLINGS 64

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <uv.h>
 
 #include "node/config.h"
@@ -329,6 +330,9 @@ int main(int argc, char **argv)
         goto fail;
     }
     env_uv_init(&n.env, &n.loop, n.store, n.peers);
+    uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN];
+    if (secret_len > 0)
+        peer_auth_ctx_key(ctx_key, secret, (size_t)secret_len);
     struct core_opts co = {
         .actor = info.epoch,
         .partitions = cfg.partitions,
@@ -346,8 +350,10 @@ int main(int argc, char **argv)
         .timeout_ms = cfg.request_timeout,
         .incarnation = node_random64(),
         .max_record = config_max_record(&cfg),
+        .ctx_key = secret_len > 0 ? ctx_key : NULL,
     };
     n.core = core_create(&n.env, &co);
+    sodium_memzero(ctx_key, sizeof(ctx_key)); /* the core keeps a copy */
     if (n.core == NULL) {
         LOG_ERROR("out of memory");
         goto fail;
@@ -424,6 +430,6 @@ out:
     }
     config_free(&cfg);
     log_close();
-    memset(secret, 0, sizeof(secret));
+    sodium_memzero(secret, sizeof(secret));
     return status;
 }

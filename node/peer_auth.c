@@ -69,6 +69,43 @@ bool peer_auth_check(const uint8_t expected[PEER_AUTH_MAC_LEN],
            crypto_verify_32(expected, got) == 0;
 }
 
+void peer_auth_ctx_key(uint8_t out[PEER_AUTH_CTX_KEY_LEN],
+                       const uint8_t *secret, size_t secret_len)
+{
+    static const char label[] = "ringkv-context-key-v1";
+    crypto_auth_hmacsha256_state st;
+
+    crypto_auth_hmacsha256_init(&st, secret, secret_len);
+    peer_auth_field(&st, (const uint8_t *)label, sizeof(label) - 1);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof(st));
+}
+
+void peer_auth_ctx_tag(uint8_t out[PEER_AUTH_CTX_TAG_LEN],
+                       const uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN],
+                       const uint8_t *key, size_t key_len, const uint8_t *ctx,
+                       size_t ctx_len)
+{
+    crypto_auth_hmacsha256_state st;
+    uint8_t mac[crypto_auth_hmacsha256_BYTES];
+
+    crypto_auth_hmacsha256_init(&st, ctx_key, PEER_AUTH_CTX_KEY_LEN);
+    peer_auth_field(&st, key, key_len);
+    peer_auth_field(&st, ctx, ctx_len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    memcpy(out, mac, PEER_AUTH_CTX_TAG_LEN);
+    sodium_memzero(&st, sizeof(st));
+}
+
+bool peer_auth_ctx_check(const uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN],
+                         const uint8_t *key, size_t key_len, const uint8_t *ctx,
+                         size_t ctx_len, const uint8_t *tag)
+{
+    uint8_t want[PEER_AUTH_CTX_TAG_LEN];
+    peer_auth_ctx_tag(want, ctx_key, key, key_len, ctx, ctx_len);
+    return crypto_verify_16(want, tag) == 0;
+}
+
 int peer_auth_read_secret(const char *path, uint8_t *buf, size_t cap,
                           bool *loose, char *err, size_t errlen)
 {

@@ -57,6 +57,31 @@ void peer_auth_mac(uint8_t out[PEER_AUTH_MAC_LEN], enum peer_auth_role role,
 bool peer_auth_check(const uint8_t expected[PEER_AUTH_MAC_LEN],
                      const uint8_t *got, size_t len);
 
+/* Causal contexts handed to clients are tagged so that a client can only
+ * send back a context the cluster issued for that key (docs/design.md,
+ * "Threat model"): tag = HMAC-SHA256(context key, key || context), cut to
+ * PEER_AUTH_CTX_TAG_LEN bytes and appended to the context. The context key
+ * is derived from the cluster secret, so every node checks every other
+ * node's tags. */
+#define PEER_AUTH_CTX_KEY_LEN 32
+#define PEER_AUTH_CTX_TAG_LEN 16
+
+/* The context key of a cluster secret. */
+void peer_auth_ctx_key(uint8_t out[PEER_AUTH_CTX_KEY_LEN],
+                       const uint8_t *secret, size_t secret_len);
+
+/* The tag of context ctx (ctx_len bytes, untagged) for key. */
+void peer_auth_ctx_tag(uint8_t out[PEER_AUTH_CTX_TAG_LEN],
+                       const uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN],
+                       const uint8_t *key, size_t key_len, const uint8_t *ctx,
+                       size_t ctx_len);
+
+/* True when tag (PEER_AUTH_CTX_TAG_LEN bytes) is ctx's tag for key,
+ * compared in constant time. */
+bool peer_auth_ctx_check(const uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN],
+                         const uint8_t *key, size_t key_len, const uint8_t *ctx,
+                         size_t ctx_len, const uint8_t *tag);
+
 /* Reads a secret file into buf (cap bytes), dropping one trailing newline
  * ("\n" or "\r\n"). Returns its length, or an error with err set:
  * -errno (cannot read), RK_ECONFIG (shorter than CONFIG_MIN_SECRET or not

@@ -318,8 +318,13 @@ static void native_send(struct conn *c, const struct wire_resp *r)
         snprintf(msg, sizeof(msg),
                  "reply of %zu bytes exceeds max_frame (%" PRIu32 ")", body,
                  c->srv->o.lim.max_frame);
+        /* A write's reply comes after the write was applied: only a
+         * read's refusal is definite. */
+        bool write = r->op == WIRE_OP_PUT || r->op == WIRE_OP_DEL ||
+                     r->op == WIRE_OP_FPUT || r->op == WIRE_OP_FDEL ||
+                     r->op == WIRE_OP_RPUT;
         struct wire_resp e = {
-            .id = r->id, .err = RK_ETOO_LARGE, .definite = true, .msg = msg};
+            .id = r->id, .err = RK_ETOO_LARGE, .definite = !write, .msg = msg};
         native_send(c, &e);
         return;
     }

@@ -3,6 +3,7 @@
  * quorums with nodes down, siblings across coordinators, read repair of a
  * replica that missed a write.
  */
+#include "quorum/dvv.h"
 #include "ring/ring.h"
 #include "tests/integration/itest.h"
 
@@ -293,4 +294,108 @@ Test(cluster, a_stopped_replica_does_not_stall_the_others)
     put_ok(c, "all-three", "x");
     get_is(c, "stop-7", "stop-7");
     rkc_close(c);
+}
+
+/* Context bytes of a get of key through c (copied; at most cap bytes). */
+static size_t read_ctx(struct rkc *c, const char *key, uint8_t *out, size_t cap,
+                       size_t want_values)
+{
+    struct rkc_result r = {0};
+    cr_assert_eq(rkc_get(c, key, strlen(key), &r), 0, "%s", r.message);
+    cr_assert_eq(r.nvalues, want_values, "get %s: %zu values", key, r.nvalues);
+    cr_assert(r.ctx_len <= cap);
+    size_t len = r.ctx_len;
+    memcpy(out, r.ctx, len);
+    rkc_result_free(&r);
+    return len;
+}
+
+/* The put is refused as a bad context, definitely, and applies nothing. */
+static void refused_ctx(struct rkc *c, const char *key, const uint8_t *ctx,
+                        size_t len, const char *why)
+{
+    struct rkc_result r = {0};
+    cr_assert_eq(rkc_put(c, key, strlen(key), "forged", 6, ctx, len, &r),
+                 RK_EBAD_CONTEXT, "%s: got %d (%s)", why, r.err, r.message);
+    cr_assert(r.definite, "%s", why);
+    rkc_result_free(&r);
+}
+
+/* A client's context can claim any counter for any node's actor (actors
+ * are public): one claiming node 2's counter 1000 was stored by the other
+ * replicas, and node 2's next writes of the key were acknowledged by every
+ * replica and then never read back. Contexts are tagged with a key derived
+ * from the cluster secret and bound to their key: only a context this
+ * cluster issued for this key is accepted, by any node. */
+Test(cluster, only_contexts_the_cluster_issued_for_the_key_are_accepted)
+{
+    struct itest_node *n = itest_cluster(3, "--fsync", "never", NULL);
+    struct rkc *c1 = conn(&n[0], 3, 3), *c2 = conn(&n[1], 3, 3),
+               *c3 = conn(&n[2], 3, 3);
+    struct rkc_result r = {0};
+    uint8_t ctx[512], own[512], forged[512];
+
+    /* Node 1's actor, alone in a context; then "a" with dots of nodes 1
+     * and 2 (blind writes through both: siblings). */
+    cr_assert_eq(rkc_put(c1, "z", 1, "z", 1, NULL, 0, &r), 0);
+    rkc_result_free(&r);
+    size_t own_len = read_ctx(c1, "z", own, sizeof(own), 1);
+    cr_assert_eq(rkc_put(c1, "a", 1, "one", 3, NULL, 0, &r), 0);
+    rkc_result_free(&r);
+    cr_assert_eq(rkc_put(c2, "a", 1, "two", 3, NULL, 0, &r), 0);
+    rkc_result_free(&r);
+    size_t len = read_ctx(c1, "a", ctx, sizeof(ctx), 2);
+    cr_assert_gt(len, 16, "a context carries its 16-byte tag");
+
+    /* Another key's context, through any node. */
+    refused_ctx(c2, "b", ctx, len, "a's context on b");
+    refused_ctx(c3, "b", own, own_len, "z's context on b");
+
+    /* The attack: node 2's counter raised to 1000, sent through node 1,
+     * with the old tag, with no tag, and a real context with a bad tag. */
+    struct dvv_arena a;
+    struct dvv_vv vv;
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    uint64_t actor1;
+    dvv_arena_init(&a);
+    cr_assert_eq(dvv_vv_decode(own, own_len - 16, &a, &vv), 0);
+    cr_assert_eq(vv.n, 1);
+    actor1 = vv.e[0].actor;
+    cr_assert_eq(dvv_vv_decode(ctx, len - 16, &a, &vv), 0);
+    cr_assert_eq(vv.n, 2);
+    for (uint32_t i = 0; i < vv.n; i++)
+        if (vv.e[i].actor != actor1)
+            vv.e[i].counter = 1000;
+    cr_assert_eq(dvv_vv_encode(&vv, &enc, &enc_len), 0);
+    cr_assert(enc_len + 16 <= sizeof(forged));
+    memcpy(forged, enc, enc_len);
+    memcpy(forged + enc_len, ctx + len - 16, 16);
+    free(enc);
+    dvv_arena_free(&a);
+    refused_ctx(c1, "a", forged, enc_len + 16, "raised counter, old tag");
+    refused_ctx(c1, "a", forged, enc_len, "raised counter, no tag");
+    refused_ctx(c1, "a", ctx, len - 16, "real context, no tag");
+    ctx[len - 1] ^= 1;
+    refused_ctx(c1, "a", ctx, len, "real context, bad tag");
+    ctx[len - 1] ^= 1;
+
+    /* Nothing was lost: node 2's next write is read back by every node. */
+    cr_assert_eq(rkc_put(c2, "a", 1, "three", 5, NULL, 0, &r), 0);
+    rkc_result_free(&r);
+    read_ctx(c3, "a", forged, sizeof(forged), 3);
+
+    /* A context read through node 1 resolves the siblings through node 2:
+     * every node checks every node's tags. */
+    len = read_ctx(c1, "a", ctx, sizeof(ctx), 3);
+    cr_assert_eq(rkc_put(c2, "a", 1, "merged", 6, ctx, len, &r), 0, "%s",
+                 r.message);
+    rkc_result_free(&r);
+    cr_assert_eq(rkc_get(c3, "a", 1, &r), 0);
+    cr_assert_eq(r.nvalues, 1);
+    cr_assert_eq(memcmp(r.values[0].data, "merged", 6), 0);
+    rkc_result_free(&r);
+    rkc_close(c1);
+    rkc_close(c2);
+    rkc_close(c3);
 }

@@ -2,6 +2,9 @@
  * test_native.c - a real ringkv process over the native protocol: put, get,
  * delete, contexts and siblings, pipelining, stats, clean shutdown.
  */
+#include <inttypes.h>
+
+#include "quorum/dvv.h"
 #include "tests/integration/itest.h"
 
 TestSuite(native, .timeout = 120, .fini = itest_cleanup);
@@ -269,4 +272,47 @@ Test(native, bad_options_are_refused_with_a_message)
     cr_assert_eq(rc, 1, "a clean failure, not a crash: %d %s", rc, out);
     cr_assert(strstr(out, "listen address") != NULL, "got: %s", out);
     itest_sh(NULL, 0, "rm -rf %s", dir);
+}
+
+/* A node alone has no cluster secret, so its contexts are untagged; the
+ * coordinator still refuses a context that claims more of its own dots
+ * than it has issued for the key (it mints every one of them): a counter
+ * near INT64_MAX would otherwise make every later write of the key fail
+ * with bad_context, and a smaller one would make later writes vanish. */
+Test(native, a_context_claiming_unissued_dots_of_the_node_is_refused)
+{
+    struct itest_node *n = itest_start(NULL);
+    struct rkc *c = connect_to(n);
+    struct rkc_result r = {0};
+    struct dvv_arena a;
+    struct dvv_vv vv;
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+
+    cr_assert_eq(rkc_put(c, "k", 1, "v1", 2, NULL, 0, &r), 0);
+    rkc_result_free(&r);
+    cr_assert_eq(rkc_get(c, "k", 1, &r), 0);
+    dvv_arena_init(&a);
+    cr_assert_eq(dvv_vv_decode(r.ctx, r.ctx_len, &a, &vv), 0);
+    cr_assert_eq(vv.n, 1);
+    rkc_result_free(&r);
+    static const uint64_t claims[] = {2, 1000, INT64_MAX - 1};
+    for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+        vv.e[0].counter = claims[i];
+        cr_assert_eq(dvv_vv_encode(&vv, &enc, &enc_len), 0);
+        cr_assert_eq(rkc_put(c, "k", 1, "forged", 6, enc, enc_len, &r),
+                     RK_EBAD_CONTEXT, "claim %" PRIu64 ": %s", claims[i],
+                     r.message);
+        cr_assert(r.definite);
+        rkc_result_free(&r);
+        free(enc);
+    }
+    dvv_arena_free(&a);
+    /* The key is as it was, and the next writes are read back. */
+    cr_assert_eq(rkc_put(c, "k", 1, "v2", 2, NULL, 0, &r), 0);
+    rkc_result_free(&r);
+    cr_assert_eq(rkc_get(c, "k", 1, &r), 0);
+    cr_assert_eq(r.nvalues, 2, "v1 and v2, blind writes: siblings");
+    rkc_result_free(&r);
+    rkc_close(c);
 }

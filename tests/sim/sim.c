@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "node/errors.h"
+#include "node/peer_auth.h"
 #include "node/storage.h"
 #include "node/wire.h"
 #include "quorum/dvv.h"
@@ -812,6 +813,10 @@ static uint64_t new_epoch(struct sim *s)
     return ep;
 }
 
+/* Every simulated node shares one context key, as nodes sharing a cluster
+ * secret do: contexts are tagged and checked across coordinators. */
+static const uint8_t sim_ctx_key[PEER_AUTH_CTX_KEY_LEN] = "sim-context-key";
+
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     struct core_opts o = {
@@ -825,6 +830,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
         .r = s->cfg.r,
         .w = s->cfg.w,
         .timeout_ms = s->p.timeout_ms,
+        .ctx_key = sim_ctx_key,
     };
     nd->up = true;
     nd->inc++;

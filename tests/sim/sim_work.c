@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "node/errors.h"
+#include "node/peer_auth.h"
 #include "quorum/dvv.h"
 #include "quorum/quorum.h"
 #include "tests/sim/sim_internal.h"
@@ -351,7 +352,9 @@ static uint32_t durable_cover(struct sim *s, const struct wkey *k,
     struct dvv_vv vv;
     uint32_t n = 0;
     dvv_arena_init(&a);
-    if (dvv_vv_decode(ctx, ctx_len, &a, &vv) != 0) {
+    /* Contexts end with their tag (node/peer_auth.h). */
+    if (ctx_len < PEER_AUTH_CTX_TAG_LEN ||
+        dvv_vv_decode(ctx, ctx_len - PEER_AUTH_CTX_TAG_LEN, &a, &vv) != 0) {
         dvv_arena_free(&a);
         return 0;
     }
