@@ -137,6 +137,84 @@ Test(limits, replies_queued_behind_a_waiting_write_are_bounded)
     close(fd);
 }
 
+/* Finding 6: a node-wide bound on requests in flight. 4 connections
+ * pipeline 4 SETs each while a replica is stopped (w = 3: each SET waits);
+ * with max_inflight 8, 8 wait and the other 8 are refused at once with a
+ * definite overloaded error, counted. When the replica resumes every
+ * waiting SET succeeds, and no refused one was applied. */
+Test(limits, requests_beyond_max_inflight_are_refused_as_overloaded)
+{
+    struct itest_node *n =
+        itest_cluster(3, "--w", "3", "--max-inflight", "8", "--request-timeout",
+                      "60s", "--fsync", "never", NULL);
+    enum { CONNS = 4, EACH = 4 };
+    int fds[CONNS];
+    char cmd[128], line[256];
+
+    itest_signal_nowait(&itest_nodes[2], SIGSTOP);
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = itest_raw_connect(n->resp_port);
+        for (int j = 0; j < EACH; j++) {
+            int len =
+                snprintf(cmd, sizeof(cmd),
+                         "*3\r\n$3\r\nSET\r\n$3\r\nk%d%d\r\n$1\r\nv\r\n", i, j);
+            cr_assert_eq(write(fds[i], cmd, (size_t)len), len);
+        }
+    }
+    /* Every SET was read and admitted or refused before the replica
+     * resumes: 16 decisions, none of which waits on it. */
+    uint64_t deadline = itest_now_ms() + 30000;
+    while (itest_stat(n, "client_inflight") +
+                   itest_stat(n, "overloaded_inflight") <
+               CONNS * EACH &&
+           itest_now_ms() < deadline)
+        itest_nap();
+    int64_t refused = itest_stat(n, "overloaded_inflight");
+    cr_assert_eq(refused, CONNS * EACH - 8, "overloaded_inflight %" PRId64,
+                 refused);
+    cr_assert_eq(itest_stat(n, "client_inflight"), 8);
+    itest_signal_nowait(&itest_nodes[2], SIGCONT);
+
+    int ok = 0, overloaded = 0;
+    bool applied[CONNS][EACH];
+    for (int i = 0; i < CONNS; i++) {
+        FILE *f = fdopen(fds[i], "r");
+        cr_assert(f != NULL);
+        for (int j = 0; j < EACH; j++) {
+            cr_assert(fgets(line, sizeof(line), f) != NULL, "reply %d/%d", i,
+                      j);
+            applied[i][j] = strcmp(line, "+OK\r\n") == 0;
+            if (applied[i][j])
+                ok++;
+            else if (strncmp(line, "-ERR overloaded", 15) == 0 &&
+                     strstr(line, "(definite") != NULL)
+                overloaded++;
+            else
+                cr_assert_fail("reply %d/%d: %s", i, j, line);
+        }
+        fclose(f);
+    }
+    cr_assert_eq(ok, 8);
+    cr_assert_eq(overloaded, CONNS * EACH - 8);
+    /* What succeeded is there on every replica; what was refused is not. */
+    int fd = itest_raw_connect(n->resp_port);
+    FILE *f = fdopen(fd, "r");
+    for (int i = 0; i < CONNS; i++)
+        for (int j = 0; j < EACH; j++) {
+            int len = snprintf(cmd, sizeof(cmd),
+                               "*2\r\n$3\r\nGET\r\n$3\r\nk%d%d\r\n", i, j);
+            cr_assert_eq(write(fd, cmd, (size_t)len), len);
+            cr_assert(fgets(line, sizeof(line), f) != NULL);
+            if (applied[i][j]) {
+                cr_assert_str_eq(line, "$1\r\n", "k%d%d", i, j);
+                cr_assert(fgets(line, sizeof(line), f) != NULL);
+            } else {
+                cr_assert_str_eq(line, "$-1\r\n", "k%d%d", i, j);
+            }
+        }
+    fclose(f);
+}
+
 /* Finding 6 and the flood bound: 40 connections send malformed input on
  * both protocols for a fixed number of frames each while a legitimate
  * client writes and reads back 500 keys. Every legitimate request is
