@@ -1,6 +1,6 @@
 /*
  * client.h - the ringkv C client: one blocking TCP connection to one node,
- * speaking the native protocol (node/wire.h, docs/protocol.md).
+ * speaking the native protocol (proto/wire.h, docs/protocol.md).
  *
  * Two ways to use a connection, never at the same time:
  *
@@ -15,7 +15,7 @@
  *
  * Errors. Every int result is 0 or negative: -errno for system and
  * connection errors (-ECONNREFUSED, -ECONNRESET, -ETIMEDOUT, ...), RK_E*
- * (node/errors.h) for errors the server reported or for RK_EPROTO. Names and
+ * (proto/errors.h) for errors the server reported or for RK_EPROTO. Names and
  * messages: rk_err_code() and rk_err_msg().
  *
  * Broken connections. A connection error, a timeout, or a response that
@@ -40,8 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/errors.h"
-#include "node/wire.h"
+#include "proto/errors.h"
+#include "proto/wire.h"
 
 /* The largest response body accepted (bytes). A larger length prefix is a
  * protocol error: the client never buffers more than this for one frame. */

@@ -2,7 +2,7 @@
  * client_util.h - text helpers for the client tools: base64 (RFC 4648,
  * standard alphabet, with padding), UTF-8 validation and JSON string
  * output. Pure functions, no I/O. Used by ringkv-cli to show binary values
- * and contexts; output goes into a struct wire_buf (node/wire.h).
+ * and contexts; output goes into a struct wire_buf (proto/wire.h).
  */
 #ifndef RINGKV_CLIENT_UTIL_H
 #define RINGKV_CLIENT_UTIL_H
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/wire.h"
+#include "proto/wire.h"
 
 /* Length of the base64 text for n bytes, without the NUL. */
 size_t rkc_b64_len(size_t n);

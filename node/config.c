@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "node/config.h"
-#include "node/errors.h"
+#include "proto/errors.h"
 
 /* ---- the table ---------------------------------------------------------- */
 

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "node/env.h"
-#include "node/wire.h"
+#include "proto/wire.h"
 
 enum core_conflict {
     CORE_CONFLICT_SIBLINGS = 0, /* keep concurrent writes as siblings */

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "node/storage.h"
-#include "node/wire.h"
+#include "proto/wire.h"
 
 struct env;
 struct env_timer;

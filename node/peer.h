@@ -39,7 +39,7 @@
 #include <uv.h>
 
 #include "node/env.h"
-#include "node/wire.h"
+#include "proto/wire.h"
 
 #define PEER_RECONNECT_MS  250
 #define PEER_AUTH_RETRY_MS 5000

@@ -18,8 +18,8 @@
 #include <sodium.h>
 
 #include "node/config.h"
-#include "node/errors.h"
 #include "node/peer_auth.h"
+#include "proto/errors.h"
 
 int peer_auth_init(void)
 {

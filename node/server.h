@@ -31,7 +31,7 @@
 #include "node/core.h"
 #include "node/peer.h"
 #include "node/storage.h"
-#include "node/wire.h"
+#include "proto/wire.h"
 
 struct server_opts {
     const char *listen;         /* address to bind, e.g. "127.0.0.1" */

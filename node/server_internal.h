@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "node/resp.h"
 #include "node/server.h"
+#include "proto/resp.h"
 
 #define SERVER_RESP_ARGS 1024
 /* A client name (CLIENT SETNAME, HELLO SETNAME) longer than this is

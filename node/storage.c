@@ -104,9 +104,9 @@
 
 #include <lmdb.h>
 
-#include "node/errors.h"
 #include "node/log.h"
 #include "node/storage.h"
+#include "proto/errors.h"
 
 #define STORAGE_FORMAT     1
 #define STORAGE_PREFIX_LEN 2

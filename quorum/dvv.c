@@ -45,7 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 
 #define DVV_FORMAT_VERSION 1
 

@@ -16,9 +16,9 @@
  */
 #include "quorum/hlc.h"
 
-#include <stddef.h> /* node/errors.h uses size_t */
+#include <stddef.h> /* proto/errors.h uses size_t */
 
-#include "node/errors.h"
+#include "proto/errors.h"
 
 #define HLC_MAX_PHYSICAL (UINT64_MAX >> HLC_LOGICAL_BITS)
 

@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 #include "quorum/quorum.h"
 
 int quorum_check(unsigned n, unsigned q)

@@ -16,7 +16,7 @@
  *   - owner[p] < n for every p < q, and owned[i] counts i in owner[].
  */
 #include "ring/ring.h"
-#include "node/errors.h"
+#include "proto/errors.h"
 #include "ring/ring_internal.h"
 
 #include <assert.h>

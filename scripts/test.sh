@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - install dependencies, build, and run every test.
 #
-# Steps: dependencies (scripts/deps.sh) -> clang-format check -> ASan+UBSan
+# Steps: dependencies (scripts/deps.sh) -> clang-format check -> include
+# rule (scripts/check-includes.sh) -> ASan+UBSan
 # build with -Werror in build/asan -> a Release -Werror build (build/werror)
 # -> each libFuzzer target for a short run
 # over its committed corpus (clang build in build/fuzz) -> every unit and
@@ -29,8 +30,11 @@ else
 fi
 
 echo "== clang-format"
-mapfile -t srcs < <(find node ring quorum gossip client tests -name '*.[ch]' 2>/dev/null | sort)
+mapfile -t srcs < <(find node proto ring quorum gossip client tests -name '*.[ch]' 2>/dev/null | sort)
 clang-format --dry-run -Werror "${srcs[@]}"
+
+echo "== include rule (pure modules and the client include no node/, libuv, LMDB)"
+scripts/check-includes.sh
 
 echo "== build (ASan + UBSan, -Werror)"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Asan -DRINGKV_WERROR=ON >/dev/null

@@ -1,7 +1,7 @@
 /*
  * fuzz_conn.c - libFuzzer target for one client connection of a running
  * node: the real server (node/server.c framing, dispatch, back-pressure,
- * reply queues; node/server_resp.c and node/resp.c for RESP), the real core
+ * reply queues; node/server_resp.c and proto/resp.c for RESP), the real core
  * and LMDB storage, on a libuv loop, fed an arbitrary byte stream split at
  * fuzzer-chosen points.
  *
@@ -59,10 +59,10 @@
 #include "node/core.h"
 #include "node/env.h"
 #include "node/log.h"
-#include "node/resp.h"
 #include "node/server.h"
 #include "node/storage.h"
-#include "node/wire.h"
+#include "proto/resp.h"
+#include "proto/wire.h"
 #include "ring/ring.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

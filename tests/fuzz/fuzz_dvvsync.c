@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 #include "quorum/dvv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

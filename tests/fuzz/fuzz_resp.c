@@ -1,5 +1,5 @@
 /*
- * fuzz_resp.c - libFuzzer target for the RESP command parser (node/resp.h).
+ * fuzz_resp.c - libFuzzer target for the RESP command parser (proto/resp.h).
  *
  * Parses commands one after another from the input, as the server does with
  * a connection's read buffer, until the parser reports an error or an
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/errors.h"
-#include "node/resp.h"
+#include "proto/errors.h"
+#include "proto/resp.h"
 
 #define FUZZ_MAX_ARGS 8
 

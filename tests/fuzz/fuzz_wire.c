@@ -1,5 +1,5 @@
 /*
- * fuzz_wire.c - libFuzzer target for the native wire codec (node/wire.h).
+ * fuzz_wire.c - libFuzzer target for the native wire codec (proto/wire.h).
  *
  * Input: 4 bytes read as a frame header, then a frame body. The body goes
  * through wire_prevalidate, wire_decode_req and wire_decode_resp; whatever
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/wire.h"
+#include "proto/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -36,10 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/errors.h"
 #include "node/peer_auth.h"
 #include "node/storage.h"
-#include "node/wire.h"
+#include "proto/errors.h"
+#include "proto/wire.h"
 #include "quorum/dvv.h"
 #include "quorum/quorum.h"
 #include "tests/sim/sim_internal.h"

@@ -39,8 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/errors.h"
 #include "node/peer_auth.h"
+#include "proto/errors.h"
 #include "quorum/dvv.h"
 #include "quorum/quorum.h"
 #include "tests/sim/sim_internal.h"

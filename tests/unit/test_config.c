@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "node/config.h"
-#include "node/errors.h"
 #include "node/log.h"
 #include "node/storage.h"
-#include "node/wire.h"
+#include "proto/errors.h"
+#include "proto/wire.h"
 
 #ifndef RINGKV_SOURCE_DIR
 #define RINGKV_SOURCE_DIR "."

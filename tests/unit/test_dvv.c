@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 #include "quorum/dvv.h"
 
 TestSuite(dvv, .timeout = 10);

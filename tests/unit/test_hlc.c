@@ -6,7 +6,7 @@
 #include <criterion/criterion.h>
 #include <stddef.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 #include "quorum/hlc.h"
 
 TestSuite(hlc, .timeout = 10);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 #include "quorum/quorum.h"
 
 TestSuite(quorum, .timeout = 10);

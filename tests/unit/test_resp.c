@@ -1,5 +1,5 @@
 /*
- * test_resp.c - the RESP2 parser and reply encoders (node/resp.h).
+ * test_resp.c - the RESP2 parser and reply encoders (proto/resp.h).
  *
  * Parser cases: multibulk and inline commands, pipelining, every prefix of a
  * valid command being "incomplete", limits refused at the header, malformed
@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "node/errors.h"
-#include "node/resp.h"
+#include "proto/errors.h"
+#include "proto/resp.h"
 
 TestSuite(resp, .timeout = 10);
 

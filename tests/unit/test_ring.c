@@ -7,7 +7,7 @@
  */
 #include "ring/ring.h"
 
-#include "node/errors.h" /* RK_E*; needs size_t from ring.h */
+#include "proto/errors.h" /* RK_E*; needs size_t from ring.h */
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -23,8 +23,8 @@
 #include <lmdb.h>
 #include <uv.h>
 
-#include "node/errors.h"
 #include "node/storage.h"
+#include "proto/errors.h"
 
 TestSuite(storage, .timeout = 10);
 

@@ -1,5 +1,5 @@
 /*
- * test_wire.c - unit tests for the native wire codec (node/wire.h): buffer
+ * test_wire.c - unit tests for the native wire codec (proto/wire.h): buffer
  * and framing helpers, the structural pre-validator (every msgpack format
  * accepted, every prefix and every lying header rejected), request and
  * response round trips for every op, pinned encodings, and a table of
@@ -12,7 +12,7 @@
 
 #include <criterion/criterion.h>
 
-#include "node/wire.h"
+#include "proto/wire.h"
 
 TestSuite(wire, .timeout = 10);
 

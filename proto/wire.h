@@ -25,7 +25,7 @@
 
 #include <msgpack.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 
 #define WIRE_HDR_LEN    4
 #define WIRE_MAX_DEPTH  8   /* our messages nest at most 4 deep */

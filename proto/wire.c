@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/wire.h"
+#include "proto/wire.h"
 
 #define WIRE_PV_MAX_DEPTH 64
 

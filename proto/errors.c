@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "node/errors.h"
+#include "proto/errors.h"
 
 static const struct {
     const char *code;

@@ -33,8 +33,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/errors.h"
-#include "node/resp.h"
+#include "proto/errors.h"
+#include "proto/resp.h"
 
 /* Digits allowed in a count or length (leading zeros included): enough for
  * any uint32_t, small enough that a header line stays tiny. */

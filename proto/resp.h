@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/wire.h"
+#include "proto/wire.h"
 
 struct resp_limits {
     uint32_t max_args;   /* arguments per command (argv capacity) */

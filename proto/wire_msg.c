@@ -27,7 +27,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "node/wire.h"
+#include "proto/wire.h"
 
 static const char *const wire_op_names[WIRE_OP_MAX] = {
     [WIRE_OP_NONE] = "?",      [WIRE_OP_GET] = "get",
