@@ -732,8 +732,12 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
             continue;
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '=') {
-            config_err(err, errlen, "unexpected argument \"%s\" (see --help)",
-                       a);
+            /* Never the value after '=': it may be a secret
+             * ("-cluster-secret=..."). */
+            size_t shown = strcspn(a, "=");
+            config_err(err, errlen,
+                       "unexpected argument \"%.*s%s\" (see --help)",
+                       (int)shown, a, a[shown] == '=' ? "=..." : "");
             return RK_ECONFIG;
         }
         /* Name and value: "--name=value" or "--name" "value". */

@@ -942,6 +942,10 @@ Test(config, print_config_never_shows_the_cluster_secret)
         config_set(&c, "cluster_secret", "short-secret", err, sizeof(err)), 0);
     cr_expect_neq(config_validate(&c, err, sizeof(err)), 0);
     cr_expect(strstr(err, "short-secret") == NULL, "%s", err);
+    char *argv[] = {"ringkv", "-cluster-secret=short-secret", NULL};
+    cr_expect_eq(config_parse_args(&c, 2, argv, err, sizeof(err)), RK_ECONFIG);
+    cr_expect_str_eq(
+        err, "unexpected argument \"-cluster-secret=...\" (see --help)");
     config_free(&c);
 }
 
