@@ -532,9 +532,9 @@ static uint64_t fuzz_resp_owed(const uint8_t *p, size_t n)
  * decodes as hello or auth is a peer handshake, refused with one error
  * before hanging up (native_hs_refuse in node/server.c: no secret, or
  * repeated on an authenticated peer): nothing after it is answered. On a
- * peer connection (peer), a frame over max_frame is skipped and answered
- * once its first WIRE_PEEK_LEN bytes (or all of it) are in
- * (native_process, wire_skip_begin); what remains of it is discarded. */
+ * peer connection (peer), a frame over max_frame is skipped once its first
+ * WIRE_PEEK_LEN bytes (or all of it) are in, and answered when they hold
+ * an id (native_process, native_skipped); the rest of it is discarded. */
 static uint64_t fuzz_native_owed(const uint8_t *p, size_t n, bool peer)
 {
     uint64_t k = 0;
@@ -546,9 +546,12 @@ static uint64_t fuzz_native_owed(const uint8_t *p, size_t n, bool peer)
         int rc = wire_frame_len(p + off, FUZZ_MAX_FRAME, &len);
         size_t avail = n - off - WIRE_HDR_LEN;
         if (rc == RK_ETOO_LARGE && peer) {
-            if (avail < WIRE_PEEK_LEN && avail < len)
+            size_t take;
+            uint64_t rest, id;
+            if (wire_skip_begin(p + off + WIRE_HDR_LEN, avail, len, &take,
+                                &rest, &id) != 0)
                 break;
-            k++;
+            k += id != 0; /* no id to answer: only logged and counted */
             if (avail <= len)
                 break;
             off += WIRE_HDR_LEN + len;
