@@ -19,7 +19,11 @@
  *   - Numbers: digits only, overflow checked before every multiply and add;
  *     no strtol/atoi (no locale, sign or whitespace surprises).
  *   - config_format() output parses back to the same value (tested by the
- *     dump round trip).
+ *     dump round trip). config_dump() is the exception for cluster_secret:
+ *     it prints only that one is set and its length, as a comment.
+ *   - Every string option is wiped before it is freed, and the line buffer
+ *     of config_load_file() before it is freed: no copy of the cluster
+ *     secret outlives the config in freed heap memory.
  */
 #include <assert.h>
 #include <errno.h>
@@ -27,6 +31,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "node/config.h"
 #include "proto/errors.h"
@@ -91,6 +97,16 @@ const struct config_option *config_options(size_t *n)
 
 /* ---- field access ------------------------------------------------------- */
 
+/* Frees a string option after wiping it: one of them is the cluster secret,
+ * and the others are too few and small to tell apart cheaply. */
+static void config_free_string(char *s)
+{
+    if (s == NULL)
+        return;
+    sodium_memzero(s, strlen(s));
+    free(s);
+}
+
 union config_val {
     char *s;
     uint64_t u;
@@ -100,7 +116,7 @@ union config_val {
 
 #define CONFIG_STORE_STRING(f, v)                                              \
     do {                                                                       \
-        free(f);                                                               \
+        config_free_string(f);                                                 \
         (f) = (v).s;                                                           \
     } while (0)
 #define CONFIG_STORE_UINT(f, v)     ((f) = (uint32_t)(v).u)
@@ -536,7 +552,7 @@ int config_defaults(struct config *c)
 
 #define CONFIG_FREE_STRING(f)                                                  \
     do {                                                                       \
-        free(f);                                                               \
+        config_free_string(f);                                                 \
         (f) = NULL;                                                            \
     } while (0)
 #define CONFIG_FREE_UINT(f)
@@ -694,6 +710,8 @@ int config_load_file(struct config *c, const char *path, char *err,
             break;
         }
     }
+    if (line != NULL)
+        sodium_memzero(line, cap);
     free(line);
     fclose(f);
     return rc;
@@ -714,8 +732,12 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
             continue;
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '=') {
-            config_err(err, errlen, "unexpected argument \"%s\" (see --help)",
-                       a);
+            /* Never the value after '=': it may be a secret
+             * ("-cluster-secret=..."). */
+            size_t shown = strcspn(a, "=");
+            config_err(err, errlen,
+                       "unexpected argument \"%.*s%s\" (see --help)",
+                       (int)shown, a, a[shown] == '=' ? "=..." : "");
             return RK_ECONFIG;
         }
         /* Name and value: "--name=value" or "--name" "value". */
@@ -1123,6 +1145,14 @@ void config_dump(const struct config *c, FILE *f)
 {
     for (size_t i = 0; i < CONFIG_NOPTS; i++) {
         char buf[4096];
+        if (i == CONFIG_OPT_cluster_secret && c->cluster_secret != NULL &&
+            c->cluster_secret[0] != '\0') {
+            /* Never the secret itself; commented out, so a file saved from
+             * this output does not adopt a placeholder as the secret. */
+            fprintf(f, "# %s = (set, %zu bytes; not printed)\n",
+                    config_table[i].name, strlen(c->cluster_secret));
+            continue;
+        }
         size_t n = config_format(c, &config_table[i], buf, sizeof(buf));
         if (n < sizeof(buf)) {
             fprintf(f, "%s = %s\n", config_table[i].name, buf);

@@ -59,7 +59,11 @@
  * max_db_size; with fsync always the worker takes rlock so no loop-thread
  * read is on the map while it is replaced) and the same ops are retried; at
  * max_db_size, the ops before the one that hit it commit and that op fails
- * alone (RK_ESTORAGE, definite). MDB_TXN_FULL likewise splits. A failed
+ * alone (RK_ESTORAGE, definite). MDB_TXN_FULL likewise splits. A growth
+ * that fails below max_db_size (mmap, ftruncate) is fatal: LMDB unmapped
+ * the old map first, so map_lost keeps everything off the environment; the
+ * aborted txn wrote nothing, so its ops and all later ones fail definite
+ * and on_fatal stops the node. A failed
  * commit (write or fsync), a failed interval sync, or an LMDB panic is
  * fatal: the commit's ops get RK_ESTORAGE marked indefinite (LMDB may have
  * written the meta page), every later op is refused, the marker is left
@@ -169,6 +173,10 @@ struct storage {
     bool stop;
     bool fatal; /* the store failed: refuse everything, never mark clean */
     char fatal_msg[256];
+    /* Under rlock: a failed growth left the environment without a usable
+     * map (mdb_env_set_mapsize unmaps the old one first), so nothing may
+     * touch it again: no read, sync or mdb_env_close. */
+    bool map_lost;
     struct storage_stats st; /* queued is live; keys is filled on demand */
 
     uv_async_t async;
@@ -805,26 +813,41 @@ static void storage_set_fatal_(struct storage *s, const char *what, int rc)
 }
 
 /* Writer thread, no write transaction open: doubles the map, up to
- * max_db_size. Returns 0 when it grew. rlock keeps the other thread off
- * the map while it is replaced: the loop's reads with fsync always, the
- * worker's syncs (mdb_env_sync reads the meta page in the map) otherwise. */
-static int storage_grow_(struct storage *s)
+ * max_db_size. Returns 0 when it grew, 1 when it may not grow now (at
+ * max_db_size, or a read of the loop thread is on the map), or -1 with
+ * *err set to the LMDB error of a failed growth. rlock keeps the other thread
+ * off the map while it is replaced: the loop's reads with fsync always, the
+ * worker's syncs (mdb_env_sync reads the meta page in the map) otherwise.
+ *
+ * A failed growth is fatal for the caller: mdb_env_set_mapsize unmaps the
+ * old map before it sizes the file (MDB_WRITEMAP) and maps the new one, and
+ * on failure leaves no map (a failed mmap) or a pointer to the unmapped one
+ * (a failed ftruncate). The old map cannot be brought back through LMDB's
+ * API (a second mdb_env_set_mapsize reads the meta page through that
+ * pointer, or only records the size), so map_lost keeps every later read,
+ * sync and mdb_env_close off the environment. */
+static int storage_grow_(struct storage *s, int *err)
 {
     uint64_t want = s->map_size * 2;
     int rc;
 
     if (s->map_size >= s->max_db_size)
-        return -1;
+        return 1;
     if (want > s->max_db_size || want < s->map_size)
         want = s->max_db_size;
     if (s->fsync != STORAGE_FSYNC_ALWAYS && s->rdepth > 0)
-        return -1; /* a read of this (the loop) thread is on the map */
+        return 1; /* a read of this (the loop) thread is on the map */
     uv_mutex_lock(&s->rlock);
     rc = mdb_env_set_mapsize(s->env, (size_t)want);
+    if (rc != 0)
+        s->map_lost = true;
     uv_mutex_unlock(&s->rlock);
     if (rc != 0) {
-        LOG_ERROR("storage: cannot grow the map to %llu bytes: %s",
-                  (unsigned long long)want, mdb_strerror(rc));
+        LOG_ERROR("storage: cannot grow the map from %llu to %llu bytes: %s; "
+                  "the old map is gone, the store is not touched again",
+                  (unsigned long long)s->map_size, (unsigned long long)want,
+                  mdb_strerror(rc));
+        *err = rc;
         return -1;
     }
     LOG_INFO("storage: the database map grew from %llu to %llu bytes "
@@ -1033,8 +1056,20 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
         if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
             bool alone = hit == from || (hit == NULL && from->next_ == end);
             storage_reset_ops_(from, end);
-            if (rc == MDB_MAP_FULL && storage_grow_(s) == 0)
+            int gerr = 0;
+            int grown = rc == MDB_MAP_FULL ? storage_grow_(s, &gerr) : 1;
+            if (grown == 0)
                 continue; /* retry the same ops in the larger map */
+            if (grown < 0) {
+                /* The map could not be replaced: the aborted txn wrote
+                 * nothing, so these ops and all after them fail definite
+                 * (at the top of the loop), and the node stops. */
+                uv_mutex_lock(&s->mu);
+                s->st.failures++;
+                uv_mutex_unlock(&s->mu);
+                storage_set_fatal_(s, "cannot grow the map", gerr);
+                continue;
+            }
             if (alone) {
                 /* This op alone does not fit: it fails, the rest goes on. */
                 storage_fail_ops_(from, from->next_, false,
@@ -1105,6 +1140,11 @@ static void storage_sync_(struct storage *s)
     uint64_t gen = s->commit_gen;
     uv_mutex_unlock(&s->mu);
     uv_mutex_lock(&s->rlock); /* the loop may be growing the map */
+    if (s->map_lost) {        /* already fatal; nothing to sync through */
+        uv_mutex_unlock(&s->rlock);
+        s->last_sync = uv_hrtime(); /* not due again for an interval */
+        return;
+    }
     int rc = mdb_env_sync(s->env, 1);
     uv_mutex_unlock(&s->rlock);
 
@@ -1334,6 +1374,9 @@ static void storage_kick_cb_(uv_idle_t *h)
     (void)h;
 }
 
+/* An environment whose map was lost (storage_close); a root for LSan. */
+static MDB_env *volatile storage_lost_env_;
+
 void storage_close(struct storage *s)
 {
     if (s == NULL)
@@ -1358,7 +1401,15 @@ void storage_close(struct storage *s)
 
     if (s->rtxn != NULL)
         mdb_txn_abort(s->rtxn);
-    mdb_env_close(s->env);
+    if (s->map_lost) {
+        /* mdb_env_close would munmap a stale pointer. Kept reachable, so
+         * leak checkers do not report it: the process is about to exit. */
+        storage_lost_env_ = s->env;
+        LOG_ERROR("storage: the map was lost; the environment is left open "
+                  "(the process exits)");
+    } else {
+        mdb_env_close(s->env);
+    }
     close(s->lock_fd); /* releases the flock */
     uv_cond_destroy(&s->cv);
     uv_mutex_destroy(&s->mu);
@@ -1405,7 +1456,7 @@ static int storage_read_begin_(struct storage *s)
     if (s->rdepth == 0) {
         if (s->fsync == STORAGE_FSYNC_ALWAYS)
             uv_mutex_lock(&s->rlock); /* the worker may be growing the map */
-        if (mdb_txn_renew(s->rtxn) != 0) {
+        if (s->map_lost || mdb_txn_renew(s->rtxn) != 0) {
             if (s->fsync == STORAGE_FSYNC_ALWAYS)
                 uv_mutex_unlock(&s->rlock);
             return RK_ESTORAGE;

@@ -5,8 +5,11 @@
  * While the file named by RINGKV_FAULT_FILE exists:
  *   fsync, fdatasync, msync          fail with EIO (a failed flush: the
  *                                    pages may or may not be on disk);
- * and while the file named by RINGKV_FAULT_WRITE_FILE exists:
- *   write, pwrite, pwritev to a file named *.mdb fail with EIO.
+ * while the file named by RINGKV_FAULT_WRITE_FILE exists:
+ *   write, pwrite, pwritev to a file named *.mdb fail with EIO;
+ * and while the file named by RINGKV_FAULT_MAP_FILE exists:
+ *   ftruncate of a *.mdb file fails with EFBIG and mmap of one with ENOMEM
+ *   (what LMDB does to grow its map: mdb_env_set_mapsize).
  * Everything else goes to the real libc call (dlsym RTLD_NEXT). The test
  * creates and removes the file to switch faults on and off in a running
  * node without any hook in the node itself.
@@ -33,6 +36,8 @@ int msync(void *addr, size_t len, int flags);
 ssize_t write(int fd, const void *buf, size_t n);
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off);
+int ftruncate(int fd, off_t len);
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 
 static int fault_file_exists(const char *env)
 {
@@ -67,6 +72,12 @@ static int fault_write(int fd)
         return 0;
     errno = EIO;
     return 1;
+}
+
+static int fault_map(int fd)
+{
+    return fd >= 0 && fault_file_exists("RINGKV_FAULT_MAP_FILE") &&
+           fault_is_mdb(fd);
 }
 
 #define REAL(name, type) ((type)dlsym(RTLD_NEXT, name))
@@ -113,4 +124,23 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
         return -1;
     return REAL("pwritev", ssize_t(*)(int, const struct iovec *, int, off_t))(
         fd, iov, cnt, off);
+}
+
+int ftruncate(int fd, off_t len)
+{
+    if (fault_map(fd)) {
+        errno = EFBIG;
+        return -1;
+    }
+    return REAL("ftruncate", int (*)(int, off_t))(fd, len);
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (fault_map(fd)) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    return REAL("mmap", void *(*)(void *, size_t, int, int, int, off_t))(
+        addr, len, prot, flags, fd, off);
 }

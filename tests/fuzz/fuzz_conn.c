@@ -8,7 +8,7 @@
  * Input:
  *
  *   byte 0     bit 0: protocol (0 native, 1 RESP)
- *              bits 1-2: server profile (see fuzz_profiles: roomy, roomy,
+ *              bits 1-2: server profile (see fuzz_profiles: roomy, peer,
  *                        tight node budgets, max_clients 0)
  *              bits 3-5: s, chunks are 1 .. 4^s bytes long
  *   bytes 1-2  seed of the chunk lengths (xorshift)
@@ -22,6 +22,13 @@
  * reads replies until the node is quiet (nothing in flight, nothing
  * unsent, nothing unread on a connection being read). Socket buffers are
  * small, so partial writes and paused reading happen.
+ *
+ * The peer profile's server has a cluster secret (FUZZ_SECRET). A native
+ * connection to it first does the real handshake (hello, auth: node/
+ * peer_auth.c), so the stream is fuzzed as an authenticated peer's:
+ * replica ops (rput, rget, fput, fdel) run, and an oversized frame is
+ * skipped and answered instead of ending the stream. The other servers
+ * have no secret and refuse any hello or auth.
  *
  * Checked on every input, besides ASan/UBSan/LSan:
  *   - every reply is well formed: RESP2 values (nesting bounded), or
@@ -59,6 +66,7 @@
 #include "node/core.h"
 #include "node/env.h"
 #include "node/log.h"
+#include "node/peer_auth.h"
 #include "node/server.h"
 #include "node/storage.h"
 #include "proto/resp.h"
@@ -76,7 +84,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX_VALUE      1024
 #define FUZZ_RESP_ARGS      1024 /* SERVER_RESP_ARGS, node/server_internal.h */
 #define FUZZ_NPROFILES      4
+#define FUZZ_PROFILE_PEER   1
 #define FUZZ_PROFILE_REFUSE 3
+#define FUZZ_CLUSTER        "fuzz"
+#define FUZZ_SECRET         "fuzz-cluster-secret-0123456789"
 
 static const struct server_opts fuzz_profiles[FUZZ_NPROFILES] = {
     /* roomy: every request admitted, per-connection back-pressure */
@@ -85,11 +96,14 @@ static const struct server_opts fuzz_profiles[FUZZ_NPROFILES] = {
      .conn_max_buffer = 2048,
      .max_inflight = 1024,
      .max_buffer = 64u << 20},
+    /* peer: roomy, with a cluster secret; the harness authenticates */
     {.max_clients = 16,
      .conn_max_inflight = 4,
      .conn_max_buffer = 2048,
      .max_inflight = 1024,
-     .max_buffer = 64u << 20},
+     .max_buffer = 64u << 20,
+     .secret = (const uint8_t *)FUZZ_SECRET,
+     .secret_len = sizeof(FUZZ_SECRET) - 1},
     /* tight node budgets: overloaded refusals */
     {.max_clients = 16,
      .conn_max_inflight = 8,
@@ -104,6 +118,10 @@ static const struct server_opts fuzz_profiles[FUZZ_NPROFILES] = {
      .max_buffer = 64u << 20},
 };
 
+static const struct wire_limits fuzz_lim = {.max_frame = FUZZ_MAX_FRAME,
+                                            .max_key = FUZZ_MAX_KEY,
+                                            .max_value = FUZZ_MAX_VALUE};
+
 static struct {
     uv_loop_t loop;
     char dir[64];
@@ -113,6 +131,7 @@ static struct {
     struct core_member self;
     struct core *core;
     struct server *srv[FUZZ_NPROFILES];
+    msgpack_zone zone; /* the oracle's decoding (fuzz_native_owed) */
 } g;
 
 static void fuzz_fail(const char *what)
@@ -159,6 +178,7 @@ static void fuzz_teardown(void)
         server_destroy(g.srv[i]);
     core_destroy(g.core);
     ring_destroy(g.ring);
+    msgpack_zone_destroy(&g.zone);
     if (uv_loop_close(&g.loop) != 0)
         fuzz_fail("uv_loop_close failed: a handle is still open");
 }
@@ -201,6 +221,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_default_flags(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     log_min_level = LOG_ERROR;
+    msgpack_zone_init(&g.zone, 4096);
+    fuzz_check(peer_auth_init() == 0, "peer_auth_init failed");
     uv_loop_init(&g.loop);
     snprintf(g.dir, sizeof(g.dir), "/tmp/fuzz_conn.XXXXXX");
     fuzz_check(mkdtemp(g.dir) != NULL, "mkdtemp failed");
@@ -241,10 +263,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         struct server_opts o = fuzz_profiles[i];
         o.listen = "127.0.0.1";
         o.port = 0; /* an ephemeral port nobody connects to */
-        o.lim = (struct wire_limits){.max_frame = FUZZ_MAX_FRAME,
-                                     .max_key = FUZZ_MAX_KEY,
-                                     .max_value = FUZZ_MAX_VALUE};
+        o.lim = fuzz_lim;
         o.node_id = "fuzz";
+        o.cluster = FUZZ_CLUSTER;
         o.epoch = info.epoch;
         o.partitions = 64;
         if (server_start(&g.srv[i], &g.loop, g.core, g.store, &o, err,
@@ -265,6 +286,9 @@ struct fuzz_client {
     struct wire_buf in;
     uint64_t replies;
     msgpack_zone zone;
+    int last_err;                          /* of the last native reply */
+    uint8_t hs_nonce[PEER_AUTH_NONCE_LEN]; /* from a hello reply */
+    bool hs_nonce_got;
 };
 
 static bool fuzz_line(const uint8_t *p, size_t n, size_t *end)
@@ -362,6 +386,12 @@ static void fuzz_parse_replies(struct fuzz_client *cl)
                 0)
                 fuzz_fail(why ? why : "reply does not decode");
             m = WIRE_HDR_LEN + len;
+            cl->last_err = r.err;
+            if (r.err == 0 && r.hello.nonce != NULL &&
+                r.hello.nonce_len == PEER_AUTH_NONCE_LEN) {
+                memcpy(cl->hs_nonce, r.hello.nonce, PEER_AUTH_NONCE_LEN);
+                cl->hs_nonce_got = true;
+            }
         }
         cl->replies++;
         off += m;
@@ -498,21 +528,102 @@ static uint64_t fuzz_resp_owed(const uint8_t *p, size_t n)
 }
 
 /* The same for the native protocol: one reply per complete frame, and one
- * for a header the server cannot frame (it then hangs up). */
-static uint64_t fuzz_native_owed(const uint8_t *p, size_t n)
+ * for a header the server cannot frame (it then hangs up). A frame that
+ * decodes as hello or auth is a peer handshake, refused with one error
+ * before hanging up (native_hs_refuse in node/server.c: no secret, or
+ * repeated on an authenticated peer): nothing after it is answered. On a
+ * peer connection (peer), a frame over max_frame is skipped once its first
+ * WIRE_PEEK_LEN bytes (or all of it) are in, and answered when they hold
+ * an id (native_process, native_skipped); the rest of it is discarded. */
+static uint64_t fuzz_native_owed(const uint8_t *p, size_t n, bool peer)
 {
     uint64_t k = 0;
 
     for (size_t off = 0; n - off >= WIRE_HDR_LEN;) {
         uint32_t len;
-        if (wire_frame_len(p + off, FUZZ_MAX_FRAME, &len) != 0)
+        struct wire_req req;
+        const char *why = NULL;
+        int rc = wire_frame_len(p + off, FUZZ_MAX_FRAME, &len);
+        size_t avail = n - off - WIRE_HDR_LEN;
+        if (rc == RK_ETOO_LARGE && peer) {
+            size_t take;
+            uint64_t rest, id;
+            if (wire_skip_begin(p + off + WIRE_HDR_LEN, avail, len, &take,
+                                &rest, &id) != 0)
+                break;
+            k += id != 0; /* no id to answer: only logged and counted */
+            if (avail <= len)
+                break;
+            off += WIRE_HDR_LEN + len;
+            continue;
+        }
+        if (rc != 0)
             return k + 1;
         if (n - off - WIRE_HDR_LEN < len)
             break;
+        msgpack_zone_clear(&g.zone);
+        int err = wire_decode_req(p + off + WIRE_HDR_LEN, len, &fuzz_lim,
+                                  &g.zone, &req, &why);
         off += WIRE_HDR_LEN + len;
         k++;
+        if (err == 0 && (req.op == WIRE_OP_HELLO || req.op == WIRE_OP_AUTH))
+            return k;
     }
     return k;
+}
+
+/* Sends one request frame and runs the node until it answered. */
+static void fuzz_call(struct fuzz_client *cl, struct server *srv,
+                      const struct wire_req *req)
+{
+    struct wire_buf b;
+    wire_buf_init(&b);
+    fuzz_check(wire_encode_req(&b, req) == 0, "cannot encode a request");
+    fuzz_check(fuzz_send(cl, b.data, b.len) == b.len, "handshake not sent");
+    wire_buf_free(&b);
+    fuzz_settle(cl, srv);
+}
+
+/* The dialer's side of the peer handshake (docs/protocol.md), with the
+ * peer profile's secret: afterwards the connection is an authenticated
+ * peer's. The handshake's replies are not counted. */
+static void fuzz_handshake(struct fuzz_client *cl, struct server *srv)
+{
+    uint8_t nonce[PEER_AUTH_NONCE_LEN], mac[PEER_AUTH_MAC_LEN];
+    static const char self[] = "fuzz-dialer";
+
+    peer_auth_nonce(nonce);
+    struct wire_req hello = {.id = 1,
+                             .op = WIRE_OP_HELLO,
+                             .hello = {.cluster = (const uint8_t *)FUZZ_CLUSTER,
+                                       .cluster_len = sizeof(FUZZ_CLUSTER) - 1,
+                                       .node = (const uint8_t *)self,
+                                       .node_len = sizeof(self) - 1,
+                                       .nonce = nonce,
+                                       .nonce_len = sizeof(nonce)}};
+    fuzz_call(cl, srv, &hello);
+    fuzz_check(cl->replies == 1 && cl->hs_nonce_got && cl->last_err == 0,
+               "the peer server refused hello");
+    struct peer_auth_input in = {
+        .secret = (const uint8_t *)FUZZ_SECRET,
+        .secret_len = sizeof(FUZZ_SECRET) - 1,
+        .acceptor_nonce = cl->hs_nonce,
+        .dialer_nonce = nonce,
+        .cluster = (const uint8_t *)FUZZ_CLUSTER,
+        .cluster_len = sizeof(FUZZ_CLUSTER) - 1,
+        .acceptor_id = (const uint8_t *)"fuzz",
+        .acceptor_id_len = 4,
+        .dialer_id = (const uint8_t *)self,
+        .dialer_id_len = sizeof(self) - 1,
+    };
+    peer_auth_mac(mac, PEER_AUTH_DIALER, &in);
+    struct wire_req auth = {.id = 2,
+                            .op = WIRE_OP_AUTH,
+                            .hello = {.mac = mac, .mac_len = sizeof(mac)}};
+    fuzz_call(cl, srv, &auth);
+    fuzz_check(cl->replies == 2 && cl->last_err == 0,
+               "the peer server refused auth");
+    cl->replies = 0;
 }
 
 static uint64_t fuzz_xorshift(uint64_t *s)
@@ -551,6 +662,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msgpack_zone_init(&cl.zone, 4096);
 
     fuzz_settle(&cl, srv); /* accepted (or refused) */
+    bool peer = profile == FUZZ_PROFILE_PEER && !cl.resp;
+    if (peer)
+        fuzz_handshake(&cl, srv);
     for (int k = 0; sent < n && !cl.eof; k++) {
         size_t len = n - sent;
         if (k < FUZZ_MAX_CHUNKS) {
@@ -570,7 +684,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * off depends on how reads split the stream: only a bound then. */
     uint64_t owed = profile == FUZZ_PROFILE_REFUSE ? 1
                     : cl.resp                      ? fuzz_resp_owed(p, sent)
-                                                   : fuzz_native_owed(p, sent);
+                              : fuzz_native_owed(p, sent, peer);
     if (cl.resp && sent > FUZZ_MAX_FRAME + 65536)
         fuzz_check(cl.replies <= owed + 1, "more replies than commands");
     else

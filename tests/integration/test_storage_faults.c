@@ -3,11 +3,14 @@
  * findings 4 and 5): a failed fsync or commit stops the node with a clear
  * log line and exit status 1, and the write caught in it is answered as
  * indefinite; an unclean stop under fsync interval gives the node a new
- * epoch (actor) at the next start, a clean one or fsync always keeps it.
+ * epoch (actor) at the next start, a clean one or fsync always keeps it; a
+ * map that cannot grow (ftruncate or mmap fails) stops the node too, and the
+ * write that needed the room fails definite.
  *
  * Faults come from tests/fault/fault_shim.c, preloaded into the node only
  * (LD_PRELOAD is set for the spawn and unset right after): while a flag
- * file exists, fsync/fdatasync/msync (or writes to *.mdb) fail with EIO.
+ * file exists, fsync/fdatasync/msync (or writes to *.mdb, or ftruncate and
+ * mmap of *.mdb) fail.
  */
 #include "tests/integration/itest.h"
 
@@ -26,9 +29,10 @@ static void faults_cleanup(void)
 TestSuite(storage_faults, .timeout = 120, .fini = faults_cleanup);
 
 /* Starts a node with the fault shim preloaded; flag_env names the flag
- * (RINGKV_FAULT_FILE or RINGKV_FAULT_WRITE_FILE), not yet created. */
-static struct itest_node *start_faulty(const char *flag_env,
-                                       const char *fsync_policy)
+ * (RINGKV_FAULT_FILE, RINGKV_FAULT_WRITE_FILE or RINGKV_FAULT_MAP_FILE),
+ * not yet created. small_map: a 1 MiB map that may grow to 16 MiB. */
+static struct itest_node *
+start_faulty_map(const char *flag_env, const char *fsync_policy, bool small_map)
 {
     strcpy(g_flagdir, "/tmp/ringkv-fault-XXXXXX");
     cr_assert_not_null(mkdtemp(g_flagdir));
@@ -42,7 +46,11 @@ static struct itest_node *start_faulty(const char *flag_env,
     setenv("LD_PRELOAD", RINGKV_FAULT_SHIM, 1);
     setenv(flag_env, g_flag, 1);
     struct itest_node *n =
-        itest_start("--fsync", fsync_policy, "--fsync-interval", "20ms", NULL);
+        small_map
+            ? itest_start("--fsync", fsync_policy, "--fsync-interval", "20ms",
+                          "--map-size", "1MiB", "--max-db-size", "16MiB", NULL)
+            : itest_start("--fsync", fsync_policy, "--fsync-interval", "20ms",
+                          NULL);
     unsetenv("LD_PRELOAD");
     unsetenv(flag_env);
     if (saved != NULL)
@@ -51,6 +59,12 @@ static struct itest_node *start_faulty(const char *flag_env,
         unsetenv("ASAN_OPTIONS");
     free(saved);
     return n;
+}
+
+static struct itest_node *start_faulty(const char *flag_env,
+                                       const char *fsync_policy)
+{
+    return start_faulty_map(flag_env, fsync_policy, false);
 }
 
 static void fault_on(void)
@@ -248,6 +262,15 @@ static int64_t stat_of(struct itest_node *n, const char *name)
     return v;
 }
 
+/* n bytes of 'b', malloc'd: a value too large for a 1 MiB map. */
+static char *big_value(size_t n)
+{
+    char *v = malloc(n);
+    cr_assert_not_null(v);
+    memset(v, 'b', n);
+    return v;
+}
+
 /* Finding 5 end to end: a write too large for the database at max_db_size
  * fails alone and definite ("the database is full"), small writes around
  * it succeed; with room to grow, the map grows and the same write fits. */
@@ -258,9 +281,7 @@ static void big_write(const char *max_db, bool fits)
     struct rkc *c;
     struct rkc_result r = {0};
     size_t big = 3u << 20;
-    char *v = malloc(big);
-    cr_assert_not_null(v);
-    memset(v, 'b', big);
+    char *v = big_value(big);
 
     cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
     put_ok(c, "small1");
@@ -294,4 +315,53 @@ Test(storage_faults, a_write_that_does_not_fit_fails_alone_and_definite)
 Test(storage_faults, a_full_map_grows_up_to_max_db_size)
 {
     big_write("16MiB", true);
+}
+
+/* A map that cannot grow: mdb_env_set_mapsize unmaps the old map first, so
+ * carrying on would crash at the next transaction. The node stops with a
+ * clear line instead; the write that needed the room fails definite
+ * (nothing of its transaction was committed); what was there survives. */
+static void map_cannot_grow(const char *fsync_policy)
+{
+    struct itest_node *n =
+        start_faulty_map("RINGKV_FAULT_MAP_FILE", fsync_policy, true);
+    struct rkc *c;
+    struct rkc_result r = {0};
+    size_t big = 3u << 20;
+    char *v = big_value(big);
+
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
+    put_ok(c, "before");
+    fault_on();
+    int rc = rkc_put(c, "big", 3, v, big, NULL, 0, &r);
+    free(v);
+    cr_assert(rc != 0 || r.err != 0, "a write that needed a larger map");
+    if (rc == 0 || rc == r.err)
+        cr_assert(r.definite, "nothing was committed: definite (%s)",
+                  r.message);
+    rkc_result_free(&r);
+    rkc_close(c);
+    int st = wait_exit(n);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+              "the node exits with status 1, it does not crash (status %d)",
+              st);
+    cr_assert(log_has(n, "cannot grow the map"), "see %s", n->log);
+    cr_assert(log_has(n, "stopping the node"));
+    fault_off();
+
+    itest_restart(n); /* without the shim */
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
+    cr_assert(has_key(c, "before"));
+    cr_assert_not(has_key(c, "big"));
+    rkc_close(c);
+}
+
+Test(storage_faults, a_failed_mmap_while_growing_stops_the_node)
+{
+    map_cannot_grow("interval"); /* mmap fails */
+}
+
+Test(storage_faults, a_failed_ftruncate_while_growing_stops_the_node)
+{
+    map_cannot_grow("never"); /* MDB_WRITEMAP: ftruncate fails first */
 }

@@ -58,6 +58,18 @@ static void load_text(struct loaded *l, const char *text)
     free(path);
 }
 
+/* config_dump()'s output, malloc'd. */
+static char *dump_text(const struct config *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    cr_assert_not_null(m);
+    config_dump(c, m);
+    fclose(m);
+    return text;
+}
+
 /* Replaces the temporary path in an error message with "F". */
 static const char *strip_path(const char *err)
 {
@@ -880,12 +892,7 @@ Test(config, dump_reads_back_as_the_same_configuration)
         cr_assert_eq(config_set(&c, set[i][0], set[i][1], err, sizeof(err)), 0,
                      "%s", err);
 
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    cr_assert_not_null(m);
-    config_dump(&c, m);
-    fclose(m);
+    char *text = dump_text(&c);
     cr_expect(strstr(text, "fsync_interval = 1500ms\n") != NULL, "%s", text);
     cr_expect(strstr(text, "map_size = 1536MiB\n") != NULL, "%s", text);
     cr_expect(strstr(text, "idle_timeout = 90s\n") != NULL, "%s", text);
@@ -900,6 +907,45 @@ Test(config, dump_reads_back_as_the_same_configuration)
     cr_expect_str_eq(l.c.data_dir, "/a b/\"c\"\\d #e");
     free(text);
     config_free(&l.c);
+    config_free(&c);
+}
+
+Test(config, print_config_never_shows_the_cluster_secret)
+{
+    static const char secret[] = "s3cret-s3cret-s3cret-1234567890abcdef";
+    struct config c;
+    char err[256] = "";
+    cr_assert_eq(config_defaults(&c), 0);
+    cr_assert_eq(config_set(&c, "cluster_secret", secret, err, sizeof(err)), 0,
+                 "%s", err);
+
+    char *text = dump_text(&c);
+    cr_expect(strstr(text, secret) == NULL, "the secret is printed:\n%s", text);
+    cr_expect(
+        strstr(text, "# cluster_secret = (set, 37 bytes; not printed)\n") !=
+            NULL,
+        "%s", text);
+    /* A file saved from the dump has no secret, rather than a placeholder
+     * taken for one. */
+    struct loaded l;
+    load_text(&l, text);
+    cr_assert_eq(l.rc, 0, "%s\n%s", l.err, text);
+    cr_expect_str_eq(l.c.cluster_secret, "");
+    config_free(&l.c);
+    free(text);
+
+    /* Nor do the errors about a secret quote it. */
+    static const char bad[] = "short-secret\x01";
+    cr_expect_neq(config_set(&c, "cluster_secret", bad, err, sizeof(err)), 0);
+    cr_expect(strstr(err, "short-secret") == NULL, "%s", err);
+    cr_assert_eq(
+        config_set(&c, "cluster_secret", "short-secret", err, sizeof(err)), 0);
+    cr_expect_neq(config_validate(&c, err, sizeof(err)), 0);
+    cr_expect(strstr(err, "short-secret") == NULL, "%s", err);
+    char *argv[] = {"ringkv", "-cluster-secret=short-secret", NULL};
+    cr_expect_eq(config_parse_args(&c, 2, argv, err, sizeof(err)), RK_ECONFIG);
+    cr_expect_str_eq(
+        err, "unexpected argument \"-cluster-secret=...\" (see --help)");
     config_free(&c);
 }
 
