@@ -27,7 +27,6 @@
  * operations (rput, rget, fput, fdel) are taken only from such a
  * connection; any other gets a definite forbidden error.
  */
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,11 +37,6 @@
 #include "node/peer_auth.h"
 #include "node/server_internal.h"
 
-#define SERVER_READ_CHUNK (64 * 1024)
-/* An empty buffer larger than this is freed, so a burst does not leave
- * every idle connection holding its peak. */
-#define SERVER_KEEP_BUF (256 * 1024)
-
 static void server_close_handle(struct server *s, uv_handle_t *h);
 static void conn_process(struct conn *c);
 
@@ -51,8 +45,7 @@ static void conn_process(struct conn *c);
 
 static size_t conn_mem(const struct conn *c)
 {
-    return sizeof(*c) + c->in.cap + c->out.cap + c->wbuf.cap + c->req_bytes +
-           c->slot_bytes;
+    return sizeof(*c) + stream_mem(&c->st) + c->req_bytes + c->slot_bytes;
 }
 
 void server__conn_account(struct conn *c)
@@ -60,12 +53,6 @@ void server__conn_account(struct conn *c)
     size_t m = c->refs > 0 ? conn_mem(c) : 0;
     c->srv->mem = c->srv->mem - c->mem_counted + m;
     c->mem_counted = m;
-}
-
-static void conn_trim(struct wire_buf *b)
-{
-    if (b->len == 0 && b->cap > SERVER_KEEP_BUF)
-        wire_buf_free(b);
 }
 
 int server__admit(struct conn *c, const char **why)
@@ -96,9 +83,7 @@ void server__conn_unref(struct conn *c)
         return;
     server__conn_account(c); /* refs == 0: gives back everything */
     free(c->hs);
-    wire_buf_free(&c->in);
-    wire_buf_free(&c->out);
-    wire_buf_free(&c->wbuf);
+    stream_free(&c->st);
     msgpack_zone_destroy(&c->zone);
     free(c);
 }
@@ -141,10 +126,7 @@ void server__conn_close_after_flush(struct conn *c)
 {
     c->closing = true;
     c->close_when_flushed = true;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
+    stream_read_stop(&c->st);
     server__conn_dirty(c);
 }
 
@@ -155,19 +137,12 @@ static void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)h;
     (void)hint;
-    if (wire_buf_reserve(&c->in, SERVER_READ_CHUNK) != 0) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)c->in.data + c->in.len;
-    buf->len = c->in.cap - c->in.len;
+    stream_read_buf(&c->st, buf);
 }
 
 bool server__conn_should_pause(const struct conn *c)
 {
-    return c->out.len + c->wbuf.len + c->slot_bytes >
-               c->srv->o.conn_max_buffer ||
+    return stream_queued(&c->st) + c->slot_bytes > c->srv->o.conn_max_buffer ||
            c->inflight >= c->srv->o.conn_max_inflight;
 }
 
@@ -175,25 +150,23 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 void server__conn_resume(struct conn *c)
 {
-    if (c->closing || c->reading || c->srv->stopping ||
+    if (c->closing || c->st.reading || c->srv->stopping ||
         server__conn_should_pause(c))
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
-        c->reading = true;
+    stream_read_start(&c->st, conn_alloc_cb, conn_read_cb);
     /* Bytes already buffered may hold whole requests. */
     conn_process(c);
 }
 
 void server__conn_pause(struct conn *c)
 {
-    if (!c->reading)
+    if (!c->st.reading)
         return;
     if (c->inflight >= c->srv->o.conn_max_inflight)
         c->srv->paused_inflight++;
     else if (server__conn_should_pause(c))
         c->srv->paused_buffer++;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
+    stream_read_stop(&c->st);
 }
 
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -208,19 +181,18 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         server__conn_close(c);
         return;
     }
-    c->in.len += (size_t)nread;
+    stream_received(&c->st, (size_t)nread);
     conn_process(c);
 }
 
 /* ---- writing -----------------------------------------------------------
  */
 
-static void conn_write_cb(uv_write_t *req, int status)
+/* A write of c's ended (stream_flush started it and took a reference). */
+static void conn_written(struct stream *st, int status)
 {
-    struct conn *c = req->data;
-    c->writing = false;
-    c->wbuf.len = 0;
-    conn_trim(&c->wbuf);
+    struct conn *c = st->data;
+    stream_trim(&c->st);
     server__conn_account(c);
     if (status < 0) {
         if (!c->closed)
@@ -234,39 +206,18 @@ static void conn_write_cb(uv_write_t *req, int status)
 
 static void conn_flush(struct conn *c)
 {
-    if (c->closed || c->writing)
+    if (c->closed || c->st.writing)
         return;
-    /* uv_buf_t lengths are unsigned int: out stays far below 4 GiB, since
-     * reading pauses at conn_max_buffer (<= 1 GiB) and one reply is at
-     * most max_frame (<= 1 GiB) or refused. */
-    assert(c->out.len <= UINT32_MAX);
-    if (c->out.len > 0) {
-        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0)
-            wire_buf_consume(&c->out, (size_t)n);
-        else if (n < 0 && n != UV_EAGAIN) {
-            server__conn_close(c);
-            return;
-        }
-    }
-    if (c->out.len > 0) {
-        struct wire_buf t = c->wbuf; /* empty: no write in flight */
-        c->wbuf = c->out;
-        c->out = t;
-        uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
-        c->wreq.data = c;
-        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb) !=
-            0) {
-            c->wbuf.len = 0;
-            server__conn_close(c);
-            return;
-        }
-        c->writing = true;
-        c->refs++;
+    int rc = stream_flush(&c->st);
+    if (rc < 0) {
+        server__conn_close(c);
         return;
     }
-    conn_trim(&c->out);
+    if (rc > 0) {
+        c->refs++; /* dropped by conn_written */
+        return;
+    }
+    stream_trim(&c->st);
     server__conn_account(c);
     if (c->close_when_flushed && c->inflight == 0 && c->head == NULL)
         server__conn_close(c);
@@ -300,20 +251,20 @@ struct nreq {
 
 static void native_send(struct conn *c, const struct wire_resp *r)
 {
-    size_t mark = c->out.len;
+    size_t mark = c->st.out.len;
     if (c->closed)
         return;
-    if (wire_encode_resp(&c->out, r) != 0) {
+    if (wire_encode_resp(&c->st.out, r) != 0) {
         LOG_ERROR("out of memory encoding a reply; closing the connection");
         server__conn_close(c);
         return;
     }
-    size_t body = c->out.len - mark - WIRE_HDR_LEN;
+    size_t body = c->st.out.len - mark - WIRE_HDR_LEN;
     if (r->err == 0 && body > c->srv->o.lim.max_frame) {
         /* The other side would refuse the frame (a peer would drop the
          * link): answer this request with an error instead. */
         char msg[128];
-        c->out.len = mark;
+        c->st.out.len = mark;
         c->srv->replies_too_large++;
         snprintf(msg, sizeof(msg),
                  "reply of %zu bytes exceeds max_frame (%" PRIu32 ")", body,
@@ -654,54 +605,39 @@ static void native_skipped(struct conn *c, uint32_t len, uint64_t id)
 
 static void native_process(struct conn *c)
 {
-    size_t off = 0;
-    if (c->skip_bytes > 0) {
-        off = c->skip_bytes < c->in.len ? (size_t)c->skip_bytes : c->in.len;
-        c->skip_bytes -= off;
-    }
-    while (!c->closing && c->reading && c->in.len - off >= WIRE_HDR_LEN) {
-        uint32_t len;
-        int err =
-            wire_frame_len(c->in.data + off, c->srv->o.lim.max_frame, &len);
-        size_t avail = c->in.len - off - WIRE_HDR_LEN;
-        if (err == RK_ETOO_LARGE && c->peer) {
-            size_t take;
-            uint64_t id;
-            if (wire_skip_begin(c->in.data + off + WIRE_HDR_LEN, avail, len,
-                                &take, &c->skip_bytes, &id) != 0)
-                break; /* wait for the bytes that hold its id */
-            native_skipped(c, len, id);
-            off += WIRE_HDR_LEN + take;
+    struct server *s = c->srv;
+    struct wire_frame f;
+
+    while (!c->closing && c->st.reading) {
+        int k = stream_next(&c->st, s->o.lim.max_frame, c->peer, &f);
+        if (k == WIRE_SPLIT_MORE)
+            break;
+        if (k < 0) {
+            server__conn_close(c);
+            break;
+        }
+        if (k == WIRE_SPLIT_SKIPPED) {
+            native_skipped(c, f.len, f.id);
             continue;
         }
-        if (err != 0) {
+        if (k == WIRE_SPLIT_BAD) {
             /* The stream cannot be framed any more: answer and hang up. */
             char msg[128];
-            const uint8_t *h = c->in.data + off;
             snprintf(msg, sizeof(msg),
                      "frame of %" PRIu32 " bytes exceeds max_frame (%" PRIu32
                      " bytes)",
-                     (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
-                         (uint32_t)h[2] << 8 | (uint32_t)h[3],
-                     c->srv->o.lim.max_frame);
-            c->srv->bad_frames++;
-            native_error(c, 0, err, true,
-                         err == RK_ETOO_LARGE ? msg : "empty frame");
+                     f.len, s->o.lim.max_frame);
+            s->bad_frames++;
+            native_error(c, 0, f.err, true,
+                         f.err == RK_ETOO_LARGE ? msg : "empty frame");
             server__conn_close_after_flush(c);
             break;
         }
-        if (c->in.len - off - WIRE_HDR_LEN < len) {
-            /* Make room for the whole frame in one go. */
-            if (wire_buf_reserve(&c->in, WIRE_HDR_LEN + len) != 0)
-                server__conn_close(c);
-            break;
-        }
-        native_frame(c, c->in.data + off + WIRE_HDR_LEN, len);
-        off += WIRE_HDR_LEN + len;
+        native_frame(c, f.body, f.len);
         if (server__conn_should_pause(c))
             server__conn_pause(c);
     }
-    wire_buf_consume(&c->in, off);
+    stream_consume(&c->st);
 }
 
 static void conn_process(struct conn *c)
@@ -711,7 +647,7 @@ static void conn_process(struct conn *c)
     else
         native_process(c);
     if (!c->closed) {
-        conn_trim(&c->in);
+        stream_trim(&c->st);
         server__conn_account(c);
     }
 }
@@ -817,6 +753,7 @@ static struct conn *conn_new(struct server *s, bool resp)
     c->refs = 1;
     msgpack_zone_init(&c->zone, 4096);
     uv_tcp_init(s->loop, &c->tcp);
+    stream_init(&c->st, (uv_stream_t *)&c->tcp, conn_written, c);
     return c;
 }
 
@@ -835,7 +772,7 @@ static void conn_serve(struct conn *c)
     if (s->nconns > s->o.max_clients) {
         s->refused++;
         if (c->resp) {
-            resp_error(&c->out, "ERR max number of clients reached");
+            resp_error(&c->st.out, "ERR max number of clients reached");
         } else {
             native_error(c, 0, RK_EOVERLOADED, true,
                          "max number of clients reached");
@@ -891,8 +828,8 @@ void server_get_load(const struct server *s, struct server_load *out)
     *out = (struct server_load){
         .connections = s->nconns, .inflight = s->inflight, .bytes = s->mem};
     for (const struct conn *c = s->conns; c != NULL; c = c->next) {
-        out->unsent += c->out.len + c->wbuf.len;
-        out->reading += c->reading;
+        out->unsent += stream_queued(&c->st);
+        out->reading += c->st.reading;
     }
 }
 

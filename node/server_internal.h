@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "node/server.h"
+#include "node/stream.h"
 #include "proto/resp.h"
 
 #define SERVER_RESP_ARGS 1024
@@ -29,9 +30,7 @@ struct conn {
     bool resp;
     bool closing; /* no more input; uv_close pending or done */
     bool closed;  /* uv_close called */
-    bool reading; /* uv_read_start active */
     bool close_when_flushed;
-    bool writing;         /* a uv_write is in flight */
     bool peer;            /* passed the peer handshake: replica ops allowed */
     struct server_hs *hs; /* handshake in progress (server.c), or NULL */
     int refs;
@@ -42,17 +41,13 @@ struct conn {
      * last added to srv->mem. */
     size_t req_bytes, slot_bytes, mem_counted;
     uint64_t last_active;
-    struct wire_buf in;
-    struct wire_buf out;
-    struct wire_buf wbuf;
-    uv_write_t wreq;
+    struct stream st; /* buffers, frame split, writes (node/stream.h) */
     msgpack_zone zone;
     /* RESP */
     struct resp_slot *head, *tail;
     uint32_t writes_inflight;
     uint64_t skip_args;  /* discarding an oversized command: args left */
-    uint64_t skip_bytes; /* ... and bytes left of the current argument;
-                          * native: bytes left of a skipped peer frame */
+    uint64_t skip_bytes; /* ... and bytes left of the current argument */
     uint64_t skipped;    /* ... and bytes discarded so far */
     bool in_multi;       /* after a (refused) MULTI, until EXEC / DISCARD */
     char name[SERVER_CLIENT_NAME_MAX + 1];
