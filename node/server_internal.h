@@ -1,8 +1,9 @@
 /*
  * server_internal.h - what the client-server files share: the connection
  * and server structs and the connection primitives. server.c owns
- * connection lifetime, output and the native protocol; server_resp.c the
- * RESP commands. Nothing outside node/server*.c includes this header.
+ * connection lifetime, budgets, output and stats; server_native.c the
+ * native protocol and the peer handshake; server_resp.c the RESP commands.
+ * Nothing outside node/server*.c includes this header.
  */
 #ifndef RINGKV_SERVER_INTERNAL_H
 #define RINGKV_SERVER_INTERNAL_H
@@ -32,7 +33,7 @@ struct conn {
     bool closed;  /* uv_close called */
     bool close_when_flushed;
     bool peer;            /* passed the peer handshake: replica ops allowed */
-    struct server_hs *hs; /* handshake in progress (server.c), or NULL */
+    struct server_hs *hs; /* handshake in progress (server_native.c) */
     int refs;
     uint32_t inflight;
     uint64_t id; /* CLIENT ID: unique per node run, from 1 */
@@ -115,7 +116,14 @@ size_t server__reply_cap(const struct server *s);
 #define SERVER_NSTATS 80
 uint32_t server__collect(struct server *s, struct wire_stat *st);
 
-/* RESP (server_resp.c): parses and runs what c->in holds. */
+/* Native (server_native.c): splits, decodes and runs the frames c's
+ * stream holds, while c reads. */
+void server__native_process(struct conn *c);
+/* Queues a native error reply (id 0: about the whole connection). */
+void server__native_error(struct conn *c, uint64_t id, int err, bool definite,
+                          const char *msg);
+
+/* RESP (server_resp.c): parses and runs what c->st.in holds. */
 void server__resp_process(struct conn *c);
 
 #endif
