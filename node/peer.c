@@ -65,8 +65,6 @@ struct peer {
     uv_tcp_t *tcp; /* NULL when down; freed in its close callback */
     uv_connect_t conn_req;
     struct stream st; /* buffers, frame split, writes (node/stream.h) */
-    bool dirty;
-    struct peer *dirty_next;
     uint64_t next_id;
     struct peer_pending *pend;
     uint32_t pend_cap, pend_n;
@@ -88,7 +86,7 @@ struct peers {
     struct peers_stats st;
     uv_timer_t tick; /* reconnects and the give-up sweep */
     uv_check_t flush;
-    struct peer *dirty;
+    struct stream *dirty; /* links to flush (stream_mark_dirty) */
     int handles;
     bool closing;
     msgpack_zone zone;
@@ -201,11 +199,7 @@ static void peer_fail_all(struct peer *pe, int err)
 
 static void peer_mark_dirty(struct peer *pe)
 {
-    if (pe->dirty)
-        return;
-    pe->dirty = true;
-    pe->dirty_next = pe->owner->dirty;
-    pe->owner->dirty = pe;
+    stream_mark_dirty(&pe->owner->dirty, &pe->st);
 }
 
 static void peer_close_cb(uv_handle_t *h)
@@ -260,12 +254,9 @@ static void peer_flush_one(struct peer *pe)
 static void peers_flush_cb(uv_check_t *h)
 {
     struct peers *ps = h->data;
-    while (ps->dirty != NULL) {
-        struct peer *pe = ps->dirty;
-        ps->dirty = pe->dirty_next;
-        pe->dirty = false;
-        peer_flush_one(pe);
-    }
+    struct stream *st;
+    while ((st = stream_take_dirty(&ps->dirty)) != NULL)
+        peer_flush_one(st->data);
 }
 
 static void peer_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)

@@ -112,11 +112,8 @@ void server__conn_close(struct conn *c)
 
 void server__conn_dirty(struct conn *c)
 {
-    if (c->dirty || c->closed)
-        return;
-    c->dirty = true;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
+    if (!c->closed)
+        stream_mark_dirty(&c->srv->dirty, &c->st);
 }
 
 /* Polite close: flush what is queued, then close. */
@@ -226,12 +223,9 @@ static void conn_flush(struct conn *c)
 static void server_flush_cb(uv_check_t *h)
 {
     struct server *s = h->data;
-    while (s->dirty != NULL) {
-        struct conn *c = s->dirty;
-        s->dirty = c->dirty_next;
-        c->dirty = false;
-        conn_flush(c);
-    }
+    struct stream *st;
+    while ((st = stream_take_dirty(&s->dirty)) != NULL)
+        conn_flush(st->data);
     /* Stopping: the check handle goes last, once every connection closed. */
     if (s->stopping && s->conns == NULL)
         server_close_handle(s, (uv_handle_t *)&s->flush);

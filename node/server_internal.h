@@ -26,8 +26,6 @@ struct conn {
     uv_tcp_t tcp; /* first: handle->data is not needed */
     struct server *srv;
     struct conn *prev, *next; /* all connections */
-    struct conn *dirty_next;  /* flush list */
-    bool dirty;
     bool resp;
     bool closing; /* no more input; uv_close pending or done */
     bool closed;  /* uv_close called */
@@ -69,7 +67,7 @@ struct server {
     int handles_open;
     bool stopping;
     struct conn *conns;
-    struct conn *dirty;
+    struct stream *dirty; /* connections to flush (stream_mark_dirty) */
     uint64_t nconns;
     uint64_t next_conn_id;
     uint64_t start_ms;

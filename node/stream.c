@@ -122,6 +122,25 @@ void stream_consume(struct stream *st)
 
 /* ---- writing ------------------------------------------------------------ */
 
+void stream_mark_dirty(struct stream **list, struct stream *st)
+{
+    if (st->dirty)
+        return;
+    st->dirty = true;
+    st->dirty_next = *list;
+    *list = st;
+}
+
+struct stream *stream_take_dirty(struct stream **list)
+{
+    struct stream *st = *list;
+    if (st != NULL) {
+        *list = st->dirty_next;
+        st->dirty = false;
+    }
+    return st;
+}
+
 static void stream_write_cb(uv_write_t *req, int status)
 {
     struct stream *st = req->data;

@@ -45,6 +45,8 @@ struct stream {
     uint64_t skip; /* bytes left of an oversized frame to discard */
     bool writing;  /* a uv_write is in flight */
     bool reading;  /* uv_read_start active */
+    bool dirty;    /* on a flush list */
+    struct stream *dirty_next;
 };
 
 /* Empty stream over h; no I/O starts. */
@@ -79,6 +81,14 @@ int stream_next(struct stream *st, uint32_t max_frame, bool skip_large,
                 struct wire_frame *f);
 /* Drops what stream_next() split off. */
 void stream_consume(struct stream *st);
+
+/* Flush lists: owners put a stream with new output on their list and
+ * flush the list from a uv_check handle, so replies made in one loop
+ * iteration leave in one write. stream_mark_dirty() puts st on *list
+ * unless it is on one already; stream_take_dirty() takes the first off, or
+ * returns NULL. */
+void stream_mark_dirty(struct stream **list, struct stream *st);
+struct stream *stream_take_dirty(struct stream **list);
 
 /* Writes out: what the socket takes now, the rest by one uv_write (which
  * then calls written). Call only when !writing. Returns 0 when nothing is
