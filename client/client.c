@@ -4,7 +4,7 @@
  * decoded as untrusted input.
  *
  *   rkc_send --encode--> out buffer --rkc_flush: send()--> node
- *   node --recv()--> in buffer --wire_frame_len (<= RKC_MAX_RESPONSE)
+ *   node --recv()--> in buffer --wire_split_next (<= RKC_MAX_RESPONSE)
  *        --wire_decode_resp--> id checked against the pending set
  *        --copied--> struct rkc_result (one allocation, owned by the caller)
  *
@@ -305,18 +305,20 @@ static int rkc__flush(struct rkc *c, int64_t deadline, size_t *written)
 static int rkc__read_frame(struct rkc *c, int64_t deadline, uint32_t *body_len)
 {
     for (;;) {
-        size_t need = WIRE_HDR_LEN;
-        if (c->in.len >= WIRE_HDR_LEN) {
-            uint32_t len;
-            if (wire_frame_len(c->in.data, RKC_MAX_RESPONSE, &len) != 0)
-                return rkc__break(c, RK_EPROTO);
-            need = WIRE_HDR_LEN + (size_t)len;
-            if (c->in.len >= need) {
-                *body_len = len;
-                return 0;
-            }
+        struct wire_frame f;
+        size_t off = 0;
+        uint64_t skip = 0; /* the client skips nothing: a bad frame breaks */
+        switch (wire_split_next(c->in.data, c->in.len, &off, RKC_MAX_RESPONSE,
+                                false, &skip, &f)) {
+        case WIRE_SPLIT_FRAME:
+            *body_len = f.len;
+            return 0;
+        case WIRE_SPLIT_MORE:
+            break;
+        default:
+            return rkc__break(c, RK_EPROTO);
         }
-        size_t want = need - c->in.len;
+        size_t want = f.need - c->in.len;
         if (want < RKC_READ_CHUNK)
             want = RKC_READ_CHUNK;
         if (wire_buf_reserve(&c->in, want) != 0)

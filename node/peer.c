@@ -31,8 +31,8 @@
 #include "node/log.h"
 #include "node/peer.h"
 #include "node/peer_auth.h"
+#include "node/stream.h"
 
-#define PEER_READ_CHUNK (64 * 1024)
 /* An idle connection gets a ping this often, so the other side's client
  * idle timeout never closes it and a hung peer is noticed. */
 #define PEER_KEEPALIVE_MS 10000
@@ -64,10 +64,7 @@ struct peer {
     enum peer_state state;
     uv_tcp_t *tcp; /* NULL when down; freed in its close callback */
     uv_connect_t conn_req;
-    struct wire_buf in, out, wbuf;
-    uv_write_t wreq;
-    bool writing, dirty;
-    struct peer *dirty_next;
+    struct stream st; /* buffers, frame split, writes (node/stream.h) */
     uint64_t next_id;
     struct peer_pending *pend;
     uint32_t pend_cap, pend_n;
@@ -77,7 +74,6 @@ struct peer {
     uint8_t nonce[PEER_AUTH_NONCE_LEN]; /* ours, for this connection */
     uint64_t hs_deadline; /* HELLO/AUTH: drop when not done by then */
     uint64_t retry_at;    /* DOWN: do not reconnect before (loop time) */
-    uint64_t skip;        /* bytes left of an oversized frame to discard */
 };
 
 struct peers {
@@ -90,7 +86,7 @@ struct peers {
     struct peers_stats st;
     uv_timer_t tick; /* reconnects and the give-up sweep */
     uv_check_t flush;
-    struct peer *dirty;
+    struct stream *dirty; /* links to flush (stream_mark_dirty) */
     int handles;
     bool closing;
     msgpack_zone zone;
@@ -203,11 +199,7 @@ static void peer_fail_all(struct peer *pe, int err)
 
 static void peer_mark_dirty(struct peer *pe)
 {
-    if (pe->dirty)
-        return;
-    pe->dirty = true;
-    pe->dirty_next = pe->owner->dirty;
-    pe->owner->dirty = pe;
+    stream_mark_dirty(&pe->owner->dirty, &pe->st);
 }
 
 static void peer_close_cb(uv_handle_t *h)
@@ -233,78 +225,45 @@ static void peer_drop(struct peer *pe, int err)
     pe->was_up = false;
     pe->state = PEER_DOWN;
     pe->overflow = false;
-    pe->skip = 0;
-    pe->writing = false;
-    pe->in.len = 0;
-    pe->out.len = 0;
-    pe->wbuf.len = 0;
+    stream_reset(&pe->st);
     peer_fail_all(pe, err);
 }
 
-static void peer_write_cb(uv_write_t *req, int status)
+static void peer_written(struct stream *st, int status)
 {
-    struct peer *pe = req->data;
+    struct peer *pe = st->data;
     if (pe->tcp == NULL || pe->state < PEER_HELLO)
         return; /* dropped meanwhile */
-    pe->writing = false;
-    pe->wbuf.len = 0;
     if (status < 0) {
         peer_drop(pe, status);
         return;
     }
-    if (pe->out.len > 0)
+    if (pe->st.out.len > 0)
         peer_mark_dirty(pe);
 }
 
 static void peer_flush_one(struct peer *pe)
 {
-    if (pe->state < PEER_HELLO || pe->writing || pe->out.len == 0)
+    if (pe->state < PEER_HELLO || pe->st.writing || pe->st.out.len == 0)
         return;
-    uv_buf_t b = uv_buf_init((char *)pe->out.data, (unsigned)pe->out.len);
-    int n = uv_try_write((uv_stream_t *)pe->tcp, &b, 1);
-    if (n > 0)
-        wire_buf_consume(&pe->out, (size_t)n);
-    else if (n < 0 && n != UV_EAGAIN) {
-        peer_drop(pe, n);
-        return;
-    }
-    if (pe->out.len == 0)
-        return;
-    struct wire_buf t = pe->wbuf;
-    pe->wbuf = pe->out;
-    pe->out = t;
-    b = uv_buf_init((char *)pe->wbuf.data, (unsigned)pe->wbuf.len);
-    pe->wreq.data = pe;
-    int rc = uv_write(&pe->wreq, (uv_stream_t *)pe->tcp, &b, 1, peer_write_cb);
-    if (rc != 0) {
+    int rc = stream_flush(&pe->st);
+    if (rc < 0)
         peer_drop(pe, rc);
-        return;
-    }
-    pe->writing = true;
 }
 
 static void peers_flush_cb(uv_check_t *h)
 {
     struct peers *ps = h->data;
-    while (ps->dirty != NULL) {
-        struct peer *pe = ps->dirty;
-        ps->dirty = pe->dirty_next;
-        pe->dirty = false;
-        peer_flush_one(pe);
-    }
+    struct stream *st;
+    while ((st = stream_take_dirty(&ps->dirty)) != NULL)
+        peer_flush_one(st->data);
 }
 
 static void peer_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct peer *pe = h->data;
     (void)hint;
-    if (wire_buf_reserve(&pe->in, PEER_READ_CHUNK) != 0) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)pe->in.data + pe->in.len;
-    buf->len = pe->in.cap - pe->in.len;
+    stream_read_buf(&pe->st, buf);
 }
 
 /* The handshake failed: say why, count it, drop the connection and wait
@@ -338,12 +297,12 @@ static void peer_auth_input(const struct peer *pe, const uint8_t *acc_nonce,
     };
 }
 
-/* Appends a handshake request to pe->out and flushes it. */
+/* Appends a handshake request to pe->st.out and flushes it. */
 static void peer_send_hs(struct peer *pe, const struct wire_req *req)
 {
     struct wire_req r = *req;
     r.id = pe->next_id++;
-    if (wire_encode_req(&pe->out, &r) != 0) {
+    if (wire_encode_req(&pe->st.out, &r) != 0) {
         peer_drop(pe, -ENOMEM);
         return;
     }
@@ -449,7 +408,7 @@ static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct peer *pe = st->data;
     struct peers *ps = pe->owner;
-    size_t off = 0;
+    struct wire_frame f;
     (void)buf;
 
     if (nread == 0)
@@ -458,41 +417,29 @@ static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         peer_drop(pe, (int)nread);
         return;
     }
-    pe->in.len += (size_t)nread;
-    if (pe->skip > 0) {
-        off = pe->skip < pe->in.len ? (size_t)pe->skip : pe->in.len;
-        pe->skip -= off;
-    }
-    while (pe->state >= PEER_HELLO && pe->in.len - off >= WIRE_HDR_LEN) {
-        uint32_t len;
-        size_t avail = pe->in.len - off - WIRE_HDR_LEN;
-        int rc = wire_frame_len(pe->in.data + off, ps->max_frame, &len);
-        if (rc == RK_ETOO_LARGE && pe->state == PEER_UP) {
-            size_t take;
-            uint64_t id;
-            if (wire_skip_begin(pe->in.data + off + WIRE_HDR_LEN, avail, len,
-                                &take, &pe->skip, &id) != 0)
-                break; /* wait for the bytes that hold its id */
-            peer_skipped(pe, len, id);
-            off += WIRE_HDR_LEN + take;
+    stream_received(&pe->st, (size_t)nread);
+    while (pe->state >= PEER_HELLO) {
+        int k = stream_next(&pe->st, ps->max_frame, pe->state == PEER_UP, &f);
+        if (k == WIRE_SPLIT_MORE)
+            break;
+        if (k < 0) {
+            peer_drop(pe, k);
+            break;
+        }
+        if (k == WIRE_SPLIT_SKIPPED) {
+            peer_skipped(pe, f.len, f.id);
             continue;
         }
-        if (rc != 0) {
+        if (k == WIRE_SPLIT_BAD) {
             LOG_WARN("peer %s (%s) sent a bad frame; reconnecting", pe->id,
                      pe->addr);
             peer_drop(pe, RK_EPROTO);
             return;
         }
-        if (pe->in.len - off - WIRE_HDR_LEN < len) {
-            if (wire_buf_reserve(&pe->in, WIRE_HDR_LEN + len) != 0)
-                peer_drop(pe, -ENOMEM);
-            break;
-        }
-        peer_on_frame(pe, pe->in.data + off + WIRE_HDR_LEN, len);
-        off += WIRE_HDR_LEN + len;
+        peer_on_frame(pe, f.body, f.len);
     }
     if (pe->state >= PEER_HELLO)
-        wire_buf_consume(&pe->in, off);
+        stream_consume(&pe->st);
 }
 
 static void peer_connect_cb(uv_connect_t *req, int status)
@@ -509,7 +456,7 @@ static void peer_connect_cb(uv_connect_t *req, int status)
     pe->state = PEER_HELLO;
     pe->hs_deadline = uv_now(pe->owner->loop) + pe->owner->give_up_ms;
     uv_tcp_nodelay(pe->tcp, 1);
-    if (uv_read_start((uv_stream_t *)pe->tcp, peer_alloc_cb, peer_read_cb)) {
+    if (stream_read_start(&pe->st, peer_alloc_cb, peer_read_cb) != 0) {
         peer_drop(pe, -EIO);
         return;
     }
@@ -535,6 +482,7 @@ static void peer_connect(struct peer *pe)
     ps->handles++;
     t->data = pe;
     pe->tcp = t;
+    pe->st.h = (uv_stream_t *)t;
     pe->state = PEER_CONNECTING;
     pe->conn_req.data = pe;
     int rc = uv_tcp_connect(&pe->conn_req, t, (struct sockaddr *)&pe->sa,
@@ -618,6 +566,7 @@ int peers_create(struct peers **out, uv_loop_t *loop,
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
         char port[8];
 
+        stream_init(&pe->st, NULL, peer_written, pe);
         pe->owner = ps;
         pe->idx = i;
         pe->next_id = 1;
@@ -663,7 +612,7 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
     struct peer *pe = &ps->p[member];
     if (pe->state != PEER_UP)
         return -ENOTCONN;
-    if (pe->out.len > PEER_MAX_OUT) {
+    if (pe->st.out.len > PEER_MAX_OUT) {
         /* The peer does not drain what we send: refuse, and let the tick
          * drop the connection (not here: that would run other requests'
          * callbacks inside this call). */
@@ -671,12 +620,12 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
         return -ENOTCONN;
     }
     struct wire_req r = *req;
-    size_t mark = pe->out.len;
+    size_t mark = pe->st.out.len;
     r.id = pe->next_id++;
-    if (wire_encode_req(&pe->out, &r) != 0)
+    if (wire_encode_req(&pe->st.out, &r) != 0)
         return -ENOMEM;
-    if (pe->out.len - mark - WIRE_HDR_LEN > ps->max_frame) {
-        pe->out.len = mark; /* the peer would refuse it: never send it */
+    if (pe->st.out.len - mark - WIRE_HDR_LEN > ps->max_frame) {
+        pe->st.out.len = mark; /* the peer would refuse it: never send it */
         ps->st.requests_too_large++;
         return RK_ETOO_LARGE;
     }
@@ -685,7 +634,7 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
                              .arg = arg,
                              .deadline = uv_now(ps->loop) + ps->give_up_ms};
     if (peer_pend_add(pe, &e) != 0) {
-        pe->out.len = mark; /* unsend: the frame is the last thing in out */
+        pe->st.out.len = mark; /* unsend: the frame is the last thing in out */
         return -ENOMEM;
     }
     pe->last_send = uv_now(ps->loop);
@@ -736,9 +685,7 @@ void peers_destroy(struct peers *ps)
     if (ps == NULL)
         return;
     for (uint32_t i = 0; i < ps->n; i++) {
-        wire_buf_free(&ps->p[i].in);
-        wire_buf_free(&ps->p[i].out);
-        wire_buf_free(&ps->p[i].wbuf);
+        stream_free(&ps->p[i].st);
         free(ps->p[i].pend);
     }
     msgpack_zone_destroy(&ps->zone);

@@ -1,6 +1,8 @@
 /*
- * server.c - client connections and the native protocol (see server.h);
- * the RESP commands live in server_resp.c.
+ * server.c - client connections (see server.h): accept, budgets,
+ * back-pressure, output, idle timeout, stats and shutdown. The native
+ * protocol lives in server_native.c, the RESP commands in server_resp.c;
+ * both read and write through the connection's framed stream (stream.c).
  *
  * Connection life:
  *
@@ -15,19 +17,15 @@
  * one per request waiting on the core. A reply that arrives after the
  * connection closed is dropped.
  *
- * Output: replies append to conn->out; conn goes on the dirty list; the
+ * Output: replies append to conn->st.out; conn goes on the dirty list; the
  * check handle (after each poll phase) tries uv_try_write() and hands the
  * remainder to one uv_write() at a time (double buffer: out / wbuf).
  *
  * RESP connections share all of this; server_resp.c parses and answers
  * their commands (in order, through a FIFO of reply slots).
  *
- * Peers connect here too, as native clients that first pass the peer
- * handshake (hello, auth: see peer.c and docs/protocol.md). Replica
- * operations (rput, rget, fput, fdel) are taken only from such a
- * connection; any other gets a definite forbidden error.
+ * Native connections (server_native.c) include the peers' links.
  */
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,13 +33,7 @@
 #include <string.h>
 
 #include "node/log.h"
-#include "node/peer_auth.h"
 #include "node/server_internal.h"
-
-#define SERVER_READ_CHUNK (64 * 1024)
-/* An empty buffer larger than this is freed, so a burst does not leave
- * every idle connection holding its peak. */
-#define SERVER_KEEP_BUF (256 * 1024)
 
 static void server_close_handle(struct server *s, uv_handle_t *h);
 static void conn_process(struct conn *c);
@@ -51,8 +43,7 @@ static void conn_process(struct conn *c);
 
 static size_t conn_mem(const struct conn *c)
 {
-    return sizeof(*c) + c->in.cap + c->out.cap + c->wbuf.cap + c->req_bytes +
-           c->slot_bytes;
+    return sizeof(*c) + stream_mem(&c->st) + c->req_bytes + c->slot_bytes;
 }
 
 void server__conn_account(struct conn *c)
@@ -60,12 +51,6 @@ void server__conn_account(struct conn *c)
     size_t m = c->refs > 0 ? conn_mem(c) : 0;
     c->srv->mem = c->srv->mem - c->mem_counted + m;
     c->mem_counted = m;
-}
-
-static void conn_trim(struct wire_buf *b)
-{
-    if (b->len == 0 && b->cap > SERVER_KEEP_BUF)
-        wire_buf_free(b);
 }
 
 int server__admit(struct conn *c, const char **why)
@@ -96,9 +81,7 @@ void server__conn_unref(struct conn *c)
         return;
     server__conn_account(c); /* refs == 0: gives back everything */
     free(c->hs);
-    wire_buf_free(&c->in);
-    wire_buf_free(&c->out);
-    wire_buf_free(&c->wbuf);
+    stream_free(&c->st);
     msgpack_zone_destroy(&c->zone);
     free(c);
 }
@@ -129,11 +112,8 @@ void server__conn_close(struct conn *c)
 
 void server__conn_dirty(struct conn *c)
 {
-    if (c->dirty || c->closed)
-        return;
-    c->dirty = true;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
+    if (!c->closed)
+        stream_mark_dirty(&c->srv->dirty, &c->st);
 }
 
 /* Polite close: flush what is queued, then close. */
@@ -141,10 +121,7 @@ void server__conn_close_after_flush(struct conn *c)
 {
     c->closing = true;
     c->close_when_flushed = true;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
+    stream_read_stop(&c->st);
     server__conn_dirty(c);
 }
 
@@ -155,19 +132,12 @@ static void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)h;
     (void)hint;
-    if (wire_buf_reserve(&c->in, SERVER_READ_CHUNK) != 0) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)c->in.data + c->in.len;
-    buf->len = c->in.cap - c->in.len;
+    stream_read_buf(&c->st, buf);
 }
 
 bool server__conn_should_pause(const struct conn *c)
 {
-    return c->out.len + c->wbuf.len + c->slot_bytes >
-               c->srv->o.conn_max_buffer ||
+    return stream_queued(&c->st) + c->slot_bytes > c->srv->o.conn_max_buffer ||
            c->inflight >= c->srv->o.conn_max_inflight;
 }
 
@@ -175,25 +145,23 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 void server__conn_resume(struct conn *c)
 {
-    if (c->closing || c->reading || c->srv->stopping ||
+    if (c->closing || c->st.reading || c->srv->stopping ||
         server__conn_should_pause(c))
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
-        c->reading = true;
+    stream_read_start(&c->st, conn_alloc_cb, conn_read_cb);
     /* Bytes already buffered may hold whole requests. */
     conn_process(c);
 }
 
 void server__conn_pause(struct conn *c)
 {
-    if (!c->reading)
+    if (!c->st.reading)
         return;
     if (c->inflight >= c->srv->o.conn_max_inflight)
         c->srv->paused_inflight++;
     else if (server__conn_should_pause(c))
         c->srv->paused_buffer++;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
+    stream_read_stop(&c->st);
 }
 
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -208,19 +176,18 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         server__conn_close(c);
         return;
     }
-    c->in.len += (size_t)nread;
+    stream_received(&c->st, (size_t)nread);
     conn_process(c);
 }
 
 /* ---- writing -----------------------------------------------------------
  */
 
-static void conn_write_cb(uv_write_t *req, int status)
+/* A write of c's ended (stream_flush started it and took a reference). */
+static void conn_written(struct stream *st, int status)
 {
-    struct conn *c = req->data;
-    c->writing = false;
-    c->wbuf.len = 0;
-    conn_trim(&c->wbuf);
+    struct conn *c = st->data;
+    stream_trim(&c->st);
     server__conn_account(c);
     if (status < 0) {
         if (!c->closed)
@@ -234,39 +201,18 @@ static void conn_write_cb(uv_write_t *req, int status)
 
 static void conn_flush(struct conn *c)
 {
-    if (c->closed || c->writing)
+    if (c->closed || c->st.writing)
         return;
-    /* uv_buf_t lengths are unsigned int: out stays far below 4 GiB, since
-     * reading pauses at conn_max_buffer (<= 1 GiB) and one reply is at
-     * most max_frame (<= 1 GiB) or refused. */
-    assert(c->out.len <= UINT32_MAX);
-    if (c->out.len > 0) {
-        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0)
-            wire_buf_consume(&c->out, (size_t)n);
-        else if (n < 0 && n != UV_EAGAIN) {
-            server__conn_close(c);
-            return;
-        }
-    }
-    if (c->out.len > 0) {
-        struct wire_buf t = c->wbuf; /* empty: no write in flight */
-        c->wbuf = c->out;
-        c->out = t;
-        uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
-        c->wreq.data = c;
-        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb) !=
-            0) {
-            c->wbuf.len = 0;
-            server__conn_close(c);
-            return;
-        }
-        c->writing = true;
-        c->refs++;
+    int rc = stream_flush(&c->st);
+    if (rc < 0) {
+        server__conn_close(c);
         return;
     }
-    conn_trim(&c->out);
+    if (rc > 0) {
+        c->refs++; /* dropped by conn_written */
+        return;
+    }
+    stream_trim(&c->st);
     server__conn_account(c);
     if (c->close_when_flushed && c->inflight == 0 && c->head == NULL)
         server__conn_close(c);
@@ -277,431 +223,12 @@ static void conn_flush(struct conn *c)
 static void server_flush_cb(uv_check_t *h)
 {
     struct server *s = h->data;
-    while (s->dirty != NULL) {
-        struct conn *c = s->dirty;
-        s->dirty = c->dirty_next;
-        c->dirty = false;
-        conn_flush(c);
-    }
+    struct stream *st;
+    while ((st = stream_take_dirty(&s->dirty)) != NULL)
+        conn_flush(st->data);
     /* Stopping: the check handle goes last, once every connection closed. */
     if (s->stopping && s->conns == NULL)
         server_close_handle(s, (uv_handle_t *)&s->flush);
-}
-
-/* ---- native protocol -----------------------------------------------------
- */
-
-struct nreq {
-    struct conn *conn;
-    uint64_t id;
-    enum wire_op op;
-    size_t bytes; /* counted in conn->req_bytes while waiting */
-};
-
-static void native_send(struct conn *c, const struct wire_resp *r)
-{
-    size_t mark = c->out.len;
-    if (c->closed)
-        return;
-    if (wire_encode_resp(&c->out, r) != 0) {
-        LOG_ERROR("out of memory encoding a reply; closing the connection");
-        server__conn_close(c);
-        return;
-    }
-    size_t body = c->out.len - mark - WIRE_HDR_LEN;
-    if (r->err == 0 && body > c->srv->o.lim.max_frame) {
-        /* The other side would refuse the frame (a peer would drop the
-         * link): answer this request with an error instead. */
-        char msg[128];
-        c->out.len = mark;
-        c->srv->replies_too_large++;
-        snprintf(msg, sizeof(msg),
-                 "reply of %zu bytes exceeds max_frame (%" PRIu32 ")", body,
-                 c->srv->o.lim.max_frame);
-        /* A write's reply comes after the write was applied: only a
-         * read's refusal is definite. */
-        bool write = r->op == WIRE_OP_PUT || r->op == WIRE_OP_DEL ||
-                     r->op == WIRE_OP_FPUT || r->op == WIRE_OP_FDEL ||
-                     r->op == WIRE_OP_RPUT;
-        struct wire_resp e = {
-            .id = r->id, .err = RK_ETOO_LARGE, .definite = !write, .msg = msg};
-        native_send(c, &e);
-        return;
-    }
-    server__conn_dirty(c);
-}
-
-static void native_error(struct conn *c, uint64_t id, int err, bool definite,
-                         const char *msg)
-{
-    struct wire_resp r = {
-        .id = id, .err = err, .definite = definite, .msg = msg};
-    native_send(c, &r);
-}
-
-static void native_reply(void *arg, const struct core_reply *rep)
-{
-    struct nreq *q = arg;
-    struct conn *c = q->conn;
-    struct wire_value vals[WIRE_MAX_VALUES];
-    struct wire_resp r;
-
-    core_reply_to_wire(rep, q->id, q->op, vals, &r);
-    native_send(c, &r);
-    c->inflight--;
-    c->srv->inflight--;
-    c->req_bytes -= q->bytes;
-    free(q);
-    server__conn_account(c);
-    if (!c->closed)
-        server__conn_resume(c);
-    server__conn_unref(c);
-}
-
-static void native_stats(struct conn *c, uint64_t id);
-
-/* ---- peer handshake --------------------------------------------------------
- */
-
-/* What the acceptor keeps between hello and auth. */
-struct server_hs {
-    uint8_t nonce[PEER_AUTH_NONCE_LEN];        /* ours */
-    uint8_t dialer_nonce[PEER_AUTH_NONCE_LEN]; /* theirs */
-    char node[256];                            /* the id the dialer gave */
-};
-
-/* "host:port" of c's remote end, for log lines. */
-static void conn_addr(struct conn *c, char *buf, size_t len)
-{
-    struct sockaddr_storage sa;
-    int sl = sizeof(sa);
-    char host[64] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &sl) == 0) {
-        if (sa.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&sa, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&sa, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
-        }
-    }
-    snprintf(buf, len, "%s:%d", host, port);
-}
-
-/* Refuses a handshake: logs why (naming the address and claimed node),
- * counts it, answers forbidden and hangs up. */
-static void native_hs_refuse(struct conn *c, uint64_t id, const char *node,
-                             const char *why)
-{
-    char addr[80];
-    conn_addr(c, addr, sizeof(addr));
-    c->srv->peer_auth_refused++;
-    LOG_WARN("peer handshake from %s (node %s) refused: %s", addr,
-             node ? node : "?", why);
-    native_error(c, id, RK_EFORBIDDEN, true, why);
-    server__conn_close_after_flush(c);
-}
-
-static void native_hs_input(const struct server *s, const struct server_hs *hs,
-                            struct peer_auth_input *in)
-{
-    *in = (struct peer_auth_input){
-        .secret = s->o.secret,
-        .secret_len = s->o.secret_len,
-        .acceptor_nonce = hs->nonce,
-        .dialer_nonce = hs->dialer_nonce,
-        .cluster = (const uint8_t *)s->o.cluster,
-        .cluster_len = strlen(s->o.cluster),
-        .acceptor_id = (const uint8_t *)s->node_id,
-        .acceptor_id_len = strlen(s->node_id),
-        .dialer_id = (const uint8_t *)hs->node,
-        .dialer_id_len = strlen(hs->node),
-    };
-}
-
-static void native_hello(struct conn *c, const struct wire_req *req)
-{
-    struct server *s = c->srv;
-    const struct wire_hello *h = &req->hello;
-    char node[256], why[384];
-    struct peer_auth_input in;
-    uint8_t mac[PEER_AUTH_MAC_LEN];
-
-    snprintf(node, sizeof(node), "%.*s", h->node ? (int)h->node_len : 1,
-             h->node ? (const char *)h->node : "?");
-    if (c->peer || c->hs != NULL) {
-        native_hs_refuse(c, req->id, node, "handshake repeated");
-        return;
-    }
-    if (s->o.secret == NULL) {
-        native_hs_refuse(c, req->id, node,
-                         "this node has no cluster secret (a single node)");
-        return;
-    }
-    if (h->cluster == NULL || h->node == NULL || h->node_len == 0 ||
-        h->nonce == NULL || h->nonce_len != PEER_AUTH_NONCE_LEN) {
-        native_hs_refuse(c, req->id, node,
-                         "hello needs cluster, node and a 32-byte nonce");
-        return;
-    }
-    if (h->cluster_len != strlen(s->o.cluster) ||
-        memcmp(h->cluster, s->o.cluster, h->cluster_len) != 0) {
-        snprintf(why, sizeof(why),
-                 "cluster name mismatch: this is cluster '%s', the peer says "
-                 "'%.*s'",
-                 s->o.cluster, (int)h->cluster_len, (const char *)h->cluster);
-        native_hs_refuse(c, req->id, node, why);
-        return;
-    }
-    c->hs = calloc(1, sizeof(*c->hs));
-    if (c->hs == NULL) {
-        native_error(c, req->id, -ENOMEM, true, NULL);
-        return;
-    }
-    memcpy(c->hs->node, node, sizeof(node));
-    memcpy(c->hs->dialer_nonce, h->nonce, PEER_AUTH_NONCE_LEN);
-    peer_auth_nonce(c->hs->nonce);
-    native_hs_input(s, c->hs, &in);
-    peer_auth_mac(mac, PEER_AUTH_ACCEPTOR, &in);
-    struct wire_resp r = {.id = req->id,
-                          .op = WIRE_OP_HELLO,
-                          .hello = {.node = (const uint8_t *)s->node_id,
-                                    .node_len = (uint32_t)strlen(s->node_id),
-                                    .nonce = c->hs->nonce,
-                                    .nonce_len = PEER_AUTH_NONCE_LEN,
-                                    .mac = mac,
-                                    .mac_len = sizeof(mac)}};
-    native_send(c, &r);
-}
-
-static void native_auth(struct conn *c, const struct wire_req *req)
-{
-    struct peer_auth_input in;
-    uint8_t mac[PEER_AUTH_MAC_LEN];
-    char addr[80];
-
-    if (c->hs == NULL) {
-        native_hs_refuse(c, req->id, NULL, "auth without hello");
-        return;
-    }
-    native_hs_input(c->srv, c->hs, &in);
-    peer_auth_mac(mac, PEER_AUTH_DIALER, &in);
-    if (!peer_auth_check(mac, req->hello.mac, req->hello.mac_len)) {
-        native_hs_refuse(c, req->id, c->hs->node,
-                         "bad secret: the proof does not match this node's "
-                         "cluster secret");
-        return;
-    }
-    conn_addr(c, addr, sizeof(addr));
-    LOG_INFO("peer %s (%s) authenticated", c->hs->node, addr);
-    free(c->hs);
-    c->hs = NULL;
-    c->peer = true;
-    struct wire_resp r = {.id = req->id, .op = WIRE_OP_AUTH};
-    native_send(c, &r);
-}
-
-static void native_cluster(struct conn *c, uint64_t id, enum wire_op op)
-{
-    struct server *s = c->srv;
-    struct wire_member m[WIRE_MAX_MEMBERS];
-    struct wire_resp r = {.id = id, .op = op, .members = m};
-    uint16_t *pref = NULL;
-
-    r.nmembers = core_members(s->core, m, WIRE_MAX_MEMBERS);
-    if (op == WIRE_OP_RING) {
-        r.q = s->o.partitions;
-        r.nval = core_nval(s->core);
-        pref = malloc((size_t)r.q * r.nval * sizeof(*pref));
-        if (pref == NULL) {
-            native_error(c, id, -ENOMEM, true, NULL);
-            return;
-        }
-        core_ring_pref(s->core, pref);
-        r.pref = pref;
-    }
-    native_send(c, &r);
-    free(pref);
-}
-
-/* The message of a too_large request: which limit, the size and the limit
- * (wire_decode_req fills the lengths before it refuses). */
-static const char *native_too_large(const struct server *s,
-                                    const struct wire_req *req, char *buf,
-                                    size_t cap)
-{
-    const struct wire_limits *l = &s->o.lim;
-    if (req->key_len > l->max_key)
-        snprintf(buf, cap,
-                 "key of %" PRIu32 " bytes exceeds max_key (%" PRIu32 " bytes)",
-                 req->key_len, l->max_key);
-    else if (req->value_len > l->max_value)
-        snprintf(buf, cap,
-                 "value of %" PRIu32 " bytes exceeds max_value (%" PRIu32
-                 " bytes)",
-                 req->value_len, l->max_value);
-    else if (req->rec_len > l->max_frame)
-        snprintf(buf, cap,
-                 "record of %" PRIu32 " bytes exceeds max_frame (%" PRIu32
-                 " bytes)",
-                 req->rec_len, l->max_frame);
-    else
-        return NULL;
-    return buf;
-}
-
-static void native_frame(struct conn *c, const uint8_t *p, size_t n)
-{
-    struct server *s = c->srv;
-    struct wire_req req;
-    const char *why = NULL;
-    char msg[160]; /* why, when it is formatted here */
-    int err;
-
-    c->last_active = uv_now(s->loop); /* a whole request arrived */
-    msgpack_zone_clear(&c->zone);
-    err = wire_decode_req(p, n, &s->o.lim, &c->zone, &req, &why);
-    if (err == RK_ETOO_LARGE) {
-        const char *m = native_too_large(s, &req, msg, sizeof(msg));
-        why = m != NULL ? m : why;
-    }
-    if (err != 0) {
-        s->bad_frames++;
-        LOG_DEBUG("bad request: %s", why ? why : rk_err_msg(err));
-        native_error(c, req.id, err, true, why);
-        return;
-    }
-    s->commands++;
-    switch (req.op) {
-    case WIRE_OP_PING: {
-        struct wire_resp r = {.id = req.id, .op = req.op};
-        native_send(c, &r);
-        return;
-    }
-    case WIRE_OP_STATS:
-        native_stats(c, req.id);
-        return;
-    case WIRE_OP_RING:
-    case WIRE_OP_MEMBERS:
-        native_cluster(c, req.id, req.op);
-        return;
-    case WIRE_OP_HELLO:
-        native_hello(c, &req);
-        return;
-    case WIRE_OP_AUTH:
-        native_auth(c, &req);
-        return;
-    case WIRE_OP_RPUT:
-    case WIRE_OP_RGET:
-    case WIRE_OP_FPUT:
-    case WIRE_OP_FDEL:
-        if (!c->peer) {
-            s->replica_ops_refused++;
-            LOG_DEBUG("refused %s from an unauthenticated connection",
-                      wire_op_name(req.op));
-            native_error(c, req.id, RK_EFORBIDDEN, true, NULL);
-            return;
-        }
-        break;
-    case WIRE_OP_GET:
-    case WIRE_OP_PUT:
-    case WIRE_OP_DEL:
-        break;
-    default:
-        native_error(c, req.id, RK_EUNKNOWN_OP, true, NULL);
-        return;
-    }
-    if ((err = server__admit(c, &why)) != 0) {
-        native_error(c, req.id, err, true, why);
-        return;
-    }
-    struct nreq *q = malloc(sizeof(*q));
-    if (q == NULL) {
-        native_error(c, req.id, -ENOMEM, true, NULL);
-        return;
-    }
-    q->conn = c;
-    q->id = req.id;
-    q->op = req.op;
-    q->bytes = sizeof(*q) + n;
-    c->refs++;
-    c->inflight++;
-    s->inflight++;
-    c->req_bytes += q->bytes;
-    struct core_req cr;
-    core_req_from_wire(&req, &cr);
-    core_request(s->core, &cr, native_reply, q);
-}
-
-/* A peer's request frame of len bytes (over max_frame), request id (0 =
- * unknown), is being skipped: answer it too_large. The peer link and its
- * other requests survive. */
-static void native_skipped(struct conn *c, uint32_t len, uint64_t id)
-{
-    struct server *s = c->srv;
-    char msg[128], addr[80];
-
-    s->peer_frames_skipped++;
-    snprintf(msg, sizeof(msg),
-             "frame of %" PRIu32 " bytes exceeds max_frame (%" PRIu32 ")", len,
-             s->o.lim.max_frame);
-    conn_addr(c, addr, sizeof(addr));
-    LOG_WARN("peer %s: %s; skipped", addr, msg);
-    if (id != 0)
-        native_error(c, id, RK_ETOO_LARGE, true, msg);
-}
-
-static void native_process(struct conn *c)
-{
-    size_t off = 0;
-    if (c->skip_bytes > 0) {
-        off = c->skip_bytes < c->in.len ? (size_t)c->skip_bytes : c->in.len;
-        c->skip_bytes -= off;
-    }
-    while (!c->closing && c->reading && c->in.len - off >= WIRE_HDR_LEN) {
-        uint32_t len;
-        int err =
-            wire_frame_len(c->in.data + off, c->srv->o.lim.max_frame, &len);
-        size_t avail = c->in.len - off - WIRE_HDR_LEN;
-        if (err == RK_ETOO_LARGE && c->peer) {
-            size_t take;
-            uint64_t id;
-            if (wire_skip_begin(c->in.data + off + WIRE_HDR_LEN, avail, len,
-                                &take, &c->skip_bytes, &id) != 0)
-                break; /* wait for the bytes that hold its id */
-            native_skipped(c, len, id);
-            off += WIRE_HDR_LEN + take;
-            continue;
-        }
-        if (err != 0) {
-            /* The stream cannot be framed any more: answer and hang up. */
-            char msg[128];
-            const uint8_t *h = c->in.data + off;
-            snprintf(msg, sizeof(msg),
-                     "frame of %" PRIu32 " bytes exceeds max_frame (%" PRIu32
-                     " bytes)",
-                     (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
-                         (uint32_t)h[2] << 8 | (uint32_t)h[3],
-                     c->srv->o.lim.max_frame);
-            c->srv->bad_frames++;
-            native_error(c, 0, err, true,
-                         err == RK_ETOO_LARGE ? msg : "empty frame");
-            server__conn_close_after_flush(c);
-            break;
-        }
-        if (c->in.len - off - WIRE_HDR_LEN < len) {
-            /* Make room for the whole frame in one go. */
-            if (wire_buf_reserve(&c->in, WIRE_HDR_LEN + len) != 0)
-                server__conn_close(c);
-            break;
-        }
-        native_frame(c, c->in.data + off + WIRE_HDR_LEN, len);
-        off += WIRE_HDR_LEN + len;
-        if (server__conn_should_pause(c))
-            server__conn_pause(c);
-    }
-    wire_buf_consume(&c->in, off);
 }
 
 static void conn_process(struct conn *c)
@@ -709,9 +236,9 @@ static void conn_process(struct conn *c)
     if (c->resp)
         server__resp_process(c);
     else
-        native_process(c);
+        server__native_process(c);
     if (!c->closed) {
-        conn_trim(&c->in);
+        stream_trim(&c->st);
         server__conn_account(c);
     }
 }
@@ -794,14 +321,6 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     return n;
 }
 
-static void native_stats(struct conn *c, uint64_t id)
-{
-    struct wire_stat st[SERVER_NSTATS];
-    struct wire_resp r = {.id = id, .op = WIRE_OP_STATS, .stats = st};
-    r.nstats = server__collect(c->srv, st);
-    native_send(c, &r);
-}
-
 /* ---- accept, idle, lifecycle ---------------------------------------------
  */
 
@@ -817,6 +336,7 @@ static struct conn *conn_new(struct server *s, bool resp)
     c->refs = 1;
     msgpack_zone_init(&c->zone, 4096);
     uv_tcp_init(s->loop, &c->tcp);
+    stream_init(&c->st, (uv_stream_t *)&c->tcp, conn_written, c);
     return c;
 }
 
@@ -835,10 +355,10 @@ static void conn_serve(struct conn *c)
     if (s->nconns > s->o.max_clients) {
         s->refused++;
         if (c->resp) {
-            resp_error(&c->out, "ERR max number of clients reached");
+            resp_error(&c->st.out, "ERR max number of clients reached");
         } else {
-            native_error(c, 0, RK_EOVERLOADED, true,
-                         "max number of clients reached");
+            server__native_error(c, 0, RK_EOVERLOADED, true,
+                                 "max number of clients reached");
         }
         server__conn_close_after_flush(c);
         server__conn_dirty(c);
@@ -891,8 +411,8 @@ void server_get_load(const struct server *s, struct server_load *out)
     *out = (struct server_load){
         .connections = s->nconns, .inflight = s->inflight, .bytes = s->mem};
     for (const struct conn *c = s->conns; c != NULL; c = c->next) {
-        out->unsent += c->out.len + c->wbuf.len;
-        out->reading += c->reading;
+        out->unsent += stream_queued(&c->st);
+        out->reading += c->st.reading;
     }
 }
 

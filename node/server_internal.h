@@ -1,8 +1,9 @@
 /*
  * server_internal.h - what the client-server files share: the connection
  * and server structs and the connection primitives. server.c owns
- * connection lifetime, output and the native protocol; server_resp.c the
- * RESP commands. Nothing outside node/server*.c includes this header.
+ * connection lifetime, budgets, output and stats; server_native.c the
+ * native protocol and the peer handshake; server_resp.c the RESP commands.
+ * Nothing outside node/server*.c includes this header.
  */
 #ifndef RINGKV_SERVER_INTERNAL_H
 #define RINGKV_SERVER_INTERNAL_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "node/server.h"
+#include "node/stream.h"
 #include "proto/resp.h"
 
 #define SERVER_RESP_ARGS 1024
@@ -24,16 +26,12 @@ struct conn {
     uv_tcp_t tcp; /* first: handle->data is not needed */
     struct server *srv;
     struct conn *prev, *next; /* all connections */
-    struct conn *dirty_next;  /* flush list */
-    bool dirty;
     bool resp;
     bool closing; /* no more input; uv_close pending or done */
     bool closed;  /* uv_close called */
-    bool reading; /* uv_read_start active */
     bool close_when_flushed;
-    bool writing;         /* a uv_write is in flight */
     bool peer;            /* passed the peer handshake: replica ops allowed */
-    struct server_hs *hs; /* handshake in progress (server.c), or NULL */
+    struct server_hs *hs; /* handshake in progress (server_native.c) */
     int refs;
     uint32_t inflight;
     uint64_t id; /* CLIENT ID: unique per node run, from 1 */
@@ -42,17 +40,13 @@ struct conn {
      * last added to srv->mem. */
     size_t req_bytes, slot_bytes, mem_counted;
     uint64_t last_active;
-    struct wire_buf in;
-    struct wire_buf out;
-    struct wire_buf wbuf;
-    uv_write_t wreq;
+    struct stream st; /* buffers, frame split, writes (node/stream.h) */
     msgpack_zone zone;
     /* RESP */
     struct resp_slot *head, *tail;
     uint32_t writes_inflight;
     uint64_t skip_args;  /* discarding an oversized command: args left */
-    uint64_t skip_bytes; /* ... and bytes left of the current argument;
-                          * native: bytes left of a skipped peer frame */
+    uint64_t skip_bytes; /* ... and bytes left of the current argument */
     uint64_t skipped;    /* ... and bytes discarded so far */
     bool in_multi;       /* after a (refused) MULTI, until EXEC / DISCARD */
     char name[SERVER_CLIENT_NAME_MAX + 1];
@@ -73,7 +67,7 @@ struct server {
     int handles_open;
     bool stopping;
     struct conn *conns;
-    struct conn *dirty;
+    struct stream *dirty; /* connections to flush (stream_mark_dirty) */
     uint64_t nconns;
     uint64_t next_conn_id;
     uint64_t start_ms;
@@ -120,7 +114,14 @@ size_t server__reply_cap(const struct server *s);
 #define SERVER_NSTATS 80
 uint32_t server__collect(struct server *s, struct wire_stat *st);
 
-/* RESP (server_resp.c): parses and runs what c->in holds. */
+/* Native (server_native.c): splits, decodes and runs the frames c's
+ * stream holds, while c reads. */
+void server__native_process(struct conn *c);
+/* Queues a native error reply (id 0: about the whole connection). */
+void server__native_error(struct conn *c, uint64_t id, int err, bool definite,
+                          const char *msg);
+
+/* RESP (server_resp.c): parses and runs what c->st.in holds. */
 void server__resp_process(struct conn *c);
 
 #endif

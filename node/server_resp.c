@@ -148,7 +148,7 @@ static void resp_emit_error(struct conn *c, const struct resp_slot *sl)
         why = " (indefinite: the write may have been applied)";
     snprintf(msg, sizeof(msg), "ERR %s: %s%s", rk_err_code(sl->err),
              sl->errmsg[0] ? sl->errmsg : rk_err_msg(sl->err), why);
-    resp_error(&c->out, msg);
+    resp_error(&c->st.out, msg);
 }
 
 /* Emits every completed slot at the head of the FIFO, in order. */
@@ -163,16 +163,16 @@ static void resp_drain(struct conn *c)
             if (sl->err != 0) {
                 resp_emit_error(c, sl);
             } else if (sl->kind == SLOT_EXISTS || sl->kind == SLOT_DEL) {
-                resp_int(&c->out, sl->count);
+                resp_int(&c->st.out, sl->count);
             } else if (sl->kind == SLOT_SET) {
-                resp_simple(&c->out, "OK");
+                resp_simple(&c->st.out, "OK");
             } else if (sl->kind == SLOT_MGET) {
-                resp_array(&c->out, sl->nparts);
+                resp_array(&c->st.out, sl->nparts);
                 for (uint32_t i = 0; i < sl->nparts; i++)
-                    wire_buf_append(&c->out, sl->parts[i].data.data,
+                    wire_buf_append(&c->st.out, sl->parts[i].data.data,
                                     sl->parts[i].data.len);
             } else {
-                wire_buf_append(&c->out, sl->data.data, sl->data.len);
+                wire_buf_append(&c->st.out, sl->data.data, sl->data.len);
             }
             server__conn_dirty(c);
         }
@@ -980,14 +980,15 @@ static void resp_refuse_oversized(struct conn *c, const struct resp_cmd *cmd)
     }
 }
 
-/* Discards what an oversized command still has in c->in[*off..). Returns
+/* Discards what an oversized command still has in c->st.in[*off..). Returns
  * false when the connection was closed. */
 static bool resp_skipping(struct conn *c, size_t *off)
 {
     struct resp_skip st = {c->skip_args, c->skip_bytes};
     const char *why = NULL;
     size_t used = 0;
-    int rc = resp_skip(c->in.data + *off, c->in.len - *off, &st, &used, &why);
+    int rc =
+        resp_skip(c->st.in.data + *off, c->st.in.len - *off, &st, &used, &why);
 
     *off += used;
     c->skipped += used;
@@ -1013,7 +1014,7 @@ void server__resp_process(struct conn *c)
                               .max_inline = 64 * 1024};
     size_t off = 0;
 
-    while (!c->closing && c->reading && off < c->in.len) {
+    while (!c->closing && c->st.reading && off < c->st.in.len) {
         if (c->skip_args > 0 || c->skip_bytes > 0) {
             c->last_active = uv_now(s->loop); /* the stream moves on */
             if (!resp_skipping(c, &off))
@@ -1024,7 +1025,8 @@ void server__resp_process(struct conn *c)
         }
         struct resp_cmd cmd = {.argv = s->argv};
         const char *why = NULL;
-        int n = resp_parse(c->in.data + off, c->in.len - off, &lim, &cmd, &why);
+        int n = resp_parse(c->st.in.data + off, c->st.in.len - off, &lim, &cmd,
+                           &why);
         if (n < 0 && cmd.skip_from > 0) {
             /* Refused, but the stream goes on past the command. */
             if (n == RK_ETOO_LARGE)
@@ -1038,7 +1040,7 @@ void server__resp_process(struct conn *c)
             off += cmd.skip_from;
             continue;
         }
-        if (n == 0 && c->in.len - off > (size_t)s->o.lim.max_frame + 65536) {
+        if (n == 0 && c->st.in.len - off > (size_t)s->o.lim.max_frame + 65536) {
             /* Each argument is within max_bulk, but a whole command must
              * fit in max_frame too: memory per connection stays bounded.
              * The command is one array (inline ones stop at max_inline):
@@ -1072,7 +1074,7 @@ void server__resp_process(struct conn *c)
         if (server__conn_should_pause(c))
             server__conn_pause(c);
     }
-    wire_buf_consume(&c->in, off);
+    wire_buf_consume(&c->st.in, off);
 }
 
 /* ---- INFO ----------------------------------------------------------------

@@ -378,3 +378,43 @@ int wire_skip_begin(const uint8_t *body, size_t avail, uint32_t len,
     *rest = len - *take;
     return 0;
 }
+
+enum wire_split wire_split_next(const uint8_t *buf, size_t n, size_t *off,
+                                uint32_t max_frame, bool skip_large,
+                                uint64_t *skip, struct wire_frame *f)
+{
+    size_t at = *off;
+    if (*skip > 0) {
+        size_t d = *skip < n - at ? (size_t)*skip : n - at;
+        *skip -= d;
+        at += d;
+        *off = at;
+    }
+    if (n - at < WIRE_HDR_LEN) {
+        f->need = WIRE_HDR_LEN;
+        return WIRE_SPLIT_MORE;
+    }
+    size_t avail = n - at - WIRE_HDR_LEN;
+    int rc = wire_frame_len(buf + at, max_frame, &f->len);
+    if (rc == RK_ETOO_LARGE && skip_large) {
+        size_t take;
+        if (wire_skip_begin(buf + at + WIRE_HDR_LEN, avail, f->len, &take, skip,
+                            &f->id) != 0) {
+            f->need = WIRE_HDR_LEN + WIRE_PEEK_LEN;
+            return WIRE_SPLIT_MORE; /* wait for the bytes that hold its id */
+        }
+        *off = at + WIRE_HDR_LEN + take;
+        return WIRE_SPLIT_SKIPPED;
+    }
+    if (rc != 0) {
+        f->err = rc;
+        return WIRE_SPLIT_BAD;
+    }
+    if (avail < f->len) {
+        f->need = WIRE_HDR_LEN + (size_t)f->len;
+        return WIRE_SPLIT_MORE;
+    }
+    f->body = buf + at + WIRE_HDR_LEN;
+    *off = at + WIRE_HDR_LEN + f->len;
+    return WIRE_SPLIT_FRAME;
+}

@@ -96,6 +96,35 @@ int wire_peek_id(const uint8_t *p, size_t n, uint64_t *id);
 int wire_skip_begin(const uint8_t *body, size_t avail, uint32_t len,
                     size_t *take, uint64_t *rest, uint64_t *id);
 
+/* ---- frame splitting --------------------------------------------------- */
+
+/* What wire_split_next() found at the cursor. */
+enum wire_split {
+    WIRE_SPLIT_MORE = 0, /* no whole frame yet: f->need bytes from *off */
+    WIRE_SPLIT_FRAME,    /* f->body, f->len: one whole frame */
+    WIRE_SPLIT_SKIPPED,  /* an oversized frame (f->len, id f->id) skipped */
+    WIRE_SPLIT_BAD       /* f->err: the stream cannot be framed any more */
+};
+
+struct wire_frame {
+    const uint8_t *body; /* WIRE_SPLIT_FRAME: borrowed from the buffer */
+    uint32_t len;        /* the header's length (all but MORE) */
+    uint64_t id;         /* WIRE_SPLIT_SKIPPED: the frame's id, or 0 */
+    int err;             /* WIRE_SPLIT_BAD: RK_ETOO_LARGE, RK_EBAD_REQUEST */
+    size_t need;         /* WIRE_SPLIT_MORE: bytes wanted from *off */
+};
+
+/* The one frame splitter of node and client. Looks at buf[*off..n): first
+ * discards what *skip says is left of a skipped frame, then finds the next
+ * frame and advances *off past it (or past what of a skipped frame is
+ * buffered). A frame over max_frame is skipped (wire_skip_begin: *skip
+ * gets the bytes still to come) when skip_large, else it is BAD; BAD and
+ * MORE leave *off at the frame's header. Never allocates; the caller
+ * consumes buf[0..*off) when done. */
+enum wire_split wire_split_next(const uint8_t *buf, size_t n, size_t *off,
+                                uint32_t max_frame, bool skip_large,
+                                uint64_t *skip, struct wire_frame *f);
+
 /* ---- messages ---------------------------------------------------------- */
 
 enum wire_op {

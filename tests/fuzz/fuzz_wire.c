@@ -7,6 +7,10 @@
  * otherwise). Also checked: whatever the pre-validator accepts, msgpack-c
  * must unpack completely (the pre-validator may be stricter, never looser).
  *
+ * The whole input also goes through the frame splitter (wire_split_next),
+ * all at once and a few bytes at a time: both must find the same frames,
+ * skipped frames and errors.
+ *
  * The zone is cleared after every decode so memory stays flat across runs.
  */
 #include <stdio.h>
@@ -126,6 +130,40 @@ done:
     wire_buf_free(&b);
 }
 
+/* Splits data[0..size) as a stream (max_frame 64, oversized frames
+ * skipped) into at most cap events, seeing step more bytes at a time (step
+ * 0: all at once). Returns the number of events; each is kind, length, id
+ * and the body's offset. */
+#define FUZZ_SPLIT_MAX 64
+static size_t fuzz_split(const uint8_t *data, size_t size, size_t step,
+                         uint64_t ev[][4])
+{
+    size_t off = 0, n = step == 0 ? size : 0, k = 0;
+    uint64_t skip = 0;
+    struct wire_frame f;
+    for (;;) {
+        enum wire_split r = wire_split_next(data, n, &off, 64, true, &skip, &f);
+        FUZZ_CHECK(off <= n);
+        if (r == WIRE_SPLIT_MORE) {
+            FUZZ_CHECK(f.need > n - off || skip > 0 || f.len > 64);
+            if (n == size)
+                return k;
+            n = n + step < size ? n + step : size;
+            continue;
+        }
+        if (k == FUZZ_SPLIT_MAX)
+            return k;
+        ev[k][0] = (uint64_t)r;
+        ev[k][1] = f.len;
+        ev[k][2] = r == WIRE_SPLIT_SKIPPED ? f.id : 0;
+        ev[k][3] = r == WIRE_SPLIT_FRAME ? (uint64_t)(f.body - data) : 0;
+        k++;
+        if (r == WIRE_SPLIT_BAD)
+            return k;
+        FUZZ_CHECK(r == WIRE_SPLIT_SKIPPED || f.len <= 64);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static msgpack_zone zone;
@@ -139,6 +177,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msgpack_zone_init(&zone, 4096);
         zone_ready = true;
     }
+    /* The frame splitter finds the same frames, skips and errors whether
+     * the bytes arrive at once or a few at a time. */
+    uint64_t ev_all[FUZZ_SPLIT_MAX][4], ev_step[FUZZ_SPLIT_MAX][4];
+    size_t nev = fuzz_split(data, size, 0, ev_all);
+    FUZZ_CHECK(fuzz_split(data, size, 1 + (size > 0 ? data[0] % 23 : 0),
+                          ev_step) == nev);
+    FUZZ_CHECK(nev == 0 ||
+               memcmp(ev_all, ev_step, nev * sizeof(ev_all[0])) == 0);
+
     if (size < WIRE_HDR_LEN)
         return 0;
     int rc = wire_frame_len(data, lim.max_frame, &len);

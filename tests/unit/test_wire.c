@@ -703,6 +703,79 @@ Test(wire, peek_id_refuses_what_does_not_start_with_an_id)
     cr_assert_eq(wire_peek_id(cut, 0, &id), RK_EBAD_REQUEST);
 }
 
+/* ---- frame splitting --------------------------------------------------- */
+
+Test(wire, split_hands_out_whole_frames_and_waits_for_the_rest)
+{
+    /* two frames: "\x01" and "\x02\x03", then a header announcing 5 */
+    const uint8_t in[] = {0, 0, 0, 1, 1, 0, 0, 0, 2, 2, 3, 0, 0, 0, 5, 9};
+    struct wire_frame f;
+    size_t off = 0;
+    uint64_t skip = 0;
+    cr_assert_eq(wire_split_next(in, 2, &off, 100, false, &skip, &f),
+                 WIRE_SPLIT_MORE);
+    cr_assert_eq(f.need, WIRE_HDR_LEN);
+    cr_assert_eq(off, 0);
+    cr_assert_eq(wire_split_next(in, sizeof(in), &off, 100, false, &skip, &f),
+                 WIRE_SPLIT_FRAME);
+    cr_assert_eq(f.len, 1);
+    cr_assert_eq(f.body, in + 4);
+    cr_assert_eq(wire_split_next(in, sizeof(in), &off, 100, false, &skip, &f),
+                 WIRE_SPLIT_FRAME);
+    cr_assert_eq(f.len, 2);
+    cr_assert_eq(f.body[1], 3);
+    cr_assert_eq(off, 11);
+    cr_assert_eq(wire_split_next(in, sizeof(in), &off, 100, false, &skip, &f),
+                 WIRE_SPLIT_MORE);
+    cr_assert_eq(f.need, WIRE_HDR_LEN + 5);
+    cr_assert_eq(off, 11, "a partial frame is not split off");
+}
+
+Test(wire, split_refuses_empty_and_oversized_frames_unless_skipping)
+{
+    const uint8_t empty[] = {0, 0, 0, 0};
+    const uint8_t big[] = {0, 0, 0, 200, 1};
+    struct wire_frame f;
+    size_t off = 0;
+    uint64_t skip = 0;
+    cr_assert_eq(wire_split_next(empty, 4, &off, 100, true, &skip, &f),
+                 WIRE_SPLIT_BAD);
+    cr_assert_eq(f.err, RK_EBAD_REQUEST);
+    cr_assert_eq(wire_split_next(big, 5, &off, 100, false, &skip, &f),
+                 WIRE_SPLIT_BAD);
+    cr_assert_eq(f.err, RK_ETOO_LARGE);
+    cr_assert_eq(f.len, 200);
+    cr_assert_eq(off, 0);
+}
+
+Test(wire, split_skips_an_oversized_frame_across_reads_with_its_id)
+{
+    /* a 40-byte frame {"id": 7, ...} over max_frame 30, then a frame "\x05" */
+    uint8_t in[4 + 40 + 5] = {0, 0, 0, 40, 0x81, 0xa2, 'i', 'd', 7};
+    memcpy(in + 44, (const uint8_t[]){0, 0, 0, 1, 5}, 5);
+    struct wire_frame f;
+    size_t off = 0;
+    uint64_t skip = 0;
+    /* the id is not buffered yet: wait */
+    cr_assert_eq(wire_split_next(in, 10, &off, 30, true, &skip, &f),
+                 WIRE_SPLIT_MORE);
+    cr_assert_eq(off, 0);
+    /* 20 of its 40 body bytes are here: skip them, 20 remain */
+    cr_assert_eq(wire_split_next(in, 24, &off, 30, true, &skip, &f),
+                 WIRE_SPLIT_SKIPPED);
+    cr_assert_eq(f.len, 40);
+    cr_assert_eq(f.id, 7);
+    cr_assert_eq(off, 24);
+    cr_assert_eq(skip, 20);
+    /* the rest arrives with the next frame: discarded, then the frame */
+    cr_assert_eq(wire_split_next(in, sizeof(in), &off, 30, true, &skip, &f),
+                 WIRE_SPLIT_FRAME);
+    cr_assert_eq(skip, 0);
+    cr_assert_eq(f.len, 1);
+    cr_assert_eq(f.body[0], 5);
+    cr_assert_eq(off, sizeof(in));
+}
+
 /* ---- responses --------------------------------------------------------- */
 
 static void resp_round_trip(const struct wire_resp *in, struct wire_buf *b,
