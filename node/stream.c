@@ -13,6 +13,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
 
 #include "node/stream.h"
 
@@ -149,16 +150,22 @@ static void stream_write_cb(uv_write_t *req, int status)
     st->written(st, status);
 }
 
+/* uv_buf_t lengths are unsigned int: a buffer is handed to libuv in
+ * pieces of at most STREAM_CHUNK bytes, whatever its size. */
+#define STREAM_CHUNK ((size_t)1 << 30)
+
+static uv_buf_t stream_piece(const struct wire_buf *b, size_t off)
+{
+    size_t k = b->len - off < STREAM_CHUNK ? b->len - off : STREAM_CHUNK;
+    return uv_buf_init((char *)b->data + off, (unsigned)k);
+}
+
 int stream_flush(struct stream *st)
 {
     assert(!st->writing);
-    /* uv_buf_t lengths are unsigned int: owners keep out far below 4 GiB
-     * (the server pauses reading at conn_max_buffer <= 1 GiB and refuses a
-     * reply over max_frame <= 1 GiB; a peer link drops past PEER_MAX_OUT). */
-    assert(st->out.len <= UINT32_MAX);
     if (st->out.len == 0)
         return 0;
-    uv_buf_t b = uv_buf_init((char *)st->out.data, (unsigned)st->out.len);
+    uv_buf_t b = stream_piece(&st->out, 0);
     int n = uv_try_write(st->h, &b, 1);
     if (n > 0)
         wire_buf_consume(&st->out, (size_t)n);
@@ -169,9 +176,19 @@ int stream_flush(struct stream *st)
     struct wire_buf t = st->wbuf; /* empty: no write in flight */
     st->wbuf = st->out;
     st->out = t;
-    b = uv_buf_init((char *)st->wbuf.data, (unsigned)st->wbuf.len);
+    size_t nb = (st->wbuf.len + STREAM_CHUNK - 1) / STREAM_CHUNK;
+    uv_buf_t *bufs = &b;
+    if (nb > 1 && (bufs = malloc(nb * sizeof(*bufs))) == NULL) {
+        st->wbuf.len = 0;
+        return UV_ENOMEM;
+    }
+    for (size_t i = 0; i < nb; i++)
+        bufs[i] = stream_piece(&st->wbuf, i * STREAM_CHUNK);
     st->wreq.data = st;
-    int rc = uv_write(&st->wreq, st->h, &b, 1, stream_write_cb);
+    /* uv_write copies the array of pieces, not the bytes. */
+    int rc = uv_write(&st->wreq, st->h, bufs, (unsigned)nb, stream_write_cb);
+    if (bufs != &b)
+        free(bufs);
     if (rc != 0) {
         st->wbuf.len = 0;
         return rc;
