@@ -45,6 +45,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,29 @@ struct core {
     bool ctx_tagged; /* contexts carry a tag (core_opts.ctx_key) */
     uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN];
 };
+
+/* ---- logging through the env -------------------------------------------- */
+
+/* Like LOG() (node/log.h): the level is checked before the arguments are
+ * evaluated; the line goes to env's log op. Loop thread only. */
+#define CORE_LOG(c, level, ...)                                                \
+    do {                                                                       \
+        if ((level) >= log_min_level)                                          \
+            core_log((c), (level), __VA_ARGS__);                               \
+    } while (0)
+
+static void core_log(struct core *c, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void core_log(struct core *c, enum log_level level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    c->env->ops->log(c->env, level, line);
+}
 
 /* ---- local writes (the storage worker applies them) -------------------- */
 
@@ -244,11 +268,12 @@ static void core_write_done(struct storage_op *op)
         c->st.clock_skew_rejected++;
     if (op->status == RK_ETOO_LARGE && w->msg[0] != '\0') {
         c->st.record_too_large++;
-        LOG_DEBUG("write refused: %s", w->msg);
+        CORE_LOG(c, LOG_DEBUG, "write refused: %s", w->msg);
     }
     if (op->status == RK_EFORBIDDEN) {
         c->st.own_actor_refused++;
-        LOG_WARN("refused a replicated record (%" PRIu32 "-byte key): %s",
+        CORE_LOG(c, LOG_WARN,
+                 "refused a replicated record (%" PRIu32 "-byte key): %s",
                  op->key_len, w->msg);
     }
     if (op->status == 0) {
@@ -448,8 +473,8 @@ static int core_read_cb(void *arg, const uint8_t *val, size_t len)
     }
     dvv_arena_init(&a);
     if (val != NULL && (err = dvv_decode(val, len, &a, &d)) != 0)
-        LOG_ERROR("stored record fails to decode (%zu bytes): %s", len,
-                  rk_err_msg(err));
+        CORE_LOG(c, LOG_ERROR, "stored record fails to decode (%zu bytes): %s",
+                 len, rk_err_msg(err));
     if (err == 0)
         err =
             core_reply_record(c, rd->key, rd->key_len, &d, &a, rd->fn, rd->arg);
@@ -1034,7 +1059,8 @@ static void core_rput(struct core *c, const struct core_req *req,
          * would beat every honest write for that long. */
         c->st.clock_skew_rejected++;
         if (c->o.conflict == CORE_CONFLICT_LWW) {
-            LOG_WARN("refused a replicated write stamped %" PRIu64
+            CORE_LOG(c, LOG_WARN,
+                     "refused a replicated write stamped %" PRIu64
                      " ms ahead of this clock",
                      hlc_physical_ms(req->ts) - wall);
             core_fail(c, fn, arg, RK_ECLOCK_SKEW, true,
@@ -1082,7 +1108,7 @@ struct core *core_create(struct env *env, const struct core_opts *o)
     c->r_def = (uint8_t)(c->o.r < c->nval ? c->o.r : c->nval);
     c->w_def = (uint8_t)(c->o.w < c->nval ? c->o.w : c->nval);
     if (c->o.incarnation == 0)
-        c->o.incarnation = c->o.actor ^ (env->ops->wall_ms(env) << 16) ^ 1;
+        c->o.incarnation = env->ops->random64(env) | 1;
     c->fwd_seen = calloc(c->nmembers, sizeof(*c->fwd_seen));
     if (c->fwd_seen == NULL) {
         free(c);
