@@ -57,7 +57,7 @@
 #include <uv.h>
 
 #include "node/core.h"
-#include "node/env.h"
+#include "node/env_uv.h"
 #include "node/log.h"
 #include "node/server.h"
 #include "node/storage.h"
