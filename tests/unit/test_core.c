@@ -11,6 +11,7 @@
 
 #include "node/core.h"
 #include "proto/errors.h"
+#include "quorum/dvv.h"
 #include "ring/ring.h"
 
 TestSuite(core, .timeout = 10);
@@ -252,6 +253,40 @@ Test(core, put_decided_by_the_timer_answers_timeout)
 
     f.reqs[1].fn(f.reqs[1].arg, -ECONNRESET, NULL);
     cr_assert_eq(a.calls, 1, "answered once");
+    core_destroy(c);
+    ring_destroy(ring);
+}
+
+/* The core logs through the env's log op (never log_write directly): a
+ * replicated record claiming dots of our actor that we never issued is
+ * refused with a warning. */
+Test(core, a_refused_forged_record_is_logged_through_the_env)
+{
+    struct fake f;
+    struct ring *ring;
+    struct core *c = three_node_core(&f, &ring);
+    struct answer a = {0};
+    struct dvv_val v = {.data = (const uint8_t *)"x", .len = 1, .ts = 1};
+    struct dvv_entry e = {.actor = 7, .counter = 5, .nvals = 1, .vals = &v};
+    struct dvv forged = {.n = 1, .e = &e};
+    uint8_t *rec = NULL;
+    size_t rec_len = 0;
+    struct core_stats st;
+
+    cr_assert_eq(dvv_encode(&forged, &rec, &rec_len), 0);
+    struct core_req req = {.op = WIRE_OP_RPUT,
+                           .key = (const uint8_t *)"k",
+                           .key_len = 1,
+                           .rec = rec,
+                           .rec_len = (uint32_t)rec_len};
+    core_request(c, &req, record_reply, &a);
+    fake_commit(&f);
+    cr_assert_eq(a.calls, 1);
+    cr_assert_eq(a.err, RK_EFORBIDDEN, "got %s", rk_err_msg(a.err));
+    cr_assert_eq(f.logs, 1, "one warning, through env->ops->log");
+    core_get_stats(c, &st);
+    cr_assert_eq(st.own_actor_refused, 1);
+    free(rec);
     core_destroy(c);
     ring_destroy(ring);
 }
