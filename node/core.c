@@ -45,6 +45,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,25 +55,17 @@
 #include "node/core.h"
 #include "node/log.h"
 #include "node/peer_auth.h"
+#include "quorum/decide.h"
 #include "quorum/dvv.h"
+#include "quorum/fwd_window.h"
 #include "quorum/hlc.h"
 #include "quorum/quorum.h"
+#include "quorum/version.h"
 #include "ring/ring.h"
 
 #define CORE_FWD_SLACK_MS 1000 /* a forward waits a bit past the timeout */
-#define CORE_FWD_WINDOW   1024 /* forwards remembered per forwarder */
 
 struct coord;
-
-/* Which forwards from one member were seen: a sliding window of sequence
- * numbers (like IPsec's anti-replay window) for that member's current
- * incarnation. A forward is applied at most once; a copy, or one too old
- * to tell, is refused as indefinite. */
-struct core_fwd_seen {
-    uint64_t inc;
-    uint64_t hwm; /* highest sequence seen */
-    uint64_t bits[CORE_FWD_WINDOW / 64];
-};
 
 struct core {
     struct env *env;
@@ -84,12 +77,35 @@ struct core {
     uint8_t r_def; /* min(r, nval) */
     uint8_t w_def; /* min(w, nval) */
     struct coord *active;
-    uint64_t fwd_seq;               /* our forwards' sequence */
-    struct core_fwd_seen *fwd_seen; /* per member */
+    uint64_t fwd_seq;            /* our forwards' sequence */
+    struct fwd_window *fwd_seen; /* per member (quorum/fwd_window.h) */
     struct core_stats st;
     bool ctx_tagged; /* contexts carry a tag (core_opts.ctx_key) */
     uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN];
 };
+
+/* ---- logging through the env -------------------------------------------- */
+
+/* Like LOG() (node/log.h): the level is checked before the arguments are
+ * evaluated; the line goes to env's log op. Loop thread only. */
+#define CORE_LOG(c, level, ...)                                                \
+    do {                                                                       \
+        if ((level) >= log_min_level)                                          \
+            core_log((c), (level), __VA_ARGS__);                               \
+    } while (0)
+
+static void core_log(struct core *c, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void core_log(struct core *c, enum log_level level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    c->env->ops->log(c->env, level, line);
+}
 
 /* ---- local writes (the storage worker applies them) -------------------- */
 
@@ -104,17 +120,11 @@ struct core_write {
     core_reply_fn fn;
     void *fn_arg;
     enum core_write_kind kind;
-    bool tombstone;
-    bool overwrite;
-    uint64_t actor;
-    uint32_t max_siblings;
-    bool lww;
     struct dvv_arena arena;
-    struct dvv_vv ctx;
-    struct dvv_val val;
-    const uint8_t *rec; /* CW_MERGE: incoming record (in buf) */
+    struct version_update up; /* CW_UPDATE (quorum/version.h) */
+    struct version_merge mg;  /* CW_MERGE */
+    const uint8_t *rec;       /* CW_MERGE: incoming record (in buf) */
     uint32_t rec_len;
-    uint64_t max_ts;     /* CW_MERGE under lww: newer timestamps are refused */
     uint64_t max_record; /* 0 = no limit */
     char msg[160];       /* the error's detail, when apply set one */
     /* results (worker) */
@@ -180,48 +190,13 @@ static int core_apply_update(struct core_write *w, const struct dvv *local,
 {
     struct dvv next;
     struct dvv_vv joined;
-    int err;
+    int err = version_update(&w->up, local, &w->arena, &next);
 
-    w->existed = dvv_live(local) > 0;
-    if (w->overwrite) {
-        /* Supersede everything stored. A delete of nothing stores nothing
-         * here, but replicas that have something still get the tombstone. */
-        if ((err = dvv_join(local, &w->arena, &w->ctx)) != 0)
-            return err;
-    }
-    /* A write supersedes what it covers with a later timestamp, even when
-     * this node's clock is behind the one that stamped a local value
-     * (otherwise last-write-wins could pick the superseded value). */
-    for (uint32_t i = 0; i < local->n; i++)
-        for (uint32_t j = 0; j < local->e[i].nvals; j++)
-            if (local->e[i].vals[j].ts >= w->val.ts)
-                w->val.ts = local->e[i].vals[j].ts + 1;
-    /* Only this node mints its own actor's dots, and it stores each one
-     * before anyone sees it: a context claiming more was not issued by
-     * this cluster for this key, and would cover our next writes. */
-    uint64_t claimed = 0, issued = 0;
-    for (uint32_t i = 0; !w->overwrite && i < w->ctx.n; i++)
-        if (w->ctx.e[i].actor == w->actor)
-            claimed = w->ctx.e[i].counter;
-    for (uint32_t i = 0; i < local->n; i++)
-        if (local->e[i].actor == w->actor)
-            issued = local->e[i].counter;
-    if (claimed > issued) {
-        snprintf(w->msg, sizeof(w->msg),
-                 "the context claims counter %" PRIu64 " for this node, "
-                 "which has issued %" PRIu64 " for the key: it was not "
-                 "read from this key",
-                 claimed, issued);
-        return RK_EBAD_CONTEXT;
-    }
-    if ((err = dvv_update(local, &w->ctx, w->val, w->actor, &w->arena,
-                          &next)) != 0)
-        return err;
-    w->lww_dropped = dvv_resolve(&next, w->lww);
-    w->live = dvv_live(&next);
-    if (w->live > w->max_siblings)
-        return RK_ESIBLING_LIMIT;
-    if ((err = dvv_join(&next, &w->arena, &joined)) != 0 ||
+    w->existed = w->up.existed;
+    w->live = w->up.live;
+    w->lww_dropped = w->up.lww_dropped;
+    snprintf(w->msg, sizeof(w->msg), "%s", w->up.msg);
+    if (err != 0 || (err = dvv_join(&next, &w->arena, &joined)) != 0 ||
         (err = dvv_vv_encode(&joined, &w->ctx_out, &w->ctx_out_len)) != 0 ||
         (err = core_ctx_seal(w->core, w->buf, w->op.key_len, &w->ctx_out,
                              &w->ctx_out_len)) != 0 ||
@@ -240,36 +215,13 @@ static int core_apply_merge(struct core_write *w, const struct dvv *local,
 
     if ((err = dvv_decode(w->rec, w->rec_len, &w->arena, &in)) != 0)
         return err == RK_ECORRUPT ? RK_EBAD_REQUEST : err;
-    /* Under last-write-wins a value stamped far in the future would beat
-     * every honest write for that long: refuse it whatever brought it
-     * (replication or read repair). */
-    for (uint32_t i = 0; w->max_ts != 0 && i < in.n; i++)
-        for (uint32_t j = 0; j < in.e[i].nvals; j++)
-            if (in.e[i].vals[j].ts > w->max_ts)
-                return RK_ECLOCK_SKEW;
-    /* Only this node mints dots of its own actor, and it stores each one
-     * before anyone else sees it: a record claiming a later counter for
-     * our actor is forged (or from a store we lost). Merging it would
-     * cover, and so hide, every write we make until we catch up. */
-    uint64_t claimed = 0, issued = 0;
-    for (uint32_t i = 0; i < in.n; i++)
-        if (in.e[i].actor == w->actor)
-            claimed = in.e[i].counter;
-    for (uint32_t i = 0; i < local->n; i++)
-        if (local->e[i].actor == w->actor)
-            issued = local->e[i].counter;
-    if (claimed > issued) {
-        snprintf(w->msg, sizeof(w->msg),
-                 "record claims counter %" PRIu64 " for this node's actor, "
-                 "which has issued %" PRIu64 " for the key",
-                 claimed, issued);
-        return RK_EFORBIDDEN;
-    }
-    if ((err = dvv_sync(local, &in, &w->arena, &next)) != 0)
+    err = version_merge(&w->mg, local, &in, &w->arena, &next);
+    w->live = w->mg.live;
+    w->lww_dropped = w->mg.lww_dropped;
+    snprintf(w->msg, sizeof(w->msg), "%s", w->mg.msg);
+    if (err != 0)
         return err;
-    w->lww_dropped = dvv_resolve(&next, w->lww);
-    w->live = dvv_live(&next);
-    if (dvv_equal(&next, local))
+    if (!w->mg.changed)
         return STORAGE_APPLY_NOOP; /* nothing new: no write */
     if ((err = dvv_encode(&next, out, out_len)) != 0 ||
         (err = core_check_size(w, out, *out_len)) != 0)
@@ -316,11 +268,12 @@ static void core_write_done(struct storage_op *op)
         c->st.clock_skew_rejected++;
     if (op->status == RK_ETOO_LARGE && w->msg[0] != '\0') {
         c->st.record_too_large++;
-        LOG_DEBUG("write refused: %s", w->msg);
+        CORE_LOG(c, LOG_DEBUG, "write refused: %s", w->msg);
     }
     if (op->status == RK_EFORBIDDEN) {
         c->st.own_actor_refused++;
-        LOG_WARN("refused a replicated record (%" PRIu32 "-byte key): %s",
+        CORE_LOG(c, LOG_WARN,
+                 "refused a replicated record (%" PRIu32 "-byte key): %s",
                  op->key_len, w->msg);
     }
     if (op->status == 0) {
@@ -360,29 +313,32 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
     w->fn = fn;
     w->fn_arg = arg;
     w->kind = kind;
-    w->actor = c->o.actor;
-    w->max_siblings = c->o.max_siblings;
     w->max_record = c->o.max_record;
-    w->lww = c->o.conflict == CORE_CONFLICT_LWW;
+    bool lww = c->o.conflict == CORE_CONFLICT_LWW;
     if (kind == CW_MERGE) {
         w->rec = w->buf + req->key_len;
         w->rec_len = (uint32_t)blen;
-        if (w->lww) /* physical ms in the high bits, see quorum/hlc.h */
-            w->max_ts = (c->env->ops->wall_ms(c->env) + c->o.max_drift_ms)
-                        << HLC_LOGICAL_BITS;
+        w->mg.actor = c->o.actor;
+        w->mg.lww = lww;
+        if (lww)
+            w->mg.max_ts =
+                version_max_ts(c->env->ops->wall_ms(c->env), c->o.max_drift_ms);
     } else {
-        w->tombstone = !put;
-        w->overwrite = (req->flags & CORE_F_OVERWRITE) != 0;
-        w->val = (struct dvv_val){
+        bool overwrite = (req->flags & CORE_F_OVERWRITE) != 0;
+        w->up.actor = c->o.actor;
+        w->up.lww = lww;
+        w->up.max_siblings = c->o.max_siblings;
+        w->up.overwrite = overwrite;
+        w->up.val = (struct dvv_val){
             .data = w->buf + req->key_len,
             .len = (uint32_t)blen,
-            .flags = (put ? 0 : DVV_TOMBSTONE) | (w->overwrite ? DVV_LWW : 0),
+            .flags = (put ? 0 : DVV_TOMBSTONE) | (overwrite ? DVV_LWW : 0),
             .ts = hlc_now(&c->hlc, c->env->ops->wall_ms(c->env))};
         uint32_t ctx_len = req->ctx_len;
-        if (!w->overwrite && req->ctx != NULL &&
+        if (!overwrite && req->ctx != NULL &&
             (core_ctx_open(c, req->key, req->key_len, req->ctx, &ctx_len) !=
                  0 ||
-             dvv_vv_decode(req->ctx, ctx_len, &w->arena, &w->ctx) != 0)) {
+             dvv_vv_decode(req->ctx, ctx_len, &w->arena, &w->up.ctx) != 0)) {
             dvv_arena_free(&w->arena);
             free(w);
             return RK_EBAD_CONTEXT;
@@ -436,6 +392,16 @@ static uint32_t core_replicas(const struct core *c, uint32_t part,
 static bool core_up(struct core *c, uint32_t member)
 {
     return member == c->o.self || c->env->ops->peer_up(c->env, member);
+}
+
+/* Asks the env which of co's replicas are up and plans from that. */
+static void core_plan(struct core *c, const uint32_t *replicas, uint32_t n,
+                      struct decide_plan *plan)
+{
+    bool up[QUORUM_MAX_N];
+    for (uint32_t i = 0; i < n; i++)
+        up[i] = core_up(c, replicas[i]);
+    decide_plan(replicas, n, c->o.self, up, plan);
 }
 
 /* Values and context of a record, handed to fn as a get reply. */
@@ -507,8 +473,8 @@ static int core_read_cb(void *arg, const uint8_t *val, size_t len)
     }
     dvv_arena_init(&a);
     if (val != NULL && (err = dvv_decode(val, len, &a, &d)) != 0)
-        LOG_ERROR("stored record fails to decode (%zu bytes): %s", len,
-                  rk_err_msg(err));
+        CORE_LOG(c, LOG_ERROR, "stored record fails to decode (%zu bytes): %s",
+                 len, rk_err_msg(err));
     if (err == 0)
         err =
             core_reply_record(c, rd->key, rd->key_len, &d, &a, rd->fn, rd->arg);
@@ -555,6 +521,7 @@ struct coord {
     uint32_t partition;
     uint32_t nrep;
     uint32_t replicas[QUORUM_MAX_N];
+    uint32_t self_i; /* put: this node's position in replicas */
     struct coord_slot slots[QUORUM_MAX_N];
     struct quorum_put put;
     struct quorum_get get;
@@ -628,6 +595,16 @@ static void coord_fail(struct coord *co, int err, bool definite,
     coord_reply(co, &rep);
 }
 
+/* Answers with a failure quorum/decide.h classified, counting it. */
+static void coord_fail_outcome(struct coord *co, const struct decide_outcome *o)
+{
+    if (o->err == RK_ETIMEOUT)
+        co->core->st.timeouts++;
+    else if (o->err == RK_EUNAVAILABLE)
+        co->core->st.unavailable++;
+    coord_fail(co, o->err, o->definite, o->msg, o->acks);
+}
+
 static void coord_timer_fired(void *arg);
 
 static void coord_arm(struct coord *co, uint64_t ms)
@@ -658,7 +635,7 @@ static void coord_disarm(struct coord *co)
 static void coord_get_repair(struct coord *co);
 
 /* A get event happened: answer if decided now, repair when finished. */
-static void coord_get_progress(struct coord *co, bool decided, bool timed_out)
+static void coord_get_progress(struct coord *co, bool decided)
 {
     struct core *c = co->core;
     if (decided) {
@@ -672,14 +649,10 @@ static void coord_get_progress(struct coord *co, bool decided, bool timed_out)
                 coord_fail(co, err, true, NULL, 0);
             else
                 co->replied = true;
-        } else if (!timed_out) {
-            c->st.unavailable++;
-            coord_fail(co, RK_EUNAVAILABLE, true,
-                       "fewer than r replicas answered", 0);
         } else {
-            c->st.timeouts++;
-            coord_fail(co, RK_ETIMEOUT, true,
-                       "fewer than r replicas answered in time", 0);
+            struct decide_outcome o;
+            decide_get_failed(&co->get, &o);
+            coord_fail_outcome(co, &o);
         }
     }
     if (quorum_get_finished(&co->get) && co->timer != NULL)
@@ -698,7 +671,7 @@ static void coord_get_peer_reply(void *arg, int err,
     bool ok = err == 0 && resp->err == 0;
     bool decided = quorum_get_reply(&co->get, sl->i, ok, ok ? resp->rec : NULL,
                                     ok ? resp->rec_len : 0);
-    coord_get_progress(co, decided, false);
+    coord_get_progress(co, decided);
     coord_release(co);
 }
 
@@ -708,7 +681,7 @@ static void coord_get_local_reply(void *arg, const struct core_reply *rep)
     struct coord *co = sl->co;
     bool decided = quorum_get_reply(&co->get, sl->i, rep->err == 0, rep->rec,
                                     rep->rec_len);
-    coord_get_progress(co, decided, false);
+    coord_get_progress(co, decided);
 }
 
 static void coord_get_local(struct core *c, struct coord *co, uint32_t i)
@@ -722,7 +695,7 @@ static void coord_get(struct core *c, const struct core_req *req,
 {
     struct coord *co;
     unsigned r = req->r ? req->r : c->r_def;
-    uint32_t up = 0;
+    struct decide_plan plan;
     int err;
 
     c->st.gets++;
@@ -737,9 +710,8 @@ static void coord_get(struct core *c, const struct core_req *req,
         coord_release(co);
         return;
     }
-    for (uint32_t i = 0; i < co->nrep; i++)
-        up += core_up(c, co->replicas[i]);
-    if (up < r) {
+    core_plan(c, co->replicas, co->nrep, &plan);
+    if (plan.up < r) {
         c->st.unavailable++;
         coord_fail(co, RK_EUNAVAILABLE, true,
                    "fewer than r replicas are reachable", 0);
@@ -762,13 +734,13 @@ static void coord_get(struct core *c, const struct core_req *req,
             co->refs++;
         } else {
             bool decided = quorum_get_reply(&co->get, i, false, NULL, 0);
-            coord_get_progress(co, decided, false);
+            coord_get_progress(co, decided);
         }
     }
     if (co->timer == NULL && !co->get.finished) {
         /* Shutting down: no timer, give up now. */
         bool decided = quorum_get_timeout(&co->get);
-        coord_get_progress(co, decided, true);
+        coord_get_progress(co, decided);
     }
     coord_release(co);
 }
@@ -842,7 +814,6 @@ static void coord_get_repair(struct coord *co)
 
 static void coord_put_decided(struct coord *co)
 {
-    struct core *c = co->core;
     if (co->put.state == QUORUM_OK) {
         struct core_reply rep = {.ctx = co->ctx,
                                  .ctx_len = (uint32_t)co->ctx_len,
@@ -851,18 +822,9 @@ static void coord_put_decided(struct coord *co)
         return;
     }
     char msg[128];
-    bool timeout = co->put.replied != (1u << co->nrep) - 1;
-    snprintf(msg, sizeof(msg),
-             "%u of %u replicas acknowledged, w is %u%s; the write may have "
-             "been applied",
-             (unsigned)co->put.acks, (unsigned)co->nrep, (unsigned)co->put.w,
-             timeout ? " (timed out)" : "");
-    if (timeout)
-        c->st.timeouts++;
-    else
-        c->st.unavailable++;
-    coord_fail(co, timeout ? RK_ETIMEOUT : RK_EUNAVAILABLE, false, msg,
-               co->put.acks);
+    struct decide_outcome o;
+    decide_put_failed(&co->put, msg, sizeof(msg), &o);
+    coord_fail_outcome(co, &o);
 }
 
 static void coord_put_event(struct coord *co, bool decided)
@@ -888,7 +850,6 @@ static void coord_put_local_done(void *arg, const struct core_reply *rep)
 {
     struct coord *co = arg;
     struct core *c = co->core;
-    uint32_t self_i = 0;
 
     if (rep->err != 0) {
         /* Nothing was applied anywhere, unless the local commit failed in
@@ -902,9 +863,7 @@ static void coord_put_local_done(void *arg, const struct core_reply *rep)
         co->ctx_len = rep->ctx_len;
     }
     co->existed = rep->existed;
-    for (uint32_t i = 0; i < co->nrep; i++)
-        if (co->replicas[i] == c->o.self)
-            self_i = i;
+    uint32_t self_i = co->self_i;
     coord_arm(co, c->o.timeout_ms);
     coord_put_event(co, quorum_put_reply(&co->put, self_i, true));
     /* The coordinator's clock, past every timestamp in the record. */
@@ -933,34 +892,13 @@ static void coord_put_local_done(void *arg, const struct core_reply *rep)
 static void coord_forward(struct core *c, const struct core_req *req,
                           core_reply_fn fn, void *arg);
 
-/* True the first time (from, inc, seq) is seen; false for a copy or a
- * forward older than the window. */
+/* True the first time (from, inc, seq) is seen (quorum/fwd_window.h). */
 static bool core_fwd_first(struct core *c, const struct core_req *req)
 {
-    if (req->fwd_seq == 0 || req->fwd_from >= c->nmembers ||
-        c->fwd_seen == NULL)
+    if (req->fwd_from >= c->nmembers || c->fwd_seen == NULL)
         return true; /* not stamped: nothing to compare */
-    struct core_fwd_seen *w = &c->fwd_seen[req->fwd_from];
-    uint64_t seq = req->fwd_seq;
-    if (w->inc != req->fwd_inc) { /* the forwarder restarted */
-        memset(w, 0, sizeof(*w));
-        w->inc = req->fwd_inc;
-    }
-    if (seq + CORE_FWD_WINDOW <= w->hwm)
-        return false;
-    if (seq > w->hwm) {
-        uint64_t gap = seq - w->hwm;
-        for (uint64_t k = 1; k <= gap && k <= CORE_FWD_WINDOW; k++) {
-            uint64_t b = (w->hwm + k) % CORE_FWD_WINDOW;
-            w->bits[b / 64] &= ~(1ull << (b % 64));
-        }
-        w->hwm = seq;
-    }
-    uint64_t b = seq % CORE_FWD_WINDOW;
-    if (w->bits[b / 64] & (1ull << (b % 64)))
-        return false;
-    w->bits[b / 64] |= 1ull << (b % 64);
-    return true;
+    return fwd_window_first(&c->fwd_seen[req->fwd_from], req->fwd_inc,
+                            req->fwd_seq);
 }
 
 static void coord_put(struct core *c, const struct core_req *req,
@@ -968,8 +906,7 @@ static void coord_put(struct core *c, const struct core_req *req,
 {
     struct coord *co;
     unsigned w = req->w ? req->w : c->w_def;
-    uint32_t up = 0;
-    bool mine = false;
+    struct decide_plan plan;
     int err;
 
     if (req->forwarded && !core_fwd_first(c, req)) {
@@ -988,16 +925,13 @@ static void coord_put(struct core *c, const struct core_req *req,
         core_fail(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
-    for (uint32_t i = 0; i < co->nrep; i++) {
-        up += core_up(c, co->replicas[i]);
-        mine |= co->replicas[i] == c->o.self;
-    }
+    core_plan(c, co->replicas, co->nrep, &plan);
     if ((err = quorum_put_init(&co->put, co->nrep, w)) != 0) {
         coord_fail(co, err, true, NULL, 0);
         coord_release(co);
         return;
     }
-    if (!mine) {
+    if (!plan.mine) {
         coord_release(co);
         if (req->forwarded) {
             core_fail(c, fn, arg, RK_EUNAVAILABLE, true,
@@ -1007,7 +941,8 @@ static void coord_put(struct core *c, const struct core_req *req,
         coord_forward(c, req, fn, arg);
         return;
     }
-    if (up < w) {
+    co->self_i = plan.self_i;
+    if (plan.up < w) {
         c->st.unavailable++;
         coord_fail(co, RK_EUNAVAILABLE, true,
                    "fewer than w replicas are reachable; nothing was written",
@@ -1029,14 +964,9 @@ static void coord_put(struct core *c, const struct core_req *req,
 static void coord_fwd_reply(void *arg, int err, const struct wire_resp *resp)
 {
     struct coord *co = arg;
-    if (err != 0) {
-        coord_fail(co, err == RK_ETIMEOUT ? RK_ETIMEOUT : RK_EUNAVAILABLE,
-                   false,
-                   "lost the coordinating replica; the write may have been "
-                   "applied",
-                   0);
-    } else if (resp->err != 0) {
-        coord_fail(co, resp->err, resp->definite, resp->msg, resp->acks);
+    struct decide_outcome o;
+    if (!decide_fwd_reply(err, resp, &o)) {
+        coord_fail(co, o.err, o.definite, o.msg, o.acks);
     } else {
         struct core_reply rep = {.ctx = resp->ctx,
                                  .ctx_len = resp->ctx_len,
@@ -1051,17 +981,16 @@ static void coord_forward(struct core *c, const struct core_req *req,
                           core_reply_fn fn, void *arg)
 {
     struct coord *co = coord_new(c, CO_FWD, req, fn, arg);
-    uint32_t target = UINT32_MAX;
+    struct decide_plan plan;
     int err;
 
     if (co == NULL) {
         core_fail(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
-    for (uint32_t i = 0; i < co->nrep && target == UINT32_MAX; i++)
-        if (core_up(c, co->replicas[i]))
-            target = co->replicas[i];
-    if (target == UINT32_MAX) {
+    core_plan(c, co->replicas, co->nrep, &plan);
+    uint32_t target = plan.target;
+    if (target == DECIDE_NO_TARGET) {
         c->st.unavailable++;
         coord_fail(co, RK_EUNAVAILABLE, true, "no replica is reachable", 0);
         coord_release(co);
@@ -1099,7 +1028,7 @@ static void coord_timer_fired(void *arg)
     co->timer = NULL;
     switch (co->kind) {
     case CO_GET:
-        coord_get_progress(co, quorum_get_timeout(&co->get), true);
+        coord_get_progress(co, quorum_get_timeout(&co->get));
         break;
     case CO_PUT:
         if (quorum_put_timeout(&co->put))
@@ -1130,7 +1059,8 @@ static void core_rput(struct core *c, const struct core_req *req,
          * would beat every honest write for that long. */
         c->st.clock_skew_rejected++;
         if (c->o.conflict == CORE_CONFLICT_LWW) {
-            LOG_WARN("refused a replicated write stamped %" PRIu64
+            CORE_LOG(c, LOG_WARN,
+                     "refused a replicated write stamped %" PRIu64
                      " ms ahead of this clock",
                      hlc_physical_ms(req->ts) - wall);
             core_fail(c, fn, arg, RK_ECLOCK_SKEW, true,
@@ -1178,7 +1108,7 @@ struct core *core_create(struct env *env, const struct core_opts *o)
     c->r_def = (uint8_t)(c->o.r < c->nval ? c->o.r : c->nval);
     c->w_def = (uint8_t)(c->o.w < c->nval ? c->o.w : c->nval);
     if (c->o.incarnation == 0)
-        c->o.incarnation = c->o.actor ^ (env->ops->wall_ms(env) << 16) ^ 1;
+        c->o.incarnation = env->ops->random64(env) | 1;
     c->fwd_seen = calloc(c->nmembers, sizeof(*c->fwd_seen));
     if (c->fwd_seen == NULL) {
         free(c);

@@ -48,7 +48,7 @@ struct core_opts {
     uint32_t self;                     /* this node's ring index */
     uint8_t n, r, w;                   /* defaults; capped at members */
     uint64_t timeout_ms;               /* replica wait before failing */
-    uint64_t incarnation; /* random per process start; 0: derived */
+    uint64_t incarnation; /* random per process start; 0: env random64 */
     uint64_t max_record;  /* largest encoded record stored; 0 = no limit */
     /* PEER_AUTH_CTX_KEY_LEN bytes (node/peer_auth.h), copied: contexts
      * handed out are tagged with it and contexts received must carry a

@@ -1,24 +1,28 @@
 /*
  * env.h - the seam between a node's logic and the world.
  *
- * Everything the request-handling code (node/core.c today; the coordinator,
- * membership, hints and anti-entropy as they land) does that touches the
- * world goes through one struct env: clocks, storage reads and commits, and
- * (with replication) timers, randomness and sending to peers. Replies to
- * clients go to the reply callback the caller passed with each request.
+ * Everything the request-handling code (node/core.c today; membership,
+ * hints and anti-entropy as they land) does that touches the world goes
+ * through one struct env: clocks, storage reads and commits, timers,
+ * sending to peers, randomness and log lines. Replies to clients go to the
+ * reply callback the caller passed with each request. The decisions
+ * themselves are pure code in quorum/; the core glues them to the env.
  *
- * Production implements it with libuv and LMDB (node/main.c wires
- * node/storage.c in); the deterministic simulator (tests/sim/) implements it
- * in memory with virtual time, so the simulator runs the real logic, not a
- * model of it. Rule: nothing under node/core*.c calls uv_*, mdb_*, time(),
- * rand() or a socket directly.
+ * Production implements it with libuv and LMDB (node/env_uv.h; node/main.c
+ * wires node/storage.c in); the deterministic simulator (tests/sim/)
+ * implements it in memory with virtual time and seeded randomness, so the
+ * simulator runs the real logic, not a model of it. Rules: this header
+ * includes no libuv or LMDB header, and nothing under node/core*.c calls
+ * uv_*, mdb_*, time(), rand(), getrandom(), log_write() or a socket
+ * directly (the core library, ringkv_core, does not link libuv).
  */
 #ifndef RINGKV_ENV_H
 #define RINGKV_ENV_H
 
 #include <stdint.h>
 
-#include "node/storage.h"
+#include "node/log.h"
+#include "node/storage_op.h"
 #include "proto/wire.h"
 
 struct env;
@@ -52,18 +56,18 @@ struct env_ops {
                         const struct wire_req *req, env_reply_fn fn, void *arg);
     /* True when member is believed reachable. */
     bool (*peer_up)(struct env *env, uint32_t member);
+    /* 64 random bits (production: getrandom; the simulator: a stream
+     * seeded from its seed). */
+    uint64_t (*random64)(struct env *env);
+    /* Writes one log line (msg has no newline). The caller has checked
+     * level against log_min_level (node/log.h). Production: log_write();
+     * the simulator stamps its virtual time and the node. */
+    void (*log)(struct env *env, enum log_level level, const char *msg);
 };
 
 struct env {
     const struct env_ops *ops;
     void *impl;
 };
-
-struct peers;
-
-/* The production environment: libuv clocks and timers, an open LMDB store,
- * and the peer transport (NULL for a node without peers). */
-void env_uv_init(struct env *env, uv_loop_t *loop, struct storage *store,
-                 struct peers *peers);
 
 #endif

@@ -5,9 +5,12 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/time.h>
+#include <unistd.h>
 
-#include "node/env.h"
+#include "node/env_uv.h"
+#include "node/log.h"
 #include "node/peer.h"
 
 struct env_uv {
@@ -101,6 +104,32 @@ static bool env_uv_peer_up(struct env *env, uint32_t member)
     return u->peers != NULL && peers_up(u->peers, member);
 }
 
+uint64_t env_uv_random64(void)
+{
+    uint64_t e = 0;
+    while (e == 0) {
+        if (getrandom(&e, sizeof(e), 0) != (ssize_t)sizeof(e)) {
+            /* getrandom cannot fail for 8 bytes once the pool is ready;
+             * fall back to libuv's source rather than proceeding with 0. */
+            if (uv_random(NULL, NULL, &e, sizeof(e), 0, NULL) != 0)
+                e = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32);
+        }
+    }
+    return e;
+}
+
+static uint64_t env_uv_random(struct env *env)
+{
+    (void)env;
+    return env_uv_random64();
+}
+
+static void env_uv_log(struct env *env, enum log_level level, const char *msg)
+{
+    (void)env;
+    log_write(level, "%s", msg);
+}
+
 static const struct env_ops env_uv_ops = {
     .now_ms = env_uv_now,
     .wall_ms = env_uv_wall,
@@ -110,6 +139,8 @@ static const struct env_ops env_uv_ops = {
     .timer_cancel = env_uv_timer_cancel,
     .peer_request = env_uv_peer_request,
     .peer_up = env_uv_peer_up,
+    .random64 = env_uv_random,
+    .log = env_uv_log,
 };
 
 /* One production env per process. */

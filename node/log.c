@@ -20,6 +20,11 @@ static char log_node[64] = "-";
 static const char *const log_names[LOG_LEVEL_MAX] = {"debug", "info", "warn",
                                                      "error", "off"};
 
+const char *log_level_name(enum log_level level)
+{
+    return log_names[level < LOG_LEVEL_MAX ? level : LOG_ERROR];
+}
+
 int log_level_parse(const char *s, enum log_level *out)
 {
     for (int i = 0; i < LOG_LEVEL_MAX; i++) {

@@ -34,6 +34,9 @@ int log_open(enum log_level level, const char *path, const char *node_id);
  * stderr. */
 void log_close(void);
 
+/* "debug", "info", "warn", "error" or "off" (static). */
+const char *log_level_name(enum log_level level);
+
 /* Parses "debug", "info", "warn", "error", "off". Returns 0 or -EINVAL. */
 int log_level_parse(const char *s, enum log_level *out);
 

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -27,7 +26,7 @@
 
 #include "node/config.h"
 #include "node/core.h"
-#include "node/env.h"
+#include "node/env_uv.h"
 #include "node/log.h"
 #include "node/peer.h"
 #include "node/peer_auth.h"
@@ -201,21 +200,6 @@ static int node_secret(const struct config *cfg, uint8_t *buf, char *err,
     return rc;
 }
 
-/* 64 random nonzero bits (storage epochs, process incarnations). */
-static uint64_t node_random64(void)
-{
-    uint64_t e = 0;
-    while (e == 0) {
-        if (getrandom(&e, sizeof(e), 0) != (ssize_t)sizeof(e)) {
-            /* getrandom cannot fail for 8 bytes once the pool is ready;
-             * fall back to libuv's source rather than proceeding with 0. */
-            if (uv_random(NULL, NULL, &e, sizeof(e), 0, NULL) != 0)
-                e = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32);
-        }
-    }
-    return e;
-}
-
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -284,7 +268,7 @@ int main(int argc, char **argv)
         .max_db_size = cfg.max_db_size,
         .partitions = cfg.partitions,
         .node_id = cfg.node_id,
-        .new_epoch = node_random64(),
+        .new_epoch = env_uv_random64(),
         /* Storage queues share the node's budget: an op holds the bytes
          * of its request, and at most max_inflight are waiting. */
         .max_queue = cfg.max_inflight,
@@ -348,7 +332,7 @@ int main(int argc, char **argv)
         .r = (uint8_t)cfg.r,
         .w = (uint8_t)cfg.w,
         .timeout_ms = cfg.request_timeout,
-        .incarnation = node_random64(),
+        .incarnation = env_uv_random64(),
         .max_record = config_max_record(&cfg),
         .ctx_key = secret_len > 0 ? ctx_key : NULL,
     };

@@ -56,6 +56,7 @@ bool quorum_put_timeout(struct quorum_put *q)
     if (q->state != QUORUM_PENDING)
         return false;
     q->state = QUORUM_FAILED;
+    q->timed_out = true;
     return true;
 }
 
@@ -147,6 +148,7 @@ bool quorum_get_timeout(struct quorum_get *q)
     if (q->state != QUORUM_PENDING)
         return false;
     q->state = QUORUM_FAILED;
+    q->timed_out = true;
     return true;
 }
 

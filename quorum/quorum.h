@@ -42,6 +42,7 @@ struct quorum_put {
     uint8_t acks, fails;
     uint32_t replied; /* bit i: replica i answered */
     enum quorum_state state;
+    bool timed_out; /* the timeout decided (FAILED), not the replies */
 };
 
 /* Returns 0 or RK_EBAD_QUORUM (w outside 1..n). */
@@ -65,7 +66,8 @@ struct quorum_get {
     bool lww;
     bool finished; /* every replica answered or the timeout fired */
     enum quorum_state state;
-    int err; /* first merge error (a corrupt reply), 0 if none */
+    bool timed_out; /* the timeout decided (FAILED), not the replies */
+    int err;        /* first merge error (a corrupt reply), 0 if none */
     struct dvv merged;
     struct dvv copies[QUORUM_MAX_N]; /* what each ok replica held */
     struct dvv_arena arena;

@@ -64,7 +64,7 @@
 #include <uv.h>
 
 #include "node/core.h"
-#include "node/env.h"
+#include "node/env_uv.h"
 #include "node/log.h"
 #include "node/peer_auth.h"
 #include "node/server.h"

@@ -36,8 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/log.h"
 #include "node/peer_auth.h"
-#include "node/storage.h"
+#include "node/storage_op.h"
 #include "proto/errors.h"
 #include "proto/wire.h"
 #include "quorum/dvv.h"
@@ -635,6 +636,25 @@ static int env_peer_request(struct env *env, uint32_t member,
     return 0;
 }
 
+static uint64_t env_random64(struct env *env)
+{
+    return sim__rand(&env_node(env)->rnd);
+}
+
+/* A node's log line, stamped with virtual time: in the trace when there is
+ * one (not hashed: logging is no event), else on stderr. */
+static void env_log(struct env *env, enum log_level level, const char *msg)
+{
+    struct sim_node *nd = env_node(env);
+    struct sim *s = nd->sim;
+    if (s->cfg.trace != NULL)
+        sim__trace(s, "n%d log %s: %s", nd->idx + 1, log_level_name(level),
+                   msg);
+    else
+        fprintf(stderr, "%8" PRIu64 " seed %" PRIu64 " n%d %s: %s\n", s->now,
+                s->cfg.seed, nd->idx + 1, log_level_name(level), msg);
+}
+
 static const struct env_ops sim_env_ops = {
     .now_ms = env_now_ms,
     .wall_ms = env_wall_ms,
@@ -644,6 +664,8 @@ static const struct env_ops sim_env_ops = {
     .timer_cancel = env_timer_cancel,
     .peer_request = env_peer_request,
     .peer_up = env_peer_up,
+    .random64 = env_random64,
+    .log = env_log,
 };
 
 static struct sim_pend *pend_take(struct sim_node *nd, uint64_t id)
@@ -1280,6 +1302,7 @@ static int sim_setup(struct sim *s)
         nd->env.ops = &sim_env_ops;
         nd->env.impl = nd;
         nd->queue_tail = &nd->queue;
+        sim__rng_seed(&nd->rnd, s->cfg.seed, SIM_S_NODE0 + i);
         nd->epoch = new_epoch(s);
         nd->skew_ms =
             s->p.skew_max_ms == 0

@@ -24,14 +24,15 @@ struct sim_rng {
 };
 
 enum sim_stream {
-    SIM_S_SWARM = 1,   /* fault parameters of this seed */
-    SIM_S_NET,         /* delays, loss, duplication */
-    SIM_S_FAULT,       /* the nemesis: what fails when */
-    SIM_S_DISK,        /* commit and sync delays */
-    SIM_S_EPOCH,       /* storage epochs */
-    SIM_S_CLOCK,       /* skews */
-    SIM_S_CHECK,       /* the final phase's coordinators */
-    SIM_S_CLIENT0 = 64 /* + client index */
+    SIM_S_SWARM = 1,    /* fault parameters of this seed */
+    SIM_S_NET,          /* delays, loss, duplication */
+    SIM_S_FAULT,        /* the nemesis: what fails when */
+    SIM_S_DISK,         /* commit and sync delays */
+    SIM_S_EPOCH,        /* storage epochs */
+    SIM_S_CLOCK,        /* skews */
+    SIM_S_CHECK,        /* the final phase's coordinators */
+    SIM_S_CLIENT0 = 64, /* + client index */
+    SIM_S_NODE0 = 128   /* + node index: the node's env random64 */
 };
 
 void sim__rng_seed(struct sim_rng *r, uint64_t seed, uint64_t stream);
@@ -109,6 +110,7 @@ struct sim_node {
     uint64_t paused_until;
     int64_t skew_ms;
     uint64_t epoch;
+    struct sim_rng rnd; /* env random64 (incarnations) */
     bool ever_wiped;
     uint64_t wiped_at;        /* virtual time of the last wipe */
     struct sim_store durable; /* synced records */

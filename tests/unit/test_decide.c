@@ -1,0 +1,181 @@
+/*
+ * test_decide.c - the coordinator's decisions without sockets, env or
+ * simulator: replica planning and forward choice (quorum/decide.h), how a
+ * failed put, get or forward is reported, and the forward dedupe window
+ * (quorum/fwd_window.h).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "quorum/decide.h"
+#include "quorum/fwd_window.h"
+
+TestSuite(decide, .timeout = 10);
+
+Test(decide, plan_counts_self_as_up_and_finds_its_position)
+{
+    uint32_t reps[3] = {4, 2, 9};
+    bool up[3] = {false, false, true}; /* self (2) says down: ignored */
+    struct decide_plan p;
+    decide_plan(reps, 3, 2, up, &p);
+    cr_assert_eq(p.up, 2);
+    cr_assert(p.mine);
+    cr_assert_eq(p.self_i, 1);
+    cr_assert_eq(p.target, 2, "the first replica up");
+}
+
+Test(decide, plan_for_a_non_replica_forwards_to_the_first_replica_up)
+{
+    uint32_t reps[3] = {4, 2, 9};
+    bool up[3] = {false, true, true};
+    struct decide_plan p;
+    decide_plan(reps, 3, 5, up, &p);
+    cr_assert_not(p.mine);
+    cr_assert_eq(p.up, 2);
+    cr_assert_eq(p.target, 2);
+    memset(up, 0, sizeof(up));
+    decide_plan(reps, 3, 5, up, &p);
+    cr_assert_eq(p.up, 0);
+    cr_assert_eq(p.target, DECIDE_NO_TARGET);
+}
+
+/* Regression: a put that could no longer reach w because a replica
+ * answered with an error, while another had not answered yet, was
+ * reported as a timeout (the classification looked at "not everyone
+ * replied" instead of "the timer decided"). */
+Test(decide, put_failed_early_by_a_replica_error_is_unavailable_not_timeout)
+{
+    struct quorum_put q;
+    struct decide_outcome o;
+    char msg[128];
+    cr_assert_eq(quorum_put_init(&q, 3, 3), 0);
+    cr_assert_not(quorum_put_reply(&q, 0, true)); /* the local commit */
+    cr_assert(quorum_put_reply(&q, 1, false));    /* w = 3 now impossible */
+    cr_assert_eq(q.state, QUORUM_FAILED);
+    decide_put_failed(&q, msg, sizeof(msg), &o);
+    cr_assert_eq(o.err, RK_EUNAVAILABLE, "got %d (%s)", o.err,
+                 rk_err_msg(o.err));
+    cr_assert_not(o.definite, "the local commit happened");
+    cr_assert_eq(o.acks, 1);
+    cr_assert(strstr(o.msg, "timed out") == NULL, "%s", o.msg);
+    cr_assert(strstr(o.msg, "1 of 3 replicas acknowledged, w is 3") != NULL,
+              "%s", o.msg);
+}
+
+Test(decide, put_decided_by_the_timer_is_an_indefinite_timeout)
+{
+    struct quorum_put q;
+    struct decide_outcome o;
+    char msg[128];
+    cr_assert_eq(quorum_put_init(&q, 3, 2), 0);
+    cr_assert_not(quorum_put_reply(&q, 0, true));
+    cr_assert(quorum_put_timeout(&q));
+    decide_put_failed(&q, msg, sizeof(msg), &o);
+    cr_assert_eq(o.err, RK_ETIMEOUT);
+    cr_assert_not(o.definite);
+    cr_assert(strstr(o.msg, "(timed out)") != NULL, "%s", o.msg);
+    /* A reply after the timer changes nothing about the classification. */
+    cr_assert_not(quorum_put_reply(&q, 1, false));
+    decide_put_failed(&q, msg, sizeof(msg), &o);
+    cr_assert_eq(o.err, RK_ETIMEOUT);
+}
+
+Test(decide, put_failed_when_every_replica_answered_is_unavailable)
+{
+    struct quorum_put q;
+    struct decide_outcome o;
+    char msg[128];
+    cr_assert_eq(quorum_put_init(&q, 3, 2), 0);
+    cr_assert_not(quorum_put_reply(&q, 0, true));
+    cr_assert_not(quorum_put_reply(&q, 1, false));
+    cr_assert(quorum_put_reply(&q, 2, false));
+    decide_put_failed(&q, msg, sizeof(msg), &o);
+    cr_assert_eq(o.err, RK_EUNAVAILABLE);
+}
+
+Test(decide, get_failed_by_errors_is_unavailable_by_the_timer_timeout)
+{
+    struct quorum_get g;
+    struct decide_outcome o;
+    cr_assert_eq(quorum_get_init(&g, 3, 3, false), 0);
+    cr_assert(quorum_get_reply(&g, 1, false, NULL, 0));
+    decide_get_failed(&g, &o);
+    cr_assert_eq(o.err, RK_EUNAVAILABLE);
+    cr_assert(o.definite);
+    cr_assert_not(quorum_get_timeout(&g), "already decided");
+    decide_get_failed(&g, &o);
+    cr_assert_eq(o.err, RK_EUNAVAILABLE, "the timer did not decide it");
+    quorum_get_free(&g);
+
+    cr_assert_eq(quorum_get_init(&g, 3, 2, false), 0);
+    cr_assert_not(quorum_get_reply(&g, 0, true, NULL, 0));
+    cr_assert(quorum_get_timeout(&g));
+    decide_get_failed(&g, &o);
+    cr_assert_eq(o.err, RK_ETIMEOUT);
+    cr_assert(o.definite, "a read applies nothing");
+    quorum_get_free(&g);
+}
+
+Test(decide, forward_lost_in_transport_is_indefinite)
+{
+    struct decide_outcome o;
+    cr_assert_not(decide_fwd_reply(-ENOTCONN, NULL, &o));
+    cr_assert_eq(o.err, RK_EUNAVAILABLE);
+    cr_assert_not(o.definite);
+    cr_assert_not(decide_fwd_reply(RK_ETIMEOUT, NULL, &o));
+    cr_assert_eq(o.err, RK_ETIMEOUT);
+    cr_assert_not(o.definite);
+}
+
+Test(decide, forward_answered_passes_the_coordinators_outcome_through)
+{
+    struct decide_outcome o;
+    struct wire_resp r = {.err = RK_ESIBLING_LIMIT,
+                          .definite = true,
+                          .msg = "too many",
+                          .acks = 0};
+    cr_assert_not(decide_fwd_reply(0, &r, &o));
+    cr_assert_eq(o.err, RK_ESIBLING_LIMIT);
+    cr_assert(o.definite);
+    cr_assert_str_eq(o.msg, "too many");
+    r = (struct wire_resp){.err = 0};
+    cr_assert(decide_fwd_reply(0, &r, &o));
+}
+
+Test(decide, fwd_window_refuses_copies_and_forwards_older_than_the_window)
+{
+    static struct fwd_window w;
+    memset(&w, 0, sizeof(w));
+    cr_assert(fwd_window_first(&w, 1, 5));
+    cr_assert_not(fwd_window_first(&w, 1, 5), "a copy");
+    cr_assert(fwd_window_first(&w, 1, 3), "late but new");
+    cr_assert_not(fwd_window_first(&w, 1, 3));
+    cr_assert(fwd_window_first(&w, 1, 5 + FWD_WINDOW_SIZE));
+    cr_assert_not(fwd_window_first(&w, 1, 5), "slid out: too old to tell");
+    cr_assert(fwd_window_first(&w, 1, 6), "the oldest in the window, unseen");
+    cr_assert_not(fwd_window_first(&w, 1, 6));
+}
+
+Test(decide, fwd_window_forgets_a_restarted_forwarder)
+{
+    static struct fwd_window w;
+    memset(&w, 0, sizeof(w));
+    cr_assert(fwd_window_first(&w, 1, 9));
+    cr_assert(fwd_window_first(&w, 2, 9), "new incarnation");
+    cr_assert_not(fwd_window_first(&w, 2, 9));
+}
+
+Test(decide, fwd_window_reuses_a_slot_only_after_the_window_moved_past_it)
+{
+    static struct fwd_window w;
+    memset(&w, 0, sizeof(w));
+    cr_assert(fwd_window_first(&w, 1, 1));
+    /* A big jump clears every bit it passes: 1 + SIZE lands on 1's slot. */
+    cr_assert(fwd_window_first(&w, 1, 1 + FWD_WINDOW_SIZE));
+    cr_assert(fwd_window_first(&w, 1, 10 * FWD_WINDOW_SIZE));
+    cr_assert_not(fwd_window_first(&w, 1, 10 * FWD_WINDOW_SIZE));
+    cr_assert(fwd_window_first(&w, 1, 0), "not stamped");
+    cr_assert(fwd_window_first(&w, 1, 0));
+}
