@@ -1012,6 +1012,14 @@ static void coord_forward(struct core *c, const struct core_req *req,
         .seq = ++c->fwd_seq};
     c->st.forwarded++;
     err = c->env->ops->peer_request(c->env, target, &q, coord_fwd_reply, co);
+    if (err == RK_ETOO_LARGE) {
+        coord_fail(co, RK_ETOO_LARGE, true,
+                   "the request is too large to forward to a replica (over "
+                   "max_frame); nothing was written",
+                   0);
+        coord_release(co);
+        return;
+    }
     if (err != 0) {
         coord_fail(co, RK_EUNAVAILABLE, true, "no replica is reachable", 0);
         coord_release(co);

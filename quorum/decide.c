@@ -49,6 +49,15 @@ void decide_get_failed(const struct quorum_get *q, struct decide_outcome *out)
 bool decide_fwd_reply(int err, const struct wire_resp *resp,
                       struct decide_outcome *out)
 {
+    if (err == RK_ETOO_LARGE) {
+        /* Its reply was over max_frame and skipped: it was answered. */
+        *out = (struct decide_outcome){
+            .err = RK_ETOO_LARGE,
+            .definite = false,
+            .msg = "the coordinating replica's reply was over max_frame; "
+                   "the write may have been applied"};
+        return false;
+    }
     if (err != 0) {
         *out = (struct decide_outcome){
             .err = err == RK_ETIMEOUT ? RK_ETIMEOUT : RK_EUNAVAILABLE,

@@ -129,6 +129,15 @@ Test(decide, forward_lost_in_transport_is_indefinite)
     cr_assert_not(o.definite);
 }
 
+Test(decide, forward_whose_reply_was_skipped_as_too_large_says_so)
+{
+    struct decide_outcome o;
+    cr_assert_not(decide_fwd_reply(RK_ETOO_LARGE, NULL, &o));
+    cr_assert_eq(o.err, RK_ETOO_LARGE);
+    cr_assert_not(o.definite, "the write may have been applied");
+    cr_assert(strstr(o.msg, "max_frame") != NULL, "%s", o.msg);
+}
+
 Test(decide, forward_answered_passes_the_coordinators_outcome_through)
 {
     struct decide_outcome o;
