@@ -1,5 +1,9 @@
 /*
- * config.c - node options from one table (see config.h for the syntax).
+ * config.c - node options from one table (see config.h for the syntax):
+ * the table, parsing and printing one value, defaults and validation.
+ * Reading a file and the command line is in config_parse.c, help, the
+ * example file and the markdown table in config_doc.c; what they share is
+ * declared in config_internal.h.
  *
  * Design: CONFIG_OPTIONS in config.h is expanded here into
  *   - config_table[]: name, type, default text, range, words, help;
@@ -35,6 +39,7 @@
 #include <sodium.h>
 
 #include "node/config.h"
+#include "node/config_internal.h"
 #include "proto/errors.h"
 
 /* ---- the table ---------------------------------------------------------- */
@@ -168,10 +173,7 @@ static union config_val config_load(const struct config *c, size_t idx)
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void config_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void config_err(char *err, size_t errlen, const char *fmt, ...)
+void config__err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
         return;
@@ -380,8 +382,7 @@ static void config_fmt_typed(const struct config_option *opt, uint64_t n,
 }
 
 /* "1..65535", "1MiB..64TiB". */
-static void config_fmt_range(const struct config_option *opt, char *buf,
-                             size_t len)
+void config__fmt_range(const struct config_option *opt, char *buf, size_t len)
 {
     char lo[32], hi[32];
     config_fmt_typed(opt, opt->min, lo, sizeof(lo));
@@ -428,23 +429,23 @@ static int config_parse_value(const struct config_option *opt, const char *text,
         for (const char *p = text; *p != '\0'; p++) {
             unsigned char ch = (unsigned char)*p;
             if (ch < 0x20 || ch == 0x7f) {
-                config_err(err, errlen, "%s: control character in value",
-                           label);
+                config__err(err, errlen, "%s: control character in value",
+                            label);
                 return RK_ECONFIG;
             }
         }
         v->s = strdup(text);
         if (v->s == NULL) {
-            config_err(err, errlen, "%s: out of memory", label);
+            config__err(err, errlen, "%s: out of memory", label);
             return -ENOMEM;
         }
         return 0;
     case CONFIG_BOOL:
         if (config_parse_bool(text, &v->b) == 0)
             return 0;
-        config_err(err, errlen,
-                   "%s: \"%s\" is not yes/no, true/false, on/off or 1/0", label,
-                   text);
+        config__err(err, errlen,
+                    "%s: \"%s\" is not yes/no, true/false, on/off or 1/0",
+                    label, text);
         return RK_ECONFIG;
     case CONFIG_ENUM: {
         int i = config_find_word(opt->words, text);
@@ -461,8 +462,8 @@ static int config_parse_value(const struct config_option *opt, const char *text,
                 break;
             used += (size_t)w;
         }
-        config_err(err, errlen, "%s: \"%s\" is not one of %s", label, text,
-                   list);
+        config__err(err, errlen, "%s: \"%s\" is not one of %s", label, text,
+                    list);
         return RK_ECONFIG;
     }
     case CONFIG_UINT:
@@ -479,25 +480,25 @@ static int config_parse_value(const struct config_option *opt, const char *text,
         }
         uint64_t n = 0;
         char range[80];
-        config_fmt_range(opt, range, sizeof(range));
+        config__fmt_range(opt, range, sizeof(range));
         switch (config_parse_num(text, units, &n)) {
         case CONFIG_NUM_OK:
             break;
         case CONFIG_NUM_NOT_A_NUMBER:
-            config_err(err, errlen, "%s: \"%s\" is not a number", label, text);
+            config__err(err, errlen, "%s: \"%s\" is not a number", label, text);
             return RK_ECONFIG;
         case CONFIG_NUM_BAD_UNIT:
-            config_err(err, errlen, "%s: \"%s\" has an unknown unit%s", label,
-                       text, unit_help);
+            config__err(err, errlen, "%s: \"%s\" has an unknown unit%s", label,
+                        text, unit_help);
             return RK_ECONFIG;
         case CONFIG_NUM_TOO_LARGE:
-            config_err(err, errlen, "%s: \"%s\" is too large (range %s)", label,
-                       text, range);
+            config__err(err, errlen, "%s: \"%s\" is too large (range %s)",
+                        label, text, range);
             return RK_ECONFIG;
         }
         if (n < opt->min || n > opt->max) {
-            config_err(err, errlen, "%s: %s is outside the range %s", label,
-                       text, range);
+            config__err(err, errlen, "%s: %s is outside the range %s", label,
+                        text, range);
             return RK_ECONFIG;
         }
         v->u = n;
@@ -510,9 +511,9 @@ static int config_parse_value(const struct config_option *opt, const char *text,
     return RK_EINTERNAL;
 }
 
-static int config_set_opt(struct config *c, const struct config_option *opt,
-                          const char *value, const char *label, char *err,
-                          size_t errlen)
+int config__set_opt(struct config *c, const struct config_option *opt,
+                    const char *value, const char *label, char *err,
+                    size_t errlen)
 {
     union config_val v;
     int rc = config_parse_value(opt, value, label, &v, err, errlen);
@@ -527,10 +528,10 @@ int config_set(struct config *c, const char *key, const char *value, char *err,
 {
     const struct config_option *opt = config_find(key);
     if (opt == NULL) {
-        config_err(err, errlen, "unknown option \"%s\"", key);
+        config__err(err, errlen, "unknown option \"%s\"", key);
         return RK_ECONFIG;
     }
-    return config_set_opt(c, opt, value, opt->name, err, errlen);
+    return config__set_opt(c, opt, value, opt->name, err, errlen);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -540,7 +541,7 @@ int config_defaults(struct config *c)
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < CONFIG_NOPTS; i++) {
         const struct config_option *opt = &config_table[i];
-        int rc = config_set_opt(c, opt, opt->def, opt->name, NULL, 0);
+        int rc = config__set_opt(c, opt, opt->def, opt->name, NULL, 0);
         if (rc == -ENOMEM)
             return rc;
         assert(rc == 0); /* the table's defaults parse: see test_config */
@@ -571,217 +572,6 @@ void config_free(struct config *c)
 #undef CONFIG_FREE_
 }
 
-/* ---- the file ----------------------------------------------------------- */
-
-static bool config_blank(char ch)
-{
-    return ch == ' ' || ch == '\t';
-}
-
-/* Splits one line (NUL-terminated, no newline) in place. Returns 1 with
- * *key and *value set, 0 for a blank or comment line, or -1 with *problem
- * set. */
-static int config_split_line(char *line, char **key, char **value,
-                             const char **problem)
-{
-    char *p = line;
-    while (config_blank(*p))
-        p++;
-    if (*p == '\0' || *p == '#')
-        return 0;
-    *key = p;
-    while (*p != '\0' && !config_blank(*p) && *p != '=')
-        p++;
-    char *key_end = p;
-    while (config_blank(*p))
-        p++;
-    if (*p != '=') {
-        *problem = "expected \"option = value\"";
-        return -1;
-    }
-    if (key_end == *key) {
-        *problem = "missing option name before '='";
-        return -1;
-    }
-    *key_end = '\0';
-    p++;
-    while (config_blank(*p))
-        p++;
-
-    if (*p == '"') {
-        /* Quoted: unescape in place. */
-        char *out = p;
-        *value = out;
-        p++;
-        for (;;) {
-            if (*p == '\0') {
-                *problem = "unterminated quoted value";
-                return -1;
-            }
-            if (*p == '"')
-                break;
-            if (*p == '\\') {
-                p++;
-                if (*p != '"' && *p != '\\') {
-                    *problem = "unknown escape in quoted value (use \\\" or "
-                               "\\\\)";
-                    return -1;
-                }
-            }
-            *out++ = *p++;
-        }
-        p++; /* closing quote */
-        while (config_blank(*p))
-            p++;
-        if (*p != '\0' && *p != '#') {
-            *problem = "unexpected text after quoted value";
-            return -1;
-        }
-        *out = '\0';
-        return 1;
-    }
-
-    /* Unquoted: up to a '#' that starts the value or follows a blank. */
-    *value = p;
-    char *end = p;
-    for (char *q = p; *q != '\0'; q++) {
-        if (*q == '#' && (q == p || config_blank(q[-1])))
-            break;
-        end = q + 1;
-    }
-    while (end > p && config_blank(end[-1]))
-        end--;
-    *end = '\0';
-    return 1;
-}
-
-int config_load_file(struct config *c, const char *path, char *err,
-                     size_t errlen)
-{
-    int rc = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        rc = -errno;
-        config_err(err, errlen, "%s: %s", path, strerror(errno));
-        return rc;
-    }
-
-    for (unsigned lineno = 1;; lineno++) {
-        errno = 0;
-        ssize_t n = getline(&line, &cap, f);
-        if (n < 0) {
-            if (ferror(f)) {
-                rc = errno != 0 ? -errno : -EIO;
-                config_err(err, errlen, "%s: %s", path, strerror(-rc));
-            }
-            break;
-        }
-        if (memchr(line, '\0', (size_t)n) != NULL) {
-            config_err(err, errlen, "%s:%u: NUL byte in line", path, lineno);
-            rc = RK_ECONFIG;
-            break;
-        }
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
-
-        char *key = NULL, *value = NULL;
-        const char *problem = NULL;
-        int s = config_split_line(line, &key, &value, &problem);
-        if (s == 0)
-            continue;
-        if (s < 0) {
-            config_err(err, errlen, "%s:%u: %s", path, lineno, problem);
-            rc = RK_ECONFIG;
-            break;
-        }
-        const struct config_option *opt = config_find(key);
-        if (opt == NULL) {
-            config_err(err, errlen, "%s:%u: unknown option \"%s\"", path,
-                       lineno, key);
-            rc = RK_ECONFIG;
-            break;
-        }
-        char why[512];
-        rc = config_set_opt(c, opt, value, opt->name, why, sizeof(why));
-        if (rc != 0) {
-            config_err(err, errlen, "%s:%u: %s", path, lineno, why);
-            break;
-        }
-    }
-    if (line != NULL)
-        sodium_memzero(line, cap);
-    free(line);
-    fclose(f);
-    return rc;
-}
-
-/* ---- the command line --------------------------------------------------- */
-
-int config_parse_args(struct config *c, int argc, char **argv, char *err,
-                      size_t errlen)
-{
-    bool print = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-            return CONFIG_HELP;
-        if (strcmp(a, "--print-config") == 0) {
-            print = true;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '=') {
-            /* Never the value after '=': it may be a secret
-             * ("-cluster-secret=..."). */
-            size_t shown = strcspn(a, "=");
-            config_err(err, errlen,
-                       "unexpected argument \"%.*s%s\" (see --help)",
-                       (int)shown, a, a[shown] == '=' ? "=..." : "");
-            return RK_ECONFIG;
-        }
-        /* Name and value: "--name=value" or "--name" "value". */
-        char name[64];
-        const char *eq = strchr(a + 2, '=');
-        size_t name_len = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-        if (name_len >= sizeof(name)) {
-            config_err(err, errlen, "unknown option \"%.*s\" (see --help)",
-                       (int)(name_len + 2), a);
-            return RK_ECONFIG;
-        }
-        memcpy(name, a + 2, name_len);
-        name[name_len] = '\0';
-        const char *value;
-        if (eq != NULL) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            config_err(err, errlen, "--%s needs a value", name);
-            return RK_ECONFIG;
-        }
-
-        if (strcmp(name, "config") == 0) {
-            int rc = config_load_file(c, value, err, errlen);
-            if (rc != 0)
-                return rc;
-            continue;
-        }
-        const struct config_option *opt = config_find(name);
-        if (opt == NULL) {
-            config_err(err, errlen, "unknown option \"--%s\" (see --help)",
-                       name);
-            return RK_ECONFIG;
-        }
-        char label[80];
-        snprintf(label, sizeof(label), "--%s", name);
-        int rc = config_set_opt(c, opt, value, label, err, errlen);
-        if (rc != 0)
-            return rc;
-    }
-    return print ? CONFIG_PRINT : 0;
-}
-
 /* ---- validation --------------------------------------------------------- */
 
 int config_validate(const struct config *c, char *err, size_t errlen)
@@ -792,7 +582,7 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         switch (opt->type) {
         case CONFIG_STRING:
             if (v.s == NULL) {
-                config_err(err, errlen, "%s is not set", opt->name);
+                config__err(err, errlen, "%s is not set", opt->name);
                 return RK_ECONFIG;
             }
             break;
@@ -802,9 +592,9 @@ int config_validate(const struct config *c, char *err, size_t errlen)
             if (v.u < opt->min || v.u > opt->max) {
                 char val[32], range[80];
                 config_fmt_typed(opt, v.u, val, sizeof(val));
-                config_fmt_range(opt, range, sizeof(range));
-                config_err(err, errlen, "%s: %s is outside the range %s",
-                           opt->name, val, range);
+                config__fmt_range(opt, range, sizeof(range));
+                config__err(err, errlen, "%s: %s is outside the range %s",
+                            opt->name, val, range);
                 return RK_ECONFIG;
             }
             break;
@@ -813,7 +603,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
             while (opt->words[n] != NULL)
                 n++;
             if (v.e < 0 || v.e >= n) {
-                config_err(err, errlen, "%s: invalid value %d", opt->name, v.e);
+                config__err(err, errlen, "%s: invalid value %d", opt->name,
+                            v.e);
                 return RK_ECONFIG;
             }
             break;
@@ -826,107 +617,107 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 
     size_t id_len = strlen(c->node_id);
     if (id_len == 0 || id_len > CONFIG_MAX_NODE_ID) {
-        config_err(err, errlen, "node_id must be 1..%d bytes long",
-                   CONFIG_MAX_NODE_ID);
+        config__err(err, errlen, "node_id must be 1..%d bytes long",
+                    CONFIG_MAX_NODE_ID);
         return RK_ECONFIG;
     }
     for (size_t i = 0; i < id_len; i++) {
         unsigned char ch = (unsigned char)c->node_id[i];
         if (ch <= ' ' || ch >= 0x7f) {
-            config_err(err, errlen,
-                       "node_id \"%s\" may hold only printable ASCII without "
-                       "spaces",
-                       c->node_id);
+            config__err(err, errlen,
+                        "node_id \"%s\" may hold only printable ASCII without "
+                        "spaces",
+                        c->node_id);
             return RK_ECONFIG;
         }
     }
     if (c->data_dir[0] == '\0') {
-        config_err(err, errlen, "data_dir must not be empty");
+        config__err(err, errlen, "data_dir must not be empty");
         return RK_ECONFIG;
     }
     if (c->listen[0] == '\0') {
-        config_err(err, errlen, "listen must not be empty");
+        config__err(err, errlen, "listen must not be empty");
         return RK_ECONFIG;
     }
     if ((c->partitions & (c->partitions - 1)) != 0) {
-        config_err(err, errlen,
-                   "partitions (%" PRIu32 ") must be a power of two",
-                   c->partitions);
+        config__err(err, errlen,
+                    "partitions (%" PRIu32 ") must be a power of two",
+                    c->partitions);
         return RK_ECONFIG;
     }
     if (c->resp_port != 0 && c->resp_port == c->port) {
-        config_err(err, errlen, "port and resp_port are both %" PRIu32,
-                   c->port);
+        config__err(err, errlen, "port and resp_port are both %" PRIu32,
+                    c->port);
         return RK_ECONFIG;
     }
     if (c->max_key > c->max_frame) {
-        config_err(err, errlen,
-                   "max_key (%" PRIu64 ") exceeds max_frame (%" PRIu64 ")",
-                   c->max_key, c->max_frame);
+        config__err(err, errlen,
+                    "max_key (%" PRIu64 ") exceeds max_frame (%" PRIu64 ")",
+                    c->max_key, c->max_frame);
         return RK_ECONFIG;
     }
     if (c->max_value > c->max_frame) {
-        config_err(err, errlen,
-                   "max_value (%" PRIu64 ") exceeds max_frame (%" PRIu64 ")",
-                   c->max_value, c->max_frame);
+        config__err(err, errlen,
+                    "max_value (%" PRIu64 ") exceeds max_frame (%" PRIu64 ")",
+                    c->max_value, c->max_frame);
         return RK_ECONFIG;
     }
     if (c->map_size > c->max_db_size) {
-        config_err(err, errlen,
-                   "map_size (%" PRIu64 ") exceeds max_db_size (%" PRIu64 ")",
-                   c->map_size, c->max_db_size);
+        config__err(err, errlen,
+                    "map_size (%" PRIu64 ") exceeds max_db_size (%" PRIu64 ")",
+                    c->map_size, c->max_db_size);
         return RK_ECONFIG;
     }
     if (c->conn_max_buffer > c->max_buffer) {
-        config_err(err, errlen,
-                   "conn_max_buffer (%" PRIu64 ") exceeds max_buffer (%" PRIu64
-                   ")",
-                   c->conn_max_buffer, c->max_buffer);
+        config__err(err, errlen,
+                    "conn_max_buffer (%" PRIu64 ") exceeds max_buffer (%" PRIu64
+                    ")",
+                    c->conn_max_buffer, c->max_buffer);
         return RK_ECONFIG;
     }
     if (c->r > c->n || c->w > c->n) {
-        config_err(err, errlen,
-                   "r (%" PRIu32 ") and w (%" PRIu32
-                   ") must not exceed n (%" PRIu32 ")",
-                   c->r, c->w, c->n);
+        config__err(err, errlen,
+                    "r (%" PRIu32 ") and w (%" PRIu32
+                    ") must not exceed n (%" PRIu32 ")",
+                    c->r, c->w, c->n);
         return RK_ECONFIG;
     }
     if (c->max_record != 0 &&
         c->max_record > c->max_frame - CONFIG_RECORD_ENVELOPE) {
-        config_err(err, errlen,
-                   "max_record (%" PRIu64 ") must leave %u bytes of max_frame "
-                   "(%" PRIu64 ") for the frame envelope: at most %" PRIu64,
-                   c->max_record, (unsigned)CONFIG_RECORD_ENVELOPE,
-                   c->max_frame, c->max_frame - CONFIG_RECORD_ENVELOPE);
+        config__err(err, errlen,
+                    "max_record (%" PRIu64 ") must leave %u bytes of max_frame "
+                    "(%" PRIu64 ") for the frame envelope: at most %" PRIu64,
+                    c->max_record, (unsigned)CONFIG_RECORD_ENVELOPE,
+                    c->max_frame, c->max_frame - CONFIG_RECORD_ENVELOPE);
         return RK_ECONFIG;
     }
     size_t name_len = strlen(c->cluster_name);
     if (name_len == 0 || name_len > 255) {
-        config_err(err, errlen, "cluster_name must be 1..255 bytes long");
+        config__err(err, errlen, "cluster_name must be 1..255 bytes long");
         return RK_ECONFIG;
     }
     if (c->cluster_secret[0] != '\0' && c->cluster_secret_file[0] != '\0') {
-        config_err(err, errlen,
-                   "set cluster_secret or cluster_secret_file, not both");
+        config__err(err, errlen,
+                    "set cluster_secret or cluster_secret_file, not both");
         return RK_ECONFIG;
     }
     if (c->cluster_secret[0] != '\0' &&
         strlen(c->cluster_secret) < CONFIG_MIN_SECRET) {
-        config_err(err, errlen,
-                   "cluster_secret must be at least %d bytes; make one with: "
-                   "head -c 32 /dev/urandom | base64",
-                   CONFIG_MIN_SECRET);
+        config__err(err, errlen,
+                    "cluster_secret must be at least %d bytes; make one with: "
+                    "head -c 32 /dev/urandom | base64",
+                    CONFIG_MIN_SECRET);
         return RK_ECONFIG;
     }
     uint32_t nm, self;
     int rc = config_members(c, NULL, 0, &nm, &self, err, errlen);
     if (rc == 0 && nm > 1 && c->cluster_secret[0] == '\0' &&
         c->cluster_secret_file[0] == '\0') {
-        config_err(err, errlen,
-                   "peers are configured but no cluster secret: make one with "
-                   "`head -c 32 /dev/urandom | base64 > secret && chmod 600 "
-                   "secret` and set cluster_secret_file = secret on every "
-                   "node");
+        config__err(err, errlen,
+                    "peers are configured but no cluster secret: make one with "
+                    "`head -c 32 /dev/urandom | base64 > secret && chmod 600 "
+                    "secret` and set cluster_secret_file = secret on every "
+                    "node");
         return RK_ECONFIG;
     }
     return rc;
@@ -950,8 +741,8 @@ static int config_member_parse(const char *s, size_t len,
     char port[8];
 
     if (at == NULL || at == s) {
-        config_err(err, errlen, "peers: \"%.*s\" is not id@host:port", (int)len,
-                   s);
+        config__err(err, errlen, "peers: \"%.*s\" is not id@host:port",
+                    (int)len, s);
         return RK_ECONFIG;
     }
     idl = (size_t)(at - s);
@@ -960,7 +751,7 @@ static int config_member_parse(const char *s, size_t len,
         colon--;
     if (colon == at + 1 || colon <= at + 1 || colon == end ||
         (size_t)(end - colon) >= sizeof(port)) {
-        config_err(err, errlen, "peers: \"%.*s\" has no :port", (int)len, s);
+        config__err(err, errlen, "peers: \"%.*s\" has no :port", (int)len, s);
         return RK_ECONFIG;
     }
     const char *h = at + 1;
@@ -970,15 +761,15 @@ static int config_member_parse(const char *s, size_t len,
         hl -= 2;
     }
     if (idl > CONFIG_MAX_NODE_ID || hl == 0 || hl >= sizeof(m->host)) {
-        config_err(err, errlen, "peers: bad id or host in \"%.*s\"", (int)len,
-                   s);
+        config__err(err, errlen, "peers: bad id or host in \"%.*s\"", (int)len,
+                    s);
         return RK_ECONFIG;
     }
     memcpy(port, colon, (size_t)(end - colon));
     port[end - colon] = '\0';
     uint64_t pv;
     if (config_parse_uint(port, &pv) != 0 || pv < 1 || pv > 65535) {
-        config_err(err, errlen, "peers: bad port in \"%.*s\"", (int)len, s);
+        config__err(err, errlen, "peers: bad port in \"%.*s\"", (int)len, s);
         return RK_ECONFIG;
     }
     memcpy(m->id, s, idl);
@@ -1016,8 +807,8 @@ int config_members(const struct config *c, struct config_member *out,
                 len--;
             if (len > 0) {
                 if (k == CONFIG_MAX_MEMBERS) {
-                    config_err(err, errlen, "peers: more than %d members",
-                               CONFIG_MAX_MEMBERS);
+                    config__err(err, errlen, "peers: more than %d members",
+                                CONFIG_MAX_MEMBERS);
                     return RK_ECONFIG;
                 }
                 int rc = config_member_parse(p, len, &tmp[k], err, errlen);
@@ -1025,8 +816,8 @@ int config_members(const struct config *c, struct config_member *out,
                     return rc;
                 for (uint32_t j = 0; j < k; j++) {
                     if (strcmp(tmp[j].id, tmp[k].id) == 0) {
-                        config_err(err, errlen, "peers: %s is listed twice",
-                                   tmp[k].id);
+                        config__err(err, errlen, "peers: %s is listed twice",
+                                    tmp[k].id);
                         return RK_ECONFIG;
                     }
                 }
@@ -1042,19 +833,19 @@ int config_members(const struct config *c, struct config_member *out,
         if (strcmp(tmp[j].id, c->node_id) == 0)
             me = j;
     if (me == k) {
-        config_err(err, errlen, "peers does not list this node (node_id %s)",
-                   c->node_id);
+        config__err(err, errlen, "peers does not list this node (node_id %s)",
+                    c->node_id);
         return RK_ECONFIG;
     }
     if (tmp[me].port != c->port) {
-        config_err(err, errlen,
-                   "peers lists %s at port %u but port is %" PRIu32, c->node_id,
-                   (unsigned)tmp[me].port, c->port);
+        config__err(err, errlen,
+                    "peers lists %s at port %u but port is %" PRIu32,
+                    c->node_id, (unsigned)tmp[me].port, c->port);
         return RK_ECONFIG;
     }
     if (out != NULL) {
         if (cap < k) {
-            config_err(err, errlen, "too many members");
+            config__err(err, errlen, "too many members");
             return RK_ECONFIG;
         }
         memcpy(out, tmp, k * sizeof(*out));
@@ -1101,7 +892,7 @@ static size_t config_quote(const char *s, char *buf, size_t len)
     return n;
 }
 
-static size_t config_format_string(const char *s, char *buf, size_t len)
+size_t config__format_string(const char *s, char *buf, size_t len)
 {
     if (config_needs_quotes(s))
         return config_quote(s, buf, len);
@@ -1117,7 +908,7 @@ size_t config_format(const struct config *c, const struct config_option *opt,
     const char *text = tmp;
     switch (opt->type) {
     case CONFIG_STRING:
-        return config_format_string(v.s != NULL ? v.s : "", buf, len);
+        return config__format_string(v.s != NULL ? v.s : "", buf, len);
     case CONFIG_UINT:
     case CONFIG_SIZE:
     case CONFIG_DURATION:
@@ -1166,206 +957,5 @@ void config_dump(const struct config *c, FILE *f)
         config_format(c, &config_table[i], big, n + 1);
         fprintf(f, "%s = %s\n", config_table[i].name, big);
         free(big);
-    }
-}
-
-/* The type column: "size, 1MiB..64TiB", "always, interval, never". */
-static void config_describe_type(const struct config_option *opt, char *buf,
-                                 size_t len)
-{
-    char range[80];
-    switch (opt->type) {
-    case CONFIG_STRING:
-        snprintf(buf, len, "string");
-        return;
-    case CONFIG_UINT:
-        config_fmt_range(opt, range, sizeof(range));
-        snprintf(buf, len, "integer, %s", range);
-        return;
-    case CONFIG_SIZE:
-        config_fmt_range(opt, range, sizeof(range));
-        snprintf(buf, len, "size, %s", range);
-        return;
-    case CONFIG_DURATION:
-        config_fmt_range(opt, range, sizeof(range));
-        snprintf(buf, len, "duration, %s", range);
-        return;
-    case CONFIG_BOOL:
-        snprintf(buf, len, "yes or no");
-        return;
-    case CONFIG_ENUM: {
-        size_t used = 0;
-        buf[0] = '\0';
-        for (size_t k = 0; opt->words[k] != NULL && used < len; k++) {
-            int w = snprintf(buf + used, len - used, "%s%s",
-                             k > 0 ? ", " : "one of ", opt->words[k]);
-            if (w < 0)
-                return;
-            used += (size_t)w;
-        }
-        return;
-    }
-    case CONFIG_TYPE_MAX:
-        break;
-    }
-    snprintf(buf, len, "?");
-}
-
-/* The default as it would be written in a file. */
-static void config_default_text(const struct config_option *opt, char *buf,
-                                size_t len)
-{
-    if (opt->type == CONFIG_STRING)
-        config_format_string(opt->def, buf, len);
-    else
-        snprintf(buf, len, "%s", opt->def);
-}
-
-/* Writes text word-wrapped at width columns, each line starting with
- * prefix. */
-static void config_wrap(FILE *f, const char *prefix, const char *text,
-                        size_t width)
-{
-    size_t plen = strlen(prefix), col = 0;
-    const char *p = text;
-    while (*p != '\0') {
-        while (*p == ' ')
-            p++;
-        size_t w = strcspn(p, " ");
-        if (w == 0)
-            break;
-        if (col > 0 && col + 1 + w > width) {
-            fputc('\n', f);
-            col = 0;
-        }
-        if (col == 0) {
-            fputs(prefix, f);
-            col = plen;
-        } else {
-            fputc(' ', f);
-            col++;
-        }
-        fwrite(p, 1, w, f);
-        col += w;
-        p += w;
-    }
-    if (col > 0)
-        fputc('\n', f);
-}
-
-/* "--data-dir" for "data_dir". */
-static void config_flag_name(const struct config_option *opt, char *buf,
-                             size_t len)
-{
-    snprintf(buf, len, "--%s", opt->name);
-    for (char *p = buf + 2; *p != '\0'; p++) {
-        if (*p == '_')
-            *p = '-';
-    }
-}
-
-static const char *config_metavar(const struct config_option *opt)
-{
-    switch (opt->type) {
-    case CONFIG_STRING:
-        return "TEXT";
-    case CONFIG_UINT:
-        return "N";
-    case CONFIG_SIZE:
-        return "SIZE";
-    case CONFIG_DURATION:
-        return "DURATION";
-    case CONFIG_BOOL:
-        return "yes|no";
-    case CONFIG_ENUM:
-        return "WORD";
-    case CONFIG_TYPE_MAX:
-        break;
-    }
-    return "VALUE";
-}
-
-void config_print_help(FILE *f)
-{
-    fputs("Usage: ringkv [--config FILE] [--OPTION VALUE]...\n"
-          "\n"
-          "Runs a ringkv node. Every option has a default; a configuration "
-          "file\n"
-          "(\"option = value\" lines, see ringkv.conf) and flags override it, "
-          "in\n"
-          "command-line order: whatever comes later wins.\n"
-          "\n"
-          "  --config FILE\n"
-          "        load FILE at this point of the command line\n"
-          "  --print-config\n"
-          "        print the effective configuration and exit\n"
-          "  -h, --help\n"
-          "        print this help and exit\n"
-          "\n"
-          "Options (--name VALUE or --name=VALUE):\n",
-          f);
-    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
-        const struct config_option *opt = &config_table[i];
-        char flag[80], type[160], def[256], text[1024];
-        config_flag_name(opt, flag, sizeof(flag));
-        config_describe_type(opt, type, sizeof(type));
-        config_default_text(opt, def, sizeof(def));
-        fprintf(f, "  %s %s\n", flag, config_metavar(opt));
-        snprintf(text, sizeof(text), "%s [%s; default %s]", opt->help, type,
-                 def);
-        config_wrap(f, "        ", text, 79);
-    }
-    fputs("\nSizes take a unit: b, k, m, g, t or KiB, MiB, GiB, TiB (all "
-          "powers of\n1024). Durations take ms, s, m or h; a bare number is "
-          "milliseconds.\n",
-          f);
-}
-
-void config_print_example(FILE *f)
-{
-    fputs("# ringkv.conf - example configuration of a ringkv node.\n"
-          "#\n"
-          "# Every option is listed with its default. Generated from the "
-          "option table\n"
-          "# in node/config.h (config_print_example); tests/unit/"
-          "test_config.c checks\n"
-          "# that this file matches the table and parses to the defaults. "
-          "To\n"
-          "# regenerate: RINGKV_UPDATE_DOCS=1 build/tests/test_config\n"
-          "#\n"
-          "# Syntax: \"option = value\"; '#' starts a comment (at the start "
-          "of a line\n"
-          "# or after a blank); values may be quoted \"like this\". Sizes "
-          "take a unit\n"
-          "# (b, k, m, g, t, KiB, MiB, GiB, TiB: all powers of 1024); "
-          "durations take\n"
-          "# ms, s, m or h (a bare number is milliseconds). Use it with\n"
-          "#   ringkv --config ringkv.conf [--option value]...\n"
-          "# where flags after --config override the file.\n",
-          f);
-    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
-        const struct config_option *opt = &config_table[i];
-        char type[160], def[256], text[1024];
-        config_describe_type(opt, type, sizeof(type));
-        config_default_text(opt, def, sizeof(def));
-        snprintf(text, sizeof(text), "%s [%s]", opt->help, type);
-        fputc('\n', f);
-        config_wrap(f, "# ", text, 78);
-        fprintf(f, "%s = %s\n", opt->name, def);
-    }
-}
-
-void config_print_markdown(FILE *f)
-{
-    fputs("| option | type | default | meaning |\n"
-          "|---|---|---|---|\n",
-          f);
-    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
-        const struct config_option *opt = &config_table[i];
-        char type[160], def[256];
-        config_describe_type(opt, type, sizeof(type));
-        config_default_text(opt, def, sizeof(def));
-        fprintf(f, "| `%s` | %s | `%s` | %s |\n", opt->name, type, def,
-                opt->help);
     }
 }
