@@ -1,6 +1,9 @@
 /*
  * storage.c - the node's durable store: one LMDB environment, reads on the
- * loop thread, writes group-committed once per loop iteration.
+ * loop thread, writes group-committed once per loop iteration. This file is
+ * the commit engine, reads and close; opening and validating a data dir
+ * (lock, meta, epoch, clean-shutdown marker) is in storage_open.c, and what
+ * both use (struct storage) is in storage_internal.h.
  *
  *   loop thread                            worker thread
  *   storage_submit(op) --staged-->
@@ -97,107 +100,19 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lmdb.h>
 
 #include "node/log.h"
 #include "node/storage.h"
+#include "node/storage_internal.h"
 #include "proto/errors.h"
 
-#define STORAGE_FORMAT     1
-#define STORAGE_PREFIX_LEN 2
-#define STORAGE_MAX_DBS    4
-#define STORAGE_MAX_PARTS  65536u
-
-struct storage {
-    uv_loop_t *loop;
-    MDB_env *env;
-    MDB_dbi data;
-    MDB_dbi meta;
-    int lock_fd;
-    enum storage_fsync fsync;
-    uint64_t interval_ns;
-    uint32_t partitions;
-
-    /* loop thread */
-    MDB_txn *rtxn; /* reset between reads */
-    int rdepth;    /* reads in progress (nested reads share the snapshot) */
-    struct storage_op *draining;
-    bool closed;
-    /* ops submitted this loop iteration, handed to the worker in one go by
-     * the check handle (one lock and one wake-up per iteration, not per op) */
-    struct storage_op *staged, *staged_tail;
-    uint64_t qops, qbytes; /* accepted, not yet done (staged, queued, or
-                              being applied) and the bytes they hold */
-    uint64_t max_queue, max_queue_bytes;
-    uint64_t queue_refused;
-    bool fatal_reported;
-    void (*on_fatal)(void *arg, const char *msg);
-    void *fatal_arg;
-    struct storage_op *inline_done; /* a loop commit's ops still to answer */
-    uv_check_t stage;
-    uv_idle_t kick; /* active while ops are staged: poll must not block */
-    int handles;    /* uv handles still to close */
-
-    /* the writer (the worker with fsync always, else the loop thread) */
-    uint64_t map_size;    /* the map's size now */
-    uint64_t max_db_size; /* the most it may grow to */
-    uint64_t log_last;    /* when a failed commit was last logged */
-    uint64_t log_skipped; /* failures not logged since */
-    /* keeps the map still while it is used by the thread that does not
-     * write: the loop's reads (fsync always) or the worker's syncs
-     * (interval, never); the writer takes it to grow the map */
-    uv_mutex_t rlock;
-
-    /* worker thread */
-    uv_thread_t worker;
-    uint64_t last_sync;
-    /* commits not yet synced: commit_gen counts commits (under mu), a sync
-     * records the generation it covered (synced_gen, under mu) */
-    uint64_t commit_gen, synced_gen;
-
-    /* under mu */
-    uv_mutex_t mu;
-    uv_cond_t cv;
-    struct storage_op *pending, *pending_tail;
-    struct storage_op *completed, *completed_tail;
-    bool closing;
-    bool stop;
-    bool fatal; /* the store failed: refuse everything, never mark clean */
-    char fatal_msg[256];
-    /* Under rlock: a failed growth left the environment without a usable
-     * map (mdb_env_set_mapsize unmaps the old one first), so nothing may
-     * touch it again: no read, sync or mdb_env_close. */
-    bool map_lost;
-    struct storage_stats st; /* queued is live; keys is filled on demand */
-
-    uv_async_t async;
-};
-
-static int storage_err_(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int storage_err_(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
-static void storage_put_be_(uint8_t *p, uint64_t v, int n)
+void storage__put_be(uint8_t *p, uint64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--) {
         p[i] = (uint8_t)v;
@@ -205,548 +120,25 @@ static void storage_put_be_(uint8_t *p, uint64_t v, int n)
     }
 }
 
-static uint64_t storage_get_be_(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Writes the prefixed key into buf (STORAGE_PREFIX_LEN + len bytes). */
 static void storage_key_(uint8_t *buf, uint32_t partition, const uint8_t *key,
                          uint32_t len, MDB_val *out)
 {
-    storage_put_be_(buf, partition, STORAGE_PREFIX_LEN);
+    storage__put_be(buf, partition, STORAGE_PREFIX_LEN);
     if (len > 0)
         memcpy(buf + STORAGE_PREFIX_LEN, key, len);
     out->mv_data = buf;
     out->mv_size = STORAGE_PREFIX_LEN + (size_t)len;
 }
 
-/* ---- open --------------------------------------------------------------- */
-
-/* Maps an LMDB error met while opening an existing file. */
-static int storage_open_rc_(int rc)
-{
-    if (rc > 0)
-        return -rc;
-    switch (rc) {
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH:
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND:
-    case MDB_INCOMPATIBLE:
-    case MDB_BAD_DBI:
-        return RK_ECORRUPT;
-    default:
-        return RK_ESTORAGE;
-    }
-}
-
-static int storage_check_opts_(const struct storage_opts *o, char *err,
-                               size_t errlen)
-{
-    if (o->dir == NULL || o->dir[0] == '\0')
-        return storage_err_(err, errlen, RK_ECONFIG, "storage: no data dir");
-    if ((unsigned)o->fsync >= STORAGE_FSYNC_MAX)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: unknown fsync policy %d", (int)o->fsync);
-    if (o->fsync == STORAGE_FSYNC_INTERVAL && o->fsync_interval_ms < 1)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: fsync interval must be >= 1 ms");
-    if (o->partitions < 1 || o->partitions > STORAGE_MAX_PARTS)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: partitions must be 1..%u, got %u",
-                            STORAGE_MAX_PARTS, o->partitions);
-    if (o->node_id == NULL || o->node_id[0] == '\0')
-        return storage_err_(err, errlen, RK_ECONFIG, "storage: no node id");
-    if (o->new_epoch == 0)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: new_epoch must be nonzero");
-    return 0;
-}
-
-static int storage_meta_get_(MDB_txn *txn, MDB_dbi dbi, const char *name,
-                             MDB_val *v)
-{
-    MDB_val k = {strlen(name), (void *)name};
-
-    return mdb_get(txn, dbi, &k, v);
-}
-
-static int storage_meta_put_(MDB_txn *txn, MDB_dbi dbi, const char *name,
-                             const void *data, size_t len)
-{
-    MDB_val k = {strlen(name), (void *)name};
-    MDB_val v = {len, (void *)data};
-
-    return mdb_put(txn, dbi, &k, &v, 0);
-}
-
-/* A new store: creates both databases and writes meta in txn. */
-static int storage_create_meta_(struct storage *s, MDB_txn *txn,
-                                const struct storage_opts *o, char *err,
-                                size_t errlen)
-{
-    uint8_t fmt[4], parts[4], epoch[8];
-    int rc;
-
-    storage_put_be_(fmt, STORAGE_FORMAT, 4);
-    storage_put_be_(parts, o->partitions, 4);
-    storage_put_be_(epoch, o->new_epoch, 8);
-    rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
-    if (rc == 0)
-        rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data);
-    if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "format", fmt, sizeof(fmt));
-    if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "node_id", o->node_id,
-                               strlen(o->node_id));
-    if (rc == 0)
-        rc =
-            storage_meta_put_(txn, s->meta, "partitions", parts, sizeof(parts));
-    if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "epoch", epoch, sizeof(epoch));
-    if (rc != 0)
-        return storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                            "storage: cannot create the store in %s: %s",
-                            o->dir, mdb_strerror(rc));
-    return 0;
-}
-
-/* An existing store: opens both databases, validates meta against o. */
-static int storage_check_meta_(struct storage *s, MDB_txn *txn,
-                               const struct storage_opts *o, uint64_t *epoch,
-                               char *err, size_t errlen)
-{
-    MDB_val v;
-    uint64_t fmt, parts;
-    size_t id_len = strlen(o->node_id);
-    int rc;
-
-    rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
-    if (rc == 0)
-        rc = mdb_dbi_open(txn, "data", 0, &s->data);
-    if (rc == MDB_NOTFOUND)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s/data.mdb is not a ringkv store (no "
-                            "meta or data database); refusing to start empty",
-                            o->dir);
-    if (rc != 0)
-        return storage_err_(err, errlen, storage_open_rc_(rc),
-                            "storage: cannot read %s/data.mdb: %s", o->dir,
-                            mdb_strerror(rc));
-
-    rc = storage_meta_get_(txn, s->meta, "format", &v);
-    if (rc == 0 && v.mv_size != 4)
-        rc = MDB_CORRUPTED;
-    if (rc != 0)
-        goto bad_meta;
-    fmt = storage_get_be_(v.mv_data, 4);
-    if (fmt != STORAGE_FORMAT)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s has format %llu, this build reads %d",
-                            o->dir, (unsigned long long)fmt, STORAGE_FORMAT);
-
-    rc = storage_meta_get_(txn, s->meta, "partitions", &v);
-    if (rc == 0 && v.mv_size != 4)
-        rc = MDB_CORRUPTED;
-    if (rc != 0)
-        goto bad_meta;
-    parts = storage_get_be_(v.mv_data, 4);
-
-    rc = storage_meta_get_(txn, s->meta, "epoch", &v);
-    if (rc == 0 && v.mv_size != 8)
-        rc = MDB_CORRUPTED;
-    if (rc != 0)
-        goto bad_meta;
-    *epoch = storage_get_be_(v.mv_data, 8);
-    if (*epoch == 0) {
-        rc = MDB_CORRUPTED;
-        goto bad_meta;
-    }
-
-    rc = storage_meta_get_(txn, s->meta, "node_id", &v);
-    if (rc == 0 && v.mv_size == 0)
-        rc = MDB_CORRUPTED;
-    if (rc != 0)
-        goto bad_meta;
-    if (v.mv_size != id_len || memcmp(v.mv_data, o->node_id, id_len) != 0)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: %s belongs to node \"%.*s\", configured "
-                            "node id is \"%s\"",
-                            o->dir, (int)(v.mv_size > 256 ? 256 : v.mv_size),
-                            (const char *)v.mv_data, o->node_id);
-    if (parts != o->partitions)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: %s was created with %llu partitions, "
-                            "configured %u",
-                            o->dir, (unsigned long long)parts, o->partitions);
-    return 0;
-
-bad_meta:
-    if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s/data.mdb has missing or invalid meta "
-                            "(%s); refusing to start",
-                            o->dir, mdb_strerror(rc));
-    return storage_err_(err, errlen, storage_open_rc_(rc),
-                        "storage: cannot read meta in %s: %s", o->dir,
-                        mdb_strerror(rc));
-}
-
-/* The clean-shutdown marker: meta "running" holds the fsync policy of the
- * process that has the store open, and is deleted by a clean close (after
- * the final sync). Found at open, it says the last process stopped without
- * closing (kill -9, crash, power loss). If that process did not sync every
- * commit (interval, never), the disk may hold an older state than the
- * writes it acknowledged and replicated: its actor's counters may have gone
- * back, and minting with them again would give a known dot to a new value
- * (docs/design.md, "Safe actors"). So the store gets a new epoch (*epoch,
- * o->new_epoch; the old one in *old_epoch) and the node a new actor. Then
- * the marker is set for this process, in txn. */
-static int storage_mark_running_(struct storage *s, MDB_txn *txn,
-                                 const struct storage_opts *o, uint64_t *epoch,
-                                 uint64_t *old_epoch, bool *unclean,
-                                 bool *renewed, char *err, size_t errlen)
-{
-    uint8_t mark = (uint8_t)o->fsync, be[8];
-    MDB_val v;
-    int rc = storage_meta_get_(txn, s->meta, "running", &v);
-
-    if (rc == 0) {
-        *unclean = true;
-        /* An unreadable marker is taken as the unsafe case. */
-        if (v.mv_size != 1 ||
-            ((const uint8_t *)v.mv_data)[0] != STORAGE_FSYNC_ALWAYS) {
-            *old_epoch = *epoch;
-            *epoch = o->new_epoch;
-            *renewed = true;
-            storage_put_be_(be, *epoch, 8);
-            rc = storage_meta_put_(txn, s->meta, "epoch", be, sizeof(be));
-        }
-    } else if (rc == MDB_NOTFOUND) {
-        rc = 0;
-    }
-    if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "running", &mark, 1);
-    if (rc != 0)
-        return storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                            "storage: cannot write meta in %s: %s", o->dir,
-                            mdb_strerror(rc));
-    return 0;
-}
-
-/* Clears the marker after the final sync of a clean close (loop thread, the
- * worker stopped). A failure only costs a new epoch at the next start. */
-static void storage_mark_clean_(struct storage *s)
-{
-    MDB_txn *txn;
-    MDB_val k = {strlen("running"), (void *)"running"};
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-
-    if (rc == 0) {
-        rc = mdb_del(txn, s->meta, &k, NULL);
-        if (rc == 0 || rc == MDB_NOTFOUND)
-            rc = mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
-    }
-    if (rc == 0 && s->fsync != STORAGE_FSYNC_ALWAYS)
-        rc = mdb_env_sync(s->env, 1);
-    if (rc != 0)
-        LOG_WARN("storage: cannot mark the store closed cleanly: %s; the "
-                 "next start draws a new epoch",
-                 mdb_strerror(rc));
-}
-
-/* Refuses a data.mdb that is shorter than its meta page says. */
-static int storage_check_size_(MDB_env *env, const char *path, char *err,
-                               size_t errlen)
-{
-    MDB_envinfo info;
-    MDB_stat ms;
-    struct stat st;
-    uint64_t need;
-
-    if (stat(path, &st) != 0)
-        return storage_err_(err, errlen, -errno, "storage: cannot stat %s: %s",
-                            path, strerror(errno));
-    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: cannot read the header of %s", path);
-    need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
-    if ((uint64_t)st.st_size < need)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s is truncated (%lld bytes, its header "
-                            "needs %llu)",
-                            path, (long long)st.st_size,
-                            (unsigned long long)need);
-    return 0;
-}
-
-static void storage_worker_(void *arg);
-static void storage_async_cb_(uv_async_t *h);
-static void storage_stage_cb_(uv_check_t *h);
-static void storage_kick_cb_(uv_idle_t *h);
-
 /* Stops and joins the worker (nothing may be queued). */
-static void storage_stop_worker_(struct storage *s)
+void storage__stop_worker(struct storage *s)
 {
     uv_mutex_lock(&s->mu);
     s->stop = true;
     uv_cond_signal(&s->cv);
     uv_mutex_unlock(&s->mu);
     uv_thread_join(&s->worker);
-}
-
-int storage_open(struct storage **out, uv_loop_t *loop,
-                 const struct storage_opts *o, struct storage_info *info,
-                 char *err, size_t errlen)
-{
-    struct storage *s;
-    char path[4096];
-    struct stat st;
-    bool existing = false, have_mu = false, have_cv = false;
-    bool have_worker = false;
-    uint64_t epoch = o->new_epoch, old_epoch = 0;
-    bool unclean = false, renewed = false;
-    MDB_txn *txn = NULL;
-    unsigned flags;
-    int rc;
-
-    *out = NULL;
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
-    rc = storage_check_opts_(o, err, errlen);
-    if (rc != 0)
-        return rc;
-    if (strlen(o->dir) + sizeof("/data.mdb") > sizeof(path))
-        return storage_err_(err, errlen, -ENAMETOOLONG,
-                            "storage: data dir path is too long");
-
-    s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return storage_err_(err, errlen, -ENOMEM, "storage: out of memory");
-    s->loop = loop;
-    s->lock_fd = -1;
-    s->fsync = o->fsync;
-    s->interval_ns = (uint64_t)o->fsync_interval_ms * 1000000u;
-    s->partitions = o->partitions;
-    s->max_db_size =
-        o->max_db_size > o->map_size ? o->max_db_size : o->map_size;
-    s->max_queue = o->max_queue > 0 ? o->max_queue : UINT64_MAX;
-    s->max_queue_bytes =
-        o->max_queue_bytes > 0 ? o->max_queue_bytes : UINT64_MAX;
-    s->on_fatal = o->on_fatal;
-    s->fatal_arg = o->fatal_arg;
-
-    if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
-        rc = storage_err_(err, errlen, -errno,
-                          "storage: cannot create data dir %s: %s", o->dir,
-                          strerror(errno));
-        goto fail;
-    }
-    snprintf(path, sizeof(path), "%s/LOCK", o->dir);
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lock_fd < 0) {
-        rc = storage_err_(err, errlen, -errno, "storage: cannot open %s: %s",
-                          path, strerror(errno));
-        goto fail;
-    }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK)
-            rc = storage_err_(err, errlen, RK_ELOCKED,
-                              "storage: data dir %s is in use by another "
-                              "process (or another store in this one)",
-                              o->dir);
-        else
-            rc =
-                storage_err_(err, errlen, -errno, "storage: cannot lock %s: %s",
-                             path, strerror(errno));
-        goto fail;
-    }
-
-    snprintf(path, sizeof(path), "%s/data.mdb", o->dir);
-    if (stat(path, &st) == 0) {
-        existing = true;
-        if (st.st_size == 0) {
-            rc = storage_err_(err, errlen, RK_ECORRUPT,
-                              "storage: %s is empty; not a ringkv store, "
-                              "refusing to start",
-                              path);
-            goto fail;
-        }
-    } else if (errno != ENOENT) {
-        rc = storage_err_(err, errlen, -errno, "storage: cannot stat %s: %s",
-                          path, strerror(errno));
-        goto fail;
-    }
-
-    rc = mdb_env_create(&s->env);
-    if (rc != 0) {
-        s->env = NULL;
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: mdb_env_create: %s", mdb_strerror(rc));
-        goto fail;
-    }
-    rc = mdb_env_set_maxdbs(s->env, STORAGE_MAX_DBS);
-    if (rc == 0 && o->map_size > 0)
-        rc = mdb_env_set_mapsize(s->env, (size_t)o->map_size);
-    if (rc != 0) {
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: cannot configure LMDB: %s",
-                          mdb_strerror(rc));
-        goto fail;
-    }
-    if (mdb_env_get_maxkeysize(s->env) <
-        STORAGE_MAX_KEY_LEN + STORAGE_PREFIX_LEN) {
-        rc = storage_err_(err, errlen, RK_ESTORAGE,
-                          "storage: LMDB max key size %d is below %d",
-                          mdb_env_get_maxkeysize(s->env),
-                          STORAGE_MAX_KEY_LEN + STORAGE_PREFIX_LEN);
-        goto fail;
-    }
-    flags = MDB_NOTLS;
-    if (o->fsync != STORAGE_FSYNC_ALWAYS)
-        flags |= MDB_NOSYNC;
-    /* WRITEMAP only where durability is not promised anyway: writing into
-     * a hole of the sparse map on a full disk raises SIGBUS instead of
-     * failing the commit. */
-    if (o->fsync == STORAGE_FSYNC_NEVER)
-        flags |= MDB_WRITEMAP;
-    rc = mdb_env_open(s->env, o->dir, flags, 0600);
-    if (rc != 0) {
-        rc = storage_err_(err, errlen, storage_open_rc_(rc),
-                          "storage: cannot open %s: %s%s", path,
-                          mdb_strerror(rc),
-                          storage_open_rc_(rc) == RK_ECORRUPT
-                              ? " (not a valid LMDB file; refusing to start)"
-                              : "");
-        goto fail;
-    }
-    if (existing) {
-        rc = storage_check_size_(s->env, path, err, errlen);
-        if (rc != 0)
-            goto fail;
-    }
-
-    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0) {
-        txn = NULL;
-        rc = storage_err_(err, errlen, storage_open_rc_(rc),
-                          "storage: cannot begin a transaction in %s: %s",
-                          o->dir, mdb_strerror(rc));
-        goto fail;
-    }
-    if (existing)
-        rc = storage_check_meta_(s, txn, o, &epoch, err, errlen);
-    else
-        rc = storage_create_meta_(s, txn, o, err, errlen);
-    if (rc == 0)
-        rc = storage_mark_running_(s, txn, o, &epoch, &old_epoch, &unclean,
-                                   &renewed, err, errlen);
-    if (rc != 0)
-        goto fail;
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    /* The marker must be on disk before any write it vouches for. */
-    if (rc == 0 && o->fsync != STORAGE_FSYNC_ALWAYS)
-        rc = mdb_env_sync(s->env, 1);
-    if (rc != 0) {
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: cannot commit in %s: %s", o->dir,
-                          mdb_strerror(rc));
-        goto fail;
-    }
-    MDB_envinfo ei;
-    s->map_size = mdb_env_info(s->env, &ei) == 0 ? ei.me_mapsize : o->map_size;
-    if (s->max_db_size < s->map_size)
-        s->max_db_size = s->map_size; /* the file is already larger */
-    s->st.map_size = s->map_size;
-
-    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
-    if (rc != 0) {
-        s->rtxn = NULL;
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: cannot begin a read transaction: %s",
-                          mdb_strerror(rc));
-        goto fail;
-    }
-    mdb_txn_reset(s->rtxn);
-
-    rc = uv_mutex_init(&s->mu);
-    if (rc != 0)
-        goto fail_uv;
-    rc = uv_mutex_init(&s->rlock);
-    if (rc != 0) {
-        uv_mutex_destroy(&s->mu);
-        goto fail_uv;
-    }
-    have_mu = true;
-    rc = uv_cond_init(&s->cv);
-    if (rc != 0)
-        goto fail_uv;
-    have_cv = true;
-    s->last_sync = uv_hrtime();
-    rc = uv_thread_create(&s->worker, storage_worker_, s);
-    if (rc != 0)
-        goto fail_uv;
-    have_worker = true;
-    /* Last, so that no failure path has a handle to close. */
-    rc = uv_async_init(loop, &s->async, storage_async_cb_);
-    if (rc != 0)
-        goto fail_uv;
-    s->async.data = s;
-    uv_check_init(loop, &s->stage);
-    s->stage.data = s;
-    uv_check_start(&s->stage, storage_stage_cb_);
-    uv_idle_init(loop, &s->kick);
-    s->kick.data = s;
-    s->handles = 3;
-
-    if (info != NULL) {
-        info->epoch = epoch;
-        info->created = !existing;
-        info->unclean = unclean;
-        info->epoch_renewed = renewed;
-        info->old_epoch = old_epoch;
-    }
-    *out = s;
-    return 0;
-
-fail_uv:
-    rc = storage_err_(err, errlen, rc, "storage: %s", uv_strerror(rc));
-fail:
-    if (have_worker)
-        storage_stop_worker_(s);
-    if (have_cv)
-        uv_cond_destroy(&s->cv);
-    if (have_mu) {
-        uv_mutex_destroy(&s->mu);
-        uv_mutex_destroy(&s->rlock);
-    }
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    if (s->rtxn != NULL)
-        mdb_txn_abort(s->rtxn);
-    if (s->env != NULL) {
-        mdb_env_close(s->env);
-        /* A store we just created holds nothing yet: remove it so the
-         * next start does not take it for a damaged one. */
-        if (!existing) {
-            snprintf(path, sizeof(path), "%s/data.mdb", o->dir);
-            (void)unlink(path);
-            snprintf(path, sizeof(path), "%s/lock.mdb", o->dir);
-            (void)unlink(path);
-        }
-    }
-    if (s->lock_fd >= 0)
-        close(s->lock_fd);
-    free(s);
-    return rc;
 }
 
 /* ---- worker ------------------------------------------------------------- */
@@ -1173,7 +565,7 @@ static bool storage_sync_due_(struct storage *s, uint64_t now)
            now - s->last_sync >= s->interval_ns;
 }
 
-static void storage_worker_(void *arg)
+void storage__worker(void *arg)
 {
     struct storage *s = arg;
     struct storage_op *batch, *tail;
@@ -1274,7 +666,7 @@ static void storage_report_fatal_(struct storage *s)
         s->on_fatal(s->fatal_arg, msg); /* may call storage_close */
 }
 
-static void storage_async_cb_(uv_async_t *h)
+void storage__async_cb(uv_async_t *h)
 {
     struct storage *s = h->data;
     struct storage_op *op;
@@ -1354,7 +746,7 @@ static void storage_hand_over_(struct storage *s)
     storage_report_fatal_(s);
 }
 
-static void storage_stage_cb_(uv_check_t *h)
+void storage__stage_cb(uv_check_t *h)
 {
     struct storage *s = h->data;
     if (s->staged == NULL) {
@@ -1369,7 +761,7 @@ static void storage_stage_cb_(uv_check_t *h)
 /* An active idle handle makes this iteration's poll non-blocking, so the
  * check handle runs soon even when the op was submitted before the poll
  * (from a timer, say) and nothing else would wake the loop. */
-static void storage_kick_cb_(uv_idle_t *h)
+void storage__kick_cb(uv_idle_t *h)
 {
     (void)h;
 }
@@ -1390,14 +782,14 @@ void storage_close(struct storage *s)
     while (s->staged != NULL)
         storage_hand_over_(s);
 
-    storage_stop_worker_(s); /* it finishes the queue and syncs first */
+    storage__stop_worker(s); /* it finishes the queue and syncs first */
     storage_drain_(s);
     s->closed = true;
     uv_mutex_lock(&s->mu);
     bool clean = !s->fatal && !storage_dirty_(s);
     uv_mutex_unlock(&s->mu);
     if (clean)
-        storage_mark_clean_(s);
+        storage__mark_clean(s);
 
     if (s->rtxn != NULL)
         mdb_txn_abort(s->rtxn);
@@ -1445,7 +837,7 @@ int storage_submit(struct storage *s, struct storage_op *op)
         s->staged_tail->next_ = op;
     } else {
         s->staged = op;
-        uv_idle_start(&s->kick, storage_kick_cb_);
+        uv_idle_start(&s->kick, storage__kick_cb);
     }
     s->staged_tail = op;
     return 0;
@@ -1518,7 +910,7 @@ int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
         rc = RK_ESTORAGE;
         goto out;
     }
-    storage_put_be_(prefix, partition, STORAGE_PREFIX_LEN);
+    storage__put_be(prefix, partition, STORAGE_PREFIX_LEN);
     k.mv_data = prefix;
     k.mv_size = sizeof(prefix);
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
