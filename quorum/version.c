@@ -23,6 +23,15 @@ static uint64_t version_dvv_counter(const struct dvv *d, uint64_t actor)
     return c;
 }
 
+static uint64_t version_vv_counter(const struct dvv_vv *vv, uint64_t actor)
+{
+    uint64_t c = 0;
+    for (uint32_t i = 0; i < vv->n; i++)
+        if (vv->e[i].actor == actor)
+            c = vv->e[i].counter;
+    return c;
+}
+
 int version_update(struct version_update *u, const struct dvv *local,
                    struct dvv_arena *a, struct dvv *next)
 {
@@ -43,10 +52,9 @@ int version_update(struct version_update *u, const struct dvv *local,
         for (uint32_t j = 0; j < local->e[i].nvals; j++)
             if (local->e[i].vals[j].ts >= u->val.ts)
                 u->val.ts = local->e[i].vals[j].ts + 1;
-    uint64_t claimed = 0, issued = version_dvv_counter(local, u->actor);
-    for (uint32_t i = 0; !u->overwrite && i < u->ctx.n; i++)
-        if (u->ctx.e[i].actor == u->actor)
-            claimed = u->ctx.e[i].counter;
+    /* An overwrite's context is the stored record's own join. */
+    uint64_t claimed = u->overwrite ? 0 : version_vv_counter(&u->ctx, u->actor);
+    uint64_t issued = version_dvv_counter(local, u->actor);
     if (claimed > issued) {
         snprintf(u->msg, sizeof(u->msg),
                  "the context claims counter %" PRIu64 " for this node, "

@@ -246,22 +246,6 @@ Test(storage_faults, kill_9_under_fsync_always_keeps_the_epoch)
     restart_epochs("always", false);
 }
 
-static int64_t stat_of(struct itest_node *n, const char *name)
-{
-    struct rkc *c;
-    struct rkc_result r = {0};
-    int64_t v = -1;
-    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
-    cr_assert_eq(rkc_stats(c, &r), 0);
-    for (size_t i = 0; i < r.nstats; i++)
-        if (strcmp(r.stats[i].name, name) == 0)
-            v = r.stats[i].ival;
-    rkc_result_free(&r);
-    rkc_close(c);
-    cr_assert_geq(v, 0, "stat %s", name);
-    return v;
-}
-
 /* n bytes of 'b', malloc'd: a value too large for a 1 MiB map. */
 static char *big_value(size_t n)
 {
@@ -300,9 +284,9 @@ static void big_write(const char *max_db, bool fits)
     cr_assert_eq(has_key(c, "big"), fits);
     rkc_close(c);
     free(v);
-    cr_assert_eq(stat_of(n, "storage_map_full"), fits ? 0 : 1);
+    cr_assert_eq(itest_stat(n, "storage_map_full"), fits ? 0 : 1);
     if (fits)
-        cr_assert_geq(stat_of(n, "storage_map_grows"), 1);
+        cr_assert_geq(itest_stat(n, "storage_map_grows"), 1);
     int st = itest_signal(n, SIGTERM);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
 }
