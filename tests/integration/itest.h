@@ -80,14 +80,17 @@ static inline int itest_port_free(int port)
     return ok;
 }
 
-/* Two free ports p and p+1 in 20000..59999, random per process. */
+/* Two free ports p and p+1 in 20000..31999, random per process: below
+ * Linux's ephemeral range (32768..60999 by default), so an outgoing
+ * connection of another test or node cannot take a port between our check
+ * and the node's bind. */
 static inline int itest_pick_ports(void)
 {
     static unsigned seed;
     if (seed == 0)
         seed = (unsigned)getpid() ^ (unsigned)itest_now_ms();
     for (int tries = 0; tries < 1000; tries++) {
-        int p = 20000 + (int)(rand_r(&seed) % 20000) * 2;
+        int p = 20000 + (int)(rand_r(&seed) % 6000) * 2;
         if (itest_port_free(p) && itest_port_free(p + 1))
             return p;
     }
@@ -246,7 +249,7 @@ static inline int itest_pick_range(int k)
     for (int tries = 0; tries < 1000; tries++) {
         int p = itest_pick_ports();
         int ok = 1;
-        if (p + 2 * k >= 60000)
+        if (p + 2 * k >= 32768)
             continue;
         for (int i = 2; i < 2 * k && ok; i++)
             ok = itest_port_free(p + i);

@@ -8,7 +8,7 @@
 #     ports, and leaves none of its nodes running;
 #   - after start, every node has a live link to every other; after
 #     restart I, every other node has a live link to node I.
-# Ports 17600.. (below the integration tests' 20000..59999). Cleans up on
+# Ports 17600.. (below the integration tests' 20000..32767). Cleans up on
 # any exit. Exits 1 at the first failure, saying which.
 set -euo pipefail
 
