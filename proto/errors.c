@@ -15,7 +15,7 @@ static const struct {
 #undef RK_ERR_ROW_
 };
 
-static int rk_err_is_ours(int err)
+static int err_is_ours(int err)
 {
     return err > RK_ERR_FIRST_ && err < RK_ERR_LAST_;
 }
@@ -24,7 +24,7 @@ const char *rk_err_code(int err)
 {
     if (err == 0)
         return "ok";
-    if (rk_err_is_ours(err))
+    if (err_is_ours(err))
         return rk_err_table[err - RK_ERR_FIRST_ - 1].code;
     return "system";
 }
@@ -33,7 +33,7 @@ const char *rk_err_msg(int err)
 {
     if (err == 0)
         return "success";
-    if (rk_err_is_ours(err))
+    if (err_is_ours(err))
         return rk_err_table[err - RK_ERR_FIRST_ - 1].msg;
     if (err < 0)
         return strerror(-err);

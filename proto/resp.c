@@ -42,7 +42,7 @@
 /* No length or count may exceed this (and so no arithmetic overflows). */
 #define RESP_MAX_LEN (1ull << 60)
 
-static int resp_fail(const char **why, int err, const char *msg)
+static int reply_fail(const char **why, int err, const char *msg)
 {
     if (why != NULL)
         *why = msg;
@@ -57,8 +57,8 @@ static int resp_fail(const char **why, int err, const char *msg)
  * mean anything (over 2^60: no command is that long). Limits are the
  * caller's, once the whole header is there.
  */
-static int resp_read_len(const uint8_t *buf, size_t len, size_t *pos,
-                         uint64_t *val, const char **why)
+static int read_len(const uint8_t *buf, size_t len, size_t *pos, uint64_t *val,
+                    const char **why)
 {
     size_t i = *pos;
     uint64_t v = 0;
@@ -70,51 +70,51 @@ static int resp_read_len(const uint8_t *buf, size_t len, size_t *pos,
         uint8_t c = buf[i];
         if (c >= '0' && c <= '9') {
             if (++ndigits > RESP_MAX_DIGITS)
-                return resp_fail(why, RK_EPROTO, "length has too many digits");
+                return reply_fail(why, RK_EPROTO, "length has too many digits");
             v = v * 10 + (uint64_t)(c - '0');
             if (v > RESP_MAX_LEN)
-                return resp_fail(why, RK_ETOO_LARGE, "length too large");
+                return reply_fail(why, RK_ETOO_LARGE, "length too large");
             continue;
         }
         if (c == '-')
-            return resp_fail(why, RK_EPROTO, "negative length");
+            return reply_fail(why, RK_EPROTO, "negative length");
         if (c != '\r' || ndigits == 0)
-            return resp_fail(why, RK_EPROTO, "invalid length");
+            return reply_fail(why, RK_EPROTO, "invalid length");
         break;
     }
     /* buf[i] == '\r' */
     if (i + 1 >= len)
         return 0;
     if (buf[i + 1] != '\n')
-        return resp_fail(why, RK_EPROTO, "expected \\r\\n after length");
+        return reply_fail(why, RK_EPROTO, "expected \\r\\n after length");
     *pos = i + 2;
     *val = v;
     return 1;
 }
 
 /* Refuses a multibulk command whose rest can be skipped from pos on. */
-static int resp_refuse(struct resp_cmd *cmd, size_t pos, uint64_t bytes,
-                       uint64_t args, uint64_t too_big, const char **why,
-                       const char *msg)
+static int refuse_input(struct resp_cmd *cmd, size_t pos, uint64_t bytes,
+                        uint64_t args, uint64_t too_big, const char **why,
+                        const char *msg)
 {
     cmd->skip_from = pos;
     cmd->skip.bytes = bytes;
     cmd->skip.args = args;
     cmd->too_big = too_big;
-    return resp_fail(why, RK_ETOO_LARGE, msg);
+    return reply_fail(why, RK_ETOO_LARGE, msg);
 }
 
-static int resp_parse_multibulk(const uint8_t *buf, size_t len,
-                                const struct resp_limits *lim,
-                                struct resp_cmd *cmd, const char **why)
+static int parse_multibulk(const uint8_t *buf, size_t len,
+                           const struct resp_limits *lim, struct resp_cmd *cmd,
+                           const char **why)
 {
     size_t pos = 1; /* past '*' */
     uint64_t argc;
-    int rc = resp_read_len(buf, len, &pos, &argc, why);
+    int rc = read_len(buf, len, &pos, &argc, why);
     if (rc <= 0)
         return rc;
     if (argc > lim->max_args)
-        return resp_refuse(cmd, pos, 0, argc, argc, why, "too many arguments");
+        return refuse_input(cmd, pos, 0, argc, argc, why, "too many arguments");
 
     for (uint64_t i = 0; i < argc; i++) {
         if (pos >= len)
@@ -124,35 +124,37 @@ static int resp_parse_multibulk(const uint8_t *buf, size_t len,
              * known, so the stream can go on past it. */
             cmd->skip_from = pos;
             cmd->skip = (struct resp_skip){.args = argc - i, .bytes = 0};
-            return resp_fail(why, RK_EPROTO, "expected '$', got '*'");
+            return reply_fail(why, RK_EPROTO, "expected '$', got '*'");
         }
         if (buf[pos] != '$')
-            return resp_fail(why, RK_EPROTO, "expected '$' before argument");
+            return reply_fail(why, RK_EPROTO, "expected '$' before argument");
         pos++;
         uint64_t n;
-        rc = resp_read_len(buf, len, &pos, &n, why);
+        rc = read_len(buf, len, &pos, &n, why);
         if (rc <= 0)
             return rc;
         if (n > lim->max_bulk)
-            return resp_refuse(cmd, pos, n + 2, argc - i - 1, n, why,
-                               "argument too long");
+            return refuse_input(cmd, pos, n + 2, argc - i - 1, n, why,
+                                "argument too long");
         /* The payload and its CRLF: judge the terminator bytes present. */
         if (len - pos <= n)
             return 0;
         size_t end = pos + (size_t)n;
         if (buf[end] != '\r')
-            return resp_fail(why, RK_EPROTO, "argument not followed by \\r\\n");
+            return reply_fail(why, RK_EPROTO,
+                              "argument not followed by \\r\\n");
         if (end + 1 >= len)
             return 0;
         if (buf[end + 1] != '\n')
-            return resp_fail(why, RK_EPROTO, "argument not followed by \\r\\n");
+            return reply_fail(why, RK_EPROTO,
+                              "argument not followed by \\r\\n");
         cmd->argv[i].p = buf + pos;
         cmd->argv[i].len = (uint32_t)n;
         pos = end + 2;
     }
     cmd->argc = (uint32_t)argc;
     if (pos > INT32_MAX)
-        return resp_fail(why, RK_ETOO_LARGE, "command too long");
+        return reply_fail(why, RK_ETOO_LARGE, "command too long");
     return (int)pos;
 }
 
@@ -176,11 +178,11 @@ int resp_skip(const uint8_t *buf, size_t len, struct resp_skip *st,
             break;
         if (buf[pos] != '$' && buf[pos] != '*') {
             *consumed = pos;
-            return resp_fail(why, RK_EPROTO, "expected '$' before argument");
+            return reply_fail(why, RK_EPROTO, "expected '$' before argument");
         }
         size_t hdr = pos + 1;
         uint64_t n;
-        int rc = resp_read_len(buf, len, &hdr, &n, why);
+        int rc = read_len(buf, len, &hdr, &n, why);
         if (rc < 0) {
             *consumed = pos;
             return rc;
@@ -191,7 +193,7 @@ int resp_skip(const uint8_t *buf, size_t len, struct resp_skip *st,
             /* A nested array: its elements take its place. */
             if (n > RESP_MAX_LEN - st->args) {
                 *consumed = pos;
-                return resp_fail(why, RK_EPROTO, "array too large");
+                return reply_fail(why, RK_EPROTO, "array too large");
             }
             st->args = st->args - 1 + n;
         } else {
@@ -204,14 +206,14 @@ int resp_skip(const uint8_t *buf, size_t len, struct resp_skip *st,
     return 0;
 }
 
-static int resp_is_blank(uint8_t c)
+static int is_blank(uint8_t c)
 {
     return c == ' ' || c == '\t';
 }
 
-static int resp_parse_inline(const uint8_t *buf, size_t len,
-                             const struct resp_limits *lim,
-                             struct resp_cmd *cmd, const char **why)
+static int parse_inline(const uint8_t *buf, size_t len,
+                        const struct resp_limits *lim, struct resp_cmd *cmd,
+                        const char **why)
 {
     /* A line of max_inline bytes may be followed by "\r\n": look no further
      * than that for the '\n'. */
@@ -221,7 +223,7 @@ static int resp_parse_inline(const uint8_t *buf, size_t len,
     const uint8_t *nl = memchr(buf, '\n', scan);
     if (nl == NULL) {
         if (len >= (uint64_t)lim->max_inline + 2)
-            return resp_fail(why, RK_ETOO_LARGE, "inline command too long");
+            return reply_fail(why, RK_ETOO_LARGE, "inline command too long");
         return 0;
     }
     size_t consumed = (size_t)(nl - buf) + 1;
@@ -229,22 +231,22 @@ static int resp_parse_inline(const uint8_t *buf, size_t len,
     if (end > 0 && buf[end - 1] == '\r')
         end--;
     if (end > lim->max_inline)
-        return resp_fail(why, RK_ETOO_LARGE, "inline command too long");
+        return reply_fail(why, RK_ETOO_LARGE, "inline command too long");
     if (consumed > INT32_MAX)
-        return resp_fail(why, RK_ETOO_LARGE, "inline command too long");
+        return reply_fail(why, RK_ETOO_LARGE, "inline command too long");
 
     uint32_t argc = 0;
     size_t i = 0;
     while (i < end) {
-        while (i < end && resp_is_blank(buf[i]))
+        while (i < end && is_blank(buf[i]))
             i++;
         if (i == end)
             break;
         size_t start = i;
-        while (i < end && !resp_is_blank(buf[i]))
+        while (i < end && !is_blank(buf[i]))
             i++;
         if (argc >= lim->max_args)
-            return resp_fail(why, RK_ETOO_LARGE, "too many arguments");
+            return reply_fail(why, RK_ETOO_LARGE, "too many arguments");
         cmd->argv[argc].p = buf + start;
         cmd->argv[argc].len = (uint32_t)(i - start);
         argc++;
@@ -263,8 +265,8 @@ int resp_parse(const uint8_t *buf, size_t len, const struct resp_limits *lim,
     if (len == 0)
         return 0;
     if (buf[0] == '*')
-        return resp_parse_multibulk(buf, len, lim, cmd, why);
-    return resp_parse_inline(buf, len, lim, cmd, why);
+        return parse_multibulk(buf, len, lim, cmd, why);
+    return parse_inline(buf, len, lim, cmd, why);
 }
 
 int resp_arg_is(const struct resp_arg *a, const char *word)
@@ -288,7 +290,7 @@ int resp_arg_is(const struct resp_arg *a, const char *word)
 /* ---- encoders ----------------------------------------------------------- */
 
 /* Appends prefix, s with CR and LF replaced by spaces, and CRLF. */
-static int resp_line(struct wire_buf *b, char prefix, const char *s)
+static int parse_line(struct wire_buf *b, char prefix, const char *s)
 {
     size_t n = strlen(s);
     if (wire_buf_reserve(b, n + 3) != 0)
@@ -304,7 +306,7 @@ static int resp_line(struct wire_buf *b, char prefix, const char *s)
 }
 
 /* Appends prefix, v in decimal, CRLF. */
-static int resp_number(struct wire_buf *b, char prefix, int64_t v)
+static int parse_number(struct wire_buf *b, char prefix, int64_t v)
 {
     char tmp[32];
     int n = snprintf(tmp, sizeof(tmp), "%c%" PRId64 "\r\n", prefix, v);
@@ -316,17 +318,17 @@ static int resp_number(struct wire_buf *b, char prefix, int64_t v)
 
 int resp_simple(struct wire_buf *b, const char *s)
 {
-    return resp_line(b, '+', s);
+    return parse_line(b, '+', s);
 }
 
 int resp_error(struct wire_buf *b, const char *msg)
 {
-    return resp_line(b, '-', msg);
+    return parse_line(b, '-', msg);
 }
 
 int resp_int(struct wire_buf *b, int64_t v)
 {
-    return resp_number(b, ':', v);
+    return parse_number(b, ':', v);
 }
 
 int resp_bulk(struct wire_buf *b, const void *p, size_t n)
@@ -359,5 +361,5 @@ int resp_null(struct wire_buf *b)
 int resp_array(struct wire_buf *b, int64_t n)
 {
     assert(n >= -1);
-    return resp_number(b, '*', n);
+    return parse_number(b, '*', n);
 }

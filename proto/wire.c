@@ -90,14 +90,14 @@ void wire_buf_consume(struct wire_buf *b, size_t n)
     b->len -= n;
 }
 
-static int wire__packer_write(void *data, const char *buf, size_t len)
+static int packer_write(void *data, const char *buf, size_t len)
 {
     return wire_buf_append(data, buf, len) == 0 ? 0 : -1;
 }
 
 void wire_packer_init(msgpack_packer *pk, struct wire_buf *b)
 {
-    msgpack_packer_init(pk, b, wire__packer_write);
+    msgpack_packer_init(pk, b, packer_write);
 }
 
 /* ---- framing ----------------------------------------------------------- */
@@ -136,7 +136,7 @@ int wire_frame_len(const uint8_t hdr[WIRE_HDR_LEN], uint32_t max_frame,
 
 /* ---- pre-validation ---------------------------------------------------- */
 
-static uint64_t wire__be(const uint8_t *p, unsigned n)
+static uint64_t read_be(const uint8_t *p, unsigned n)
 {
     uint64_t v = 0;
     for (unsigned i = 0; i < n; i++)
@@ -152,9 +152,8 @@ enum wire_pv_kind {
 
 /* Decodes the header at p[0..avail): its size, kind and the payload length
  * or element count. Returns 0, or RK_EBAD_REQUEST with *why set. */
-static int wire__pv_header(const uint8_t *p, size_t avail, size_t *hdr,
-                           enum wire_pv_kind *kind, uint64_t *len,
-                           const char **why)
+static int pv_header(const uint8_t *p, size_t avail, size_t *hdr,
+                     enum wire_pv_kind *kind, uint64_t *len, const char **why)
 {
     uint8_t c = p[0];
     unsigned lenbytes = 0; /* big-endian length field after the tag */
@@ -239,7 +238,7 @@ static int wire__pv_header(const uint8_t *p, size_t avail, size_t *hdr,
         return RK_EBAD_REQUEST;
     }
     if (lenbytes > 0)
-        *len = wire__be(p + 1, lenbytes);
+        *len = read_be(p + 1, lenbytes);
     return 0;
 }
 
@@ -269,7 +268,7 @@ int wire_prevalidate(const uint8_t *p, size_t n, unsigned max_depth,
             *why = "truncated value";
             return RK_EBAD_REQUEST;
         }
-        int rc = wire__pv_header(p + pos, n - pos, &hdr, &kind, &len, why);
+        int rc = pv_header(p + pos, n - pos, &hdr, &kind, &len, why);
         if (rc != 0)
             return rc;
         pos += hdr;

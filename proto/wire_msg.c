@@ -46,25 +46,25 @@ const char *wire_op_name(enum wire_op op)
     return wire_op_names[op];
 }
 
-static bool wire__op_has_key(enum wire_op op)
+static bool op_has_key(enum wire_op op)
 {
     return op == WIRE_OP_GET || op == WIRE_OP_PUT || op == WIRE_OP_DEL ||
            op == WIRE_OP_RPUT || op == WIRE_OP_RGET || op == WIRE_OP_FPUT ||
            op == WIRE_OP_FDEL;
 }
 
-static bool wire__op_has_ctx(enum wire_op op)
+static bool op_has_ctx(enum wire_op op)
 {
     return op == WIRE_OP_PUT || op == WIRE_OP_DEL || op == WIRE_OP_FPUT ||
            op == WIRE_OP_FDEL;
 }
 
-static bool wire__op_has_value(enum wire_op op)
+static bool op_has_value(enum wire_op op)
 {
     return op == WIRE_OP_PUT || op == WIRE_OP_FPUT;
 }
 
-static bool wire__op_is_fwd(enum wire_op op)
+static bool op_is_fwd(enum wire_op op)
 {
     return op == WIRE_OP_FPUT || op == WIRE_OP_FDEL;
 }
@@ -77,7 +77,7 @@ struct wire_field {
     const msgpack_object *val;
 };
 
-static bool wire__str_eq(const msgpack_object *o, const char *s)
+static bool str_eq(const msgpack_object *o, const char *s)
 {
     size_t l = strlen(s);
     return o->type == MSGPACK_OBJECT_STR && o->via.str.size == l &&
@@ -86,7 +86,7 @@ static bool wire__str_eq(const msgpack_object *o, const char *s)
 
 /* Unpacks p[0..n) (pre-validated first) into zone. Returns 0, or an error
  * with *why set. */
-static int wire__unpack(const uint8_t *p, size_t n, msgpack_zone *zone,
+static int unpack_frame(const uint8_t *p, size_t n, msgpack_zone *zone,
                         msgpack_object *obj, const char **why)
 {
     int rc = wire_prevalidate(p, n, WIRE_MAX_DEPTH, why);
@@ -113,8 +113,8 @@ static int wire__unpack(const uint8_t *p, size_t n, msgpack_zone *zone,
 /* Records the value of each known key of map in fields[0..nf). Returns 0, or
  * RK_EBAD_REQUEST for a non-string key or a repeated known key; the fields
  * seen before that are still recorded. */
-static int wire__collect(const msgpack_object *map, struct wire_field *fields,
-                         size_t nf, const char **why)
+static int collect(const msgpack_object *map, struct wire_field *fields,
+                   size_t nf, const char **why)
 {
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object_kv *kv = &map->via.map.ptr[i];
@@ -123,7 +123,7 @@ static int wire__collect(const msgpack_object *map, struct wire_field *fields,
             return RK_EBAD_REQUEST;
         }
         for (size_t f = 0; f < nf; f++) {
-            if (!wire__str_eq(&kv->key, fields[f].name))
+            if (!str_eq(&kv->key, fields[f].name))
                 continue;
             if (fields[f].val != NULL) {
                 *why = "duplicate key";
@@ -136,14 +136,13 @@ static int wire__collect(const msgpack_object *map, struct wire_field *fields,
     return 0;
 }
 
-static bool wire__is_bytes(const msgpack_object *o)
+static bool is_bytes(const msgpack_object *o)
 {
     return o->type == MSGPACK_OBJECT_BIN || o->type == MSGPACK_OBJECT_STR;
 }
 
 /* Pointer and length of a bin or str object (both borrow from the frame). */
-static void wire__bytes(const msgpack_object *o, const uint8_t **p,
-                        uint32_t *len)
+static void get_bytes(const msgpack_object *o, const uint8_t **p, uint32_t *len)
 {
     if (o->type == MSGPACK_OBJECT_BIN) {
         *p = (const uint8_t *)o->via.bin.ptr;
@@ -155,8 +154,7 @@ static void wire__bytes(const msgpack_object *o, const uint8_t **p,
 }
 
 /* A NUL-terminated copy of at most max bytes of str object o, in zone. */
-static const char *wire__zstr(msgpack_zone *zone, const msgpack_object *o,
-                              size_t max)
+static const char *zstr(msgpack_zone *zone, const msgpack_object *o, size_t max)
 {
     size_t l = o->via.str.size < max ? o->via.str.size : max;
     char *s = msgpack_zone_malloc_no_align(zone, l + 1);
@@ -185,7 +183,7 @@ enum {
     WIRE_RQ_FROM,
     WIRE_RQ_INC,
     WIRE_RQ_SEQ,
-    WIRE_RQ_CLUSTER, /* the four handshake fields, in wire__decode_hello's */
+    WIRE_RQ_CLUSTER, /* the four handshake fields, in decode_hello's */
     WIRE_RQ_NODE,    /* order */
     WIRE_RQ_NONCE,
     WIRE_RQ_MAC,
@@ -194,8 +192,8 @@ enum {
 
 /* The handshake fields f[0..4) (cluster, node, nonce, mac) into h. The
  * strings must be str, nonce and mac bin, each at most 255 bytes. */
-static int wire__decode_hello(const struct wire_field *f, struct wire_hello *h,
-                              const char **why)
+static int decode_hello(const struct wire_field *f, struct wire_hello *h,
+                        const char **why)
 {
     const msgpack_object *o;
     for (int i = 0; i < 4; i++) {
@@ -228,38 +226,38 @@ static int wire__decode_hello(const struct wire_field *f, struct wire_hello *h,
     return 0;
 }
 
-static int wire__pack_key(msgpack_packer *pk, const char *k);
+static int pack_key(msgpack_packer *pk, const char *k);
 
-static size_t wire__hello_count(const struct wire_hello *h)
+static size_t hello_count(const struct wire_hello *h)
 {
     return (size_t)(h->cluster != NULL) + (h->node != NULL) +
            (h->nonce != NULL) + (h->mac != NULL);
 }
 
 /* Packs the handshake fields that are present. */
-static int wire__pack_hello(msgpack_packer *pk, const struct wire_hello *h)
+static int pack_hello(msgpack_packer *pk, const struct wire_hello *h)
 {
     int rc = 0;
     if (h->cluster != NULL) {
-        rc |= wire__pack_key(pk, "cluster");
+        rc |= pack_key(pk, "cluster");
         rc |= msgpack_pack_str_with_body(pk, h->cluster, h->cluster_len);
     }
     if (h->node != NULL) {
-        rc |= wire__pack_key(pk, "node");
+        rc |= pack_key(pk, "node");
         rc |= msgpack_pack_str_with_body(pk, h->node, h->node_len);
     }
     if (h->nonce != NULL) {
-        rc |= wire__pack_key(pk, "nonce");
+        rc |= pack_key(pk, "nonce");
         rc |= msgpack_pack_bin_with_body(pk, h->nonce, h->nonce_len);
     }
     if (h->mac != NULL) {
-        rc |= wire__pack_key(pk, "mac");
+        rc |= pack_key(pk, "mac");
         rc |= msgpack_pack_bin_with_body(pk, h->mac, h->mac_len);
     }
     return rc;
 }
 
-static int wire__quorum(const msgpack_object *o, uint8_t *q, const char **why)
+static int pack_quorum(const msgpack_object *o, uint8_t *q, const char **why)
 {
     if (o == NULL)
         return 0;
@@ -305,10 +303,10 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     if (lim == NULL)
         lim = &defaults;
     memset(out, 0, sizeof(*out));
-    int rc = wire__unpack(p, n, zone, &obj, why);
+    int rc = unpack_frame(p, n, zone, &obj, why);
     if (rc != 0)
         return rc;
-    rc = wire__collect(&obj, f, WIRE_RQ_N, why);
+    rc = collect(&obj, f, WIRE_RQ_N, why);
     /* The id is taken even when the map is otherwise bad, so the error can
      * be answered by id. */
     const msgpack_object *id = f[WIRE_RQ_ID].val;
@@ -335,7 +333,7 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         return RK_EBAD_REQUEST;
     }
     for (int i = WIRE_OP_NONE + 1; i < WIRE_OP_MAX; i++) {
-        if (wire__str_eq(op, wire_op_names[i])) {
+        if (str_eq(op, wire_op_names[i])) {
             out->op = (enum wire_op)i;
             break;
         }
@@ -348,11 +346,11 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     const msgpack_object *key = f[WIRE_RQ_KEY].val;
     const msgpack_object *value = f[WIRE_RQ_VALUE].val;
     const msgpack_object *ctx = f[WIRE_RQ_CTX].val;
-    if (key != NULL && !wire__is_bytes(key)) {
+    if (key != NULL && !is_bytes(key)) {
         *why = "key must be bin or str";
         return RK_EBAD_REQUEST;
     }
-    if (value != NULL && !wire__is_bytes(value)) {
+    if (value != NULL && !is_bytes(value)) {
         *why = "value must be bin or str";
         return RK_EBAD_REQUEST;
     }
@@ -360,9 +358,9 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         *why = "ctx must be bin";
         return RK_EBAD_REQUEST;
     }
-    rc = wire__quorum(f[WIRE_RQ_R].val, &out->r, why);
+    rc = pack_quorum(f[WIRE_RQ_R].val, &out->r, why);
     if (rc == 0)
-        rc = wire__quorum(f[WIRE_RQ_W].val, &out->w, why);
+        rc = pack_quorum(f[WIRE_RQ_W].val, &out->w, why);
     if (rc != 0)
         return rc;
     const msgpack_object *rec = f[WIRE_RQ_REC].val;
@@ -399,7 +397,7 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         }
         out->ts = ts ? ts->via.u64 : 0;
     }
-    if (wire__op_is_fwd(out->op) && flags != NULL)
+    if (op_is_fwd(out->op) && flags != NULL)
         out->flags = (uint32_t)flags->via.u64;
     const msgpack_object *from = f[WIRE_RQ_FROM].val;
     const msgpack_object *inc = f[WIRE_RQ_INC].val;
@@ -411,7 +409,7 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         *why = "from, inc and seq must be unsigned integers";
         return RK_EBAD_REQUEST;
     }
-    if (wire__op_is_fwd(out->op) && seq != NULL) {
+    if (op_is_fwd(out->op) && seq != NULL) {
         out->seq = seq->via.u64;
         out->inc = inc ? inc->via.u64 : 0;
         out->from = from ? (uint32_t)from->via.u64 : 0;
@@ -419,15 +417,15 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     if (out->op == WIRE_OP_GET && local != NULL)
         out->local = local->via.boolean;
     if ((out->op == WIRE_OP_HELLO || out->op == WIRE_OP_AUTH) &&
-        (rc = wire__decode_hello(&f[WIRE_RQ_CLUSTER], &out->hello, why)) != 0)
+        (rc = decode_hello(&f[WIRE_RQ_CLUSTER], &out->hello, why)) != 0)
         return rc;
 
-    if (wire__op_has_key(out->op)) {
+    if (op_has_key(out->op)) {
         if (key == NULL) {
             *why = "missing key";
             return RK_EBAD_REQUEST;
         }
-        wire__bytes(key, &out->key, &out->key_len);
+        get_bytes(key, &out->key, &out->key_len);
         if (out->key_len == 0) {
             *why = "empty key";
             return RK_EBAD_REQUEST;
@@ -437,18 +435,18 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
             return RK_ETOO_LARGE;
         }
     }
-    if (wire__op_has_value(out->op)) {
+    if (op_has_value(out->op)) {
         if (value == NULL) {
             *why = "missing value";
             return RK_EBAD_REQUEST;
         }
-        wire__bytes(value, &out->value, &out->value_len);
+        get_bytes(value, &out->value, &out->value_len);
         if (out->value_len > lim->max_value) {
             *why = "value too long";
             return RK_ETOO_LARGE;
         }
     }
-    if (wire__op_has_ctx(out->op) && ctx != NULL && ctx->via.bin.size > 0) {
+    if (op_has_ctx(out->op) && ctx != NULL && ctx->via.bin.size > 0) {
         out->ctx = (const uint8_t *)ctx->via.bin.ptr;
         out->ctx_len = ctx->via.bin.size;
     }
@@ -456,7 +454,7 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     return 0;
 }
 
-static int wire__pack_key(msgpack_packer *pk, const char *k)
+static int pack_key(msgpack_packer *pk, const char *k)
 {
     return msgpack_pack_str_with_body(pk, k, strlen(k));
 }
@@ -465,69 +463,69 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
 {
     size_t start;
     msgpack_packer pk;
-    bool has_key = wire__op_has_key(req->op);
-    bool has_value = wire__op_has_value(req->op);
-    bool has_ctx = wire__op_has_ctx(req->op) && req->ctx != NULL;
+    bool has_key = op_has_key(req->op);
+    bool has_value = op_has_value(req->op);
+    bool has_ctx = op_has_ctx(req->op) && req->ctx != NULL;
     bool has_rec = req->op == WIRE_OP_RPUT;
-    bool has_flags = wire__op_is_fwd(req->op) && req->flags != 0;
+    bool has_flags = op_is_fwd(req->op) && req->flags != 0;
     bool has_local = req->op == WIRE_OP_GET && req->local;
-    bool has_seq = wire__op_is_fwd(req->op) && req->seq != 0;
+    bool has_seq = op_is_fwd(req->op) && req->seq != 0;
     size_t nf = 2 + has_key + has_value + has_ctx + (req->r != 0) +
                 (req->w != 0) + 2 * has_rec + has_flags + has_local +
-                3 * has_seq + wire__hello_count(&req->hello);
+                3 * has_seq + hello_count(&req->hello);
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
         return rc;
     wire_packer_init(&pk, b);
     rc |= msgpack_pack_map(&pk, nf);
-    rc |= wire__pack_key(&pk, "id");
+    rc |= pack_key(&pk, "id");
     rc |= msgpack_pack_uint64(&pk, req->id);
-    rc |= wire__pack_key(&pk, "op");
-    rc |= wire__pack_key(&pk, wire_op_name(req->op));
+    rc |= pack_key(&pk, "op");
+    rc |= pack_key(&pk, wire_op_name(req->op));
     if (has_key) {
-        rc |= wire__pack_key(&pk, "key");
+        rc |= pack_key(&pk, "key");
         rc |= msgpack_pack_bin_with_body(&pk, req->key, req->key_len);
     }
     if (has_value) {
-        rc |= wire__pack_key(&pk, "value");
+        rc |= pack_key(&pk, "value");
         rc |= msgpack_pack_bin_with_body(&pk, req->value, req->value_len);
     }
     if (has_ctx) {
-        rc |= wire__pack_key(&pk, "ctx");
+        rc |= pack_key(&pk, "ctx");
         rc |= msgpack_pack_bin_with_body(&pk, req->ctx, req->ctx_len);
     }
     if (req->r != 0) {
-        rc |= wire__pack_key(&pk, "r");
+        rc |= pack_key(&pk, "r");
         rc |= msgpack_pack_uint8(&pk, req->r);
     }
     if (req->w != 0) {
-        rc |= wire__pack_key(&pk, "w");
+        rc |= pack_key(&pk, "w");
         rc |= msgpack_pack_uint8(&pk, req->w);
     }
     if (has_rec) {
-        rc |= wire__pack_key(&pk, "rec");
+        rc |= pack_key(&pk, "rec");
         rc |= msgpack_pack_bin_with_body(&pk, req->rec, req->rec_len);
-        rc |= wire__pack_key(&pk, "ts");
+        rc |= pack_key(&pk, "ts");
         rc |= msgpack_pack_uint64(&pk, req->ts);
     }
     if (has_flags) {
-        rc |= wire__pack_key(&pk, "flags");
+        rc |= pack_key(&pk, "flags");
         rc |= msgpack_pack_uint32(&pk, req->flags);
     }
     if (has_local) {
-        rc |= wire__pack_key(&pk, "local");
+        rc |= pack_key(&pk, "local");
         rc |= msgpack_pack_true(&pk);
     }
     if (has_seq) {
-        rc |= wire__pack_key(&pk, "from");
+        rc |= pack_key(&pk, "from");
         rc |= msgpack_pack_uint32(&pk, req->from);
-        rc |= wire__pack_key(&pk, "inc");
+        rc |= pack_key(&pk, "inc");
         rc |= msgpack_pack_uint64(&pk, req->inc);
-        rc |= wire__pack_key(&pk, "seq");
+        rc |= pack_key(&pk, "seq");
         rc |= msgpack_pack_uint64(&pk, req->seq);
     }
-    rc |= wire__pack_hello(&pk, &req->hello);
+    rc |= pack_hello(&pk, &req->hello);
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;
@@ -554,7 +552,7 @@ enum {
     WIRE_RS_PREF,
     WIRE_RS_ACKS,
     WIRE_RS_EXISTED,
-    WIRE_RS_CLUSTER, /* the handshake fields, in wire__decode_hello's order */
+    WIRE_RS_CLUSTER, /* the handshake fields, in decode_hello's order */
     WIRE_RS_NODE,
     WIRE_RS_NONCE,
     WIRE_RS_MAC,
@@ -568,7 +566,7 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
     bool is_err = resp->err != 0;
     bool has_values = !is_err && resp->op == WIRE_OP_GET;
     bool has_ctx = !is_err && (resp->op == WIRE_OP_GET ||
-                               (wire__op_has_ctx(resp->op) && resp->ctx));
+                               (op_has_ctx(resp->op) && resp->ctx));
     bool has_stats = !is_err && resp->op == WIRE_OP_STATS;
     bool has_rec = !is_err && resp->op == WIRE_OP_RGET && resp->rec != NULL;
     bool has_members =
@@ -578,60 +576,60 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
     bool has_existed = !is_err && resp->existed;
     size_t nf = 2 + (is_err ? 3 : 0) + has_values + has_ctx + has_stats +
                 has_rec + has_members + 3 * has_ring + has_acks + has_existed +
-                wire__hello_count(&resp->hello);
+                hello_count(&resp->hello);
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
         return rc;
     wire_packer_init(&pk, b);
     rc |= msgpack_pack_map(&pk, nf);
-    rc |= wire__pack_key(&pk, "id");
+    rc |= pack_key(&pk, "id");
     rc |= msgpack_pack_uint64(&pk, resp->id);
-    rc |= wire__pack_key(&pk, "ok");
+    rc |= pack_key(&pk, "ok");
     rc |= is_err ? msgpack_pack_false(&pk) : msgpack_pack_true(&pk);
     if (is_err) {
         const char *msg = resp->msg ? resp->msg : rk_err_msg(resp->err);
-        rc |= wire__pack_key(&pk, "code");
-        rc |= wire__pack_key(&pk, rk_err_code(resp->err));
-        rc |= wire__pack_key(&pk, "msg");
+        rc |= pack_key(&pk, "code");
+        rc |= pack_key(&pk, rk_err_code(resp->err));
+        rc |= pack_key(&pk, "msg");
         rc |= msgpack_pack_str_with_body(&pk, msg, strnlen(msg, WIRE_MAX_MSG));
-        rc |= wire__pack_key(&pk, "definite");
+        rc |= pack_key(&pk, "definite");
         rc |= resp->definite ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     }
     if (has_values) {
-        rc |= wire__pack_key(&pk, "values");
+        rc |= pack_key(&pk, "values");
         rc |= msgpack_pack_array(&pk, resp->nvalues);
         for (uint32_t i = 0; i < resp->nvalues; i++)
             rc |= msgpack_pack_bin_with_body(&pk, resp->values[i].data,
                                              resp->values[i].len);
     }
     if (has_ctx) {
-        rc |= wire__pack_key(&pk, "ctx");
+        rc |= pack_key(&pk, "ctx");
         rc |= msgpack_pack_bin_with_body(&pk, resp->ctx,
                                          resp->ctx ? resp->ctx_len : 0);
     }
     if (has_rec) {
-        rc |= wire__pack_key(&pk, "rec");
+        rc |= pack_key(&pk, "rec");
         rc |= msgpack_pack_bin_with_body(&pk, resp->rec, resp->rec_len);
     }
     if (has_members) {
-        rc |= wire__pack_key(&pk, "members");
+        rc |= pack_key(&pk, "members");
         rc |= msgpack_pack_array(&pk, resp->nmembers);
         for (uint32_t i = 0; i < resp->nmembers; i++) {
             const struct wire_member *m = &resp->members[i];
             rc |= msgpack_pack_array(&pk, 4);
-            rc |= wire__pack_key(&pk, m->id);
-            rc |= wire__pack_key(&pk, m->addr);
+            rc |= pack_key(&pk, m->id);
+            rc |= pack_key(&pk, m->addr);
             rc |= m->up ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
             rc |= m->self ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
         }
     }
     if (has_ring) {
-        rc |= wire__pack_key(&pk, "q");
+        rc |= pack_key(&pk, "q");
         rc |= msgpack_pack_uint32(&pk, resp->q);
-        rc |= wire__pack_key(&pk, "nval");
+        rc |= pack_key(&pk, "nval");
         rc |= msgpack_pack_uint32(&pk, resp->nval);
-        rc |= wire__pack_key(&pk, "pref");
+        rc |= pack_key(&pk, "pref");
         rc |= msgpack_pack_array(&pk, resp->q);
         for (uint32_t p = 0; p < resp->q; p++) {
             rc |= msgpack_pack_array(&pk, resp->nval);
@@ -640,26 +638,26 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
         }
     }
     if (has_acks) {
-        rc |= wire__pack_key(&pk, "acks");
+        rc |= pack_key(&pk, "acks");
         rc |= msgpack_pack_uint32(&pk, resp->acks);
     }
     if (has_existed) {
-        rc |= wire__pack_key(&pk, "existed");
+        rc |= pack_key(&pk, "existed");
         rc |= msgpack_pack_true(&pk);
     }
     if (has_stats) {
-        rc |= wire__pack_key(&pk, "stats");
+        rc |= pack_key(&pk, "stats");
         rc |= msgpack_pack_map(&pk, resp->nstats);
         for (uint32_t i = 0; i < resp->nstats; i++) {
             const struct wire_stat *st = &resp->stats[i];
-            rc |= wire__pack_key(&pk, st->name);
+            rc |= pack_key(&pk, st->name);
             if (st->sval != NULL)
-                rc |= wire__pack_key(&pk, st->sval);
+                rc |= pack_key(&pk, st->sval);
             else
                 rc |= msgpack_pack_int64(&pk, st->ival);
         }
     }
-    rc |= wire__pack_hello(&pk, &resp->hello);
+    rc |= pack_hello(&pk, &resp->hello);
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;
@@ -668,8 +666,8 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
     return 0;
 }
 
-static int wire__decode_values(const msgpack_object *o, msgpack_zone *zone,
-                               struct wire_resp *out, const char **why)
+static int decode_values(const msgpack_object *o, msgpack_zone *zone,
+                         struct wire_resp *out, const char **why)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY) {
         *why = "values must be an array";
@@ -701,8 +699,8 @@ static int wire__decode_values(const msgpack_object *o, msgpack_zone *zone,
     return 0;
 }
 
-static int wire__decode_stats(const msgpack_object *o, msgpack_zone *zone,
-                              struct wire_resp *out, const char **why)
+static int decode_stats(const msgpack_object *o, msgpack_zone *zone,
+                        struct wire_resp *out, const char **why)
 {
     if (o->type != MSGPACK_OBJECT_MAP) {
         *why = "stats must be a map";
@@ -740,7 +738,7 @@ static int wire__decode_stats(const msgpack_object *o, msgpack_zone *zone,
             s[i].ival = kv->val.via.i64;
             break;
         case MSGPACK_OBJECT_STR:
-            s[i].sval = wire__zstr(zone, &kv->val, UINT32_MAX);
+            s[i].sval = zstr(zone, &kv->val, UINT32_MAX);
             if (s[i].sval == NULL) {
                 *why = "out of memory";
                 return -ENOMEM;
@@ -750,7 +748,7 @@ static int wire__decode_stats(const msgpack_object *o, msgpack_zone *zone,
             *why = "stat values must be integers or strings";
             return RK_EBAD_REQUEST;
         }
-        s[i].name = wire__zstr(zone, &kv->key, UINT32_MAX);
+        s[i].name = zstr(zone, &kv->key, UINT32_MAX);
         if (s[i].name == NULL) {
             *why = "out of memory";
             return -ENOMEM;
@@ -761,13 +759,13 @@ static int wire__decode_stats(const msgpack_object *o, msgpack_zone *zone,
     return 0;
 }
 
-static bool wire__is_uint(const msgpack_object *o, uint64_t max)
+static bool is_uint(const msgpack_object *o, uint64_t max)
 {
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= max;
 }
 
-static int wire__decode_members(const msgpack_object *o, msgpack_zone *zone,
-                                struct wire_resp *out, const char **why)
+static int decode_members(const msgpack_object *o, msgpack_zone *zone,
+                          struct wire_resp *out, const char **why)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY ||
         o->via.array.size > WIRE_MAX_MEMBERS) {
@@ -792,8 +790,8 @@ static int wire__decode_members(const msgpack_object *o, msgpack_zone *zone,
             *why = "a member is [id, addr, up, self]";
             return RK_EBAD_REQUEST;
         }
-        m[i].id = wire__zstr(zone, &e->via.array.ptr[0], 255);
-        m[i].addr = wire__zstr(zone, &e->via.array.ptr[1], 255);
+        m[i].id = zstr(zone, &e->via.array.ptr[0], 255);
+        m[i].addr = zstr(zone, &e->via.array.ptr[1], 255);
         if (m[i].id == NULL || m[i].addr == NULL) {
             *why = "out of memory";
             return -ENOMEM;
@@ -807,8 +805,8 @@ static int wire__decode_members(const msgpack_object *o, msgpack_zone *zone,
 }
 
 /* rec, members, q/nval/pref and acks. */
-static int wire__decode_cluster(const struct wire_field *f, msgpack_zone *zone,
-                                struct wire_resp *out, const char **why)
+static int decode_cluster(const struct wire_field *f, msgpack_zone *zone,
+                          struct wire_resp *out, const char **why)
 {
     const msgpack_object *rec = f[WIRE_RS_REC].val;
     const msgpack_object *q = f[WIRE_RS_Q].val;
@@ -834,20 +832,19 @@ static int wire__decode_cluster(const struct wire_field *f, msgpack_zone *zone,
         out->rec_len = rec->via.bin.size;
     }
     if (acks != NULL) {
-        if (!wire__is_uint(acks, UINT32_MAX)) {
+        if (!is_uint(acks, UINT32_MAX)) {
             *why = "acks must be an unsigned integer";
             return RK_EBAD_REQUEST;
         }
         out->acks = (uint32_t)acks->via.u64;
     }
     if (f[WIRE_RS_MEMBERS].val != NULL &&
-        (rc = wire__decode_members(f[WIRE_RS_MEMBERS].val, zone, out, why)))
+        (rc = decode_members(f[WIRE_RS_MEMBERS].val, zone, out, why)))
         return rc;
     if (q == NULL && nval == NULL && pref == NULL)
         return 0;
-    if (q == NULL || nval == NULL || pref == NULL || !wire__is_uint(q, 65536) ||
-        !wire__is_uint(nval, WIRE_MAX_PREF) ||
-        pref->type != MSGPACK_OBJECT_ARRAY ||
+    if (q == NULL || nval == NULL || pref == NULL || !is_uint(q, 65536) ||
+        !is_uint(nval, WIRE_MAX_PREF) || pref->type != MSGPACK_OBJECT_ARRAY ||
         pref->via.array.size != q->via.u64) {
         *why = "ring needs q, nval and q preference lists";
         return RK_EBAD_REQUEST;
@@ -871,7 +868,7 @@ static int wire__decode_cluster(const struct wire_field *f, msgpack_zone *zone,
         }
         for (uint32_t j = 0; j < out->nval; j++) {
             const msgpack_object *e = &row->via.array.ptr[j];
-            if (!wire__is_uint(e, WIRE_NO_MEMBER) ||
+            if (!is_uint(e, WIRE_NO_MEMBER) ||
                 (e->via.u64 != WIRE_NO_MEMBER && e->via.u64 >= out->nmembers)) {
                 *why = "preference list entry is not a member index";
                 return RK_EBAD_REQUEST;
@@ -913,9 +910,9 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
     if (why == NULL)
         why = &dummy;
     memset(out, 0, sizeof(*out));
-    int rc = wire__unpack(p, n, zone, &obj, why);
+    int rc = unpack_frame(p, n, zone, &obj, why);
     if (rc == 0)
-        rc = wire__collect(&obj, f, WIRE_RS_N, why);
+        rc = collect(&obj, f, WIRE_RS_N, why);
     if (rc != 0)
         return rc;
 
@@ -955,7 +952,7 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         out->err = rk_err_from_code(code->via.str.ptr, code->via.str.size);
         out->definite = definite != NULL && definite->via.boolean;
         if (msg != NULL) {
-            out->msg = wire__zstr(zone, msg, WIRE_MAX_MSG);
+            out->msg = zstr(zone, msg, WIRE_MAX_MSG);
             if (out->msg == NULL) {
                 *why = "out of memory";
                 return -ENOMEM;
@@ -963,12 +960,12 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         }
     }
     if (f[WIRE_RS_VALUES].val != NULL) {
-        rc = wire__decode_values(f[WIRE_RS_VALUES].val, zone, out, why);
+        rc = decode_values(f[WIRE_RS_VALUES].val, zone, out, why);
         if (rc != 0)
             return rc;
     }
     if (f[WIRE_RS_STATS].val != NULL) {
-        rc = wire__decode_stats(f[WIRE_RS_STATS].val, zone, out, why);
+        rc = decode_stats(f[WIRE_RS_STATS].val, zone, out, why);
         if (rc != 0)
             return rc;
     }
@@ -976,9 +973,9 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         out->ctx = (const uint8_t *)ctx->via.bin.ptr;
         out->ctx_len = ctx->via.bin.size;
     }
-    rc = wire__decode_cluster(f, zone, out, why);
+    rc = decode_cluster(f, zone, out, why);
     if (rc == 0)
-        rc = wire__decode_hello(&f[WIRE_RS_CLUSTER], &out->hello, why);
+        rc = decode_hello(&f[WIRE_RS_CLUSTER], &out->hello, why);
     if (rc != 0)
         return rc;
     *why = NULL;
