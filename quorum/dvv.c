@@ -348,7 +348,7 @@ static int rd_bin(struct rd *r, const uint8_t **p, uint32_t *len)
 /* ---- records ------------------------------------------------------------- */
 
 /* Checks the invariants encode promises to decode. */
-static int dvv_check(const struct dvv *d)
+static int check_encoded(const struct dvv *d)
 {
     if (d->n > DVV_MAX_ACTORS)
         return RK_ETOO_LARGE;
@@ -370,7 +370,7 @@ static int dvv_check(const struct dvv *d)
 
 int dvv_encode(const struct dvv *d, uint8_t **out, size_t *out_len)
 {
-    int rc = dvv_check(d);
+    int rc = check_encoded(d);
     if (rc != 0)
         return rc;
 

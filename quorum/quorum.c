@@ -79,15 +79,15 @@ void quorum_get_free(struct quorum_get *q)
     memset(q, 0, sizeof(*q));
 }
 
-static void quorum_get_check_finished(struct quorum_get *q)
+static void get_check_finished(struct quorum_get *q)
 {
     if (q->replied == (1u << q->n) - 1)
         q->finished = true;
 }
 
 /* Merges replica i's copy into the running merge. */
-static int quorum_get_merge(struct quorum_get *q, unsigned i,
-                            const uint8_t *rec, size_t len)
+static int get_merge(struct quorum_get *q, unsigned i, const uint8_t *rec,
+                     size_t len)
 {
     struct dvv d = {0}, m;
     int err;
@@ -115,7 +115,7 @@ bool quorum_get_reply(struct quorum_get *q, unsigned replica, bool ok,
         return false;
     q->replied |= 1u << replica;
     if (ok) {
-        int err = quorum_get_merge(q, replica, rec, len);
+        int err = get_merge(q, replica, rec, len);
         if (err != 0) {
             ok = false;
             if (q->err == 0)
@@ -128,7 +128,7 @@ bool quorum_get_reply(struct quorum_get *q, unsigned replica, bool ok,
     } else {
         q->fails++;
     }
-    quorum_get_check_finished(q);
+    get_check_finished(q);
     if (q->state != QUORUM_PENDING)
         return false;
     if (q->oks >= q->r) {

@@ -14,7 +14,7 @@
 #include "quorum/hlc.h"
 #include "quorum/version.h"
 
-static uint64_t version_dvv_counter(const struct dvv *d, uint64_t actor)
+static uint64_t own_dvv_counter(const struct dvv *d, uint64_t actor)
 {
     uint64_t c = 0;
     for (uint32_t i = 0; i < d->n; i++)
@@ -23,7 +23,7 @@ static uint64_t version_dvv_counter(const struct dvv *d, uint64_t actor)
     return c;
 }
 
-static uint64_t version_vv_counter(const struct dvv_vv *vv, uint64_t actor)
+static uint64_t vv_counter(const struct dvv_vv *vv, uint64_t actor)
 {
     uint64_t c = 0;
     for (uint32_t i = 0; i < vv->n; i++)
@@ -53,8 +53,8 @@ int version_update(struct version_update *u, const struct dvv *local,
             if (local->e[i].vals[j].ts >= u->val.ts)
                 u->val.ts = local->e[i].vals[j].ts + 1;
     /* An overwrite's context is the stored record's own join. */
-    uint64_t claimed = u->overwrite ? 0 : version_vv_counter(&u->ctx, u->actor);
-    uint64_t issued = version_dvv_counter(local, u->actor);
+    uint64_t claimed = u->overwrite ? 0 : vv_counter(&u->ctx, u->actor);
+    uint64_t issued = own_dvv_counter(local, u->actor);
     if (claimed > issued) {
         snprintf(u->msg, sizeof(u->msg),
                  "the context claims counter %" PRIu64 " for this node, "
@@ -86,8 +86,8 @@ int version_merge(struct version_merge *m, const struct dvv *local,
         for (uint32_t j = 0; j < in->e[i].nvals; j++)
             if (in->e[i].vals[j].ts > m->max_ts)
                 return RK_ECLOCK_SKEW;
-    uint64_t claimed = version_dvv_counter(in, m->actor);
-    uint64_t issued = version_dvv_counter(local, m->actor);
+    uint64_t claimed = own_dvv_counter(in, m->actor);
+    uint64_t issued = own_dvv_counter(local, m->actor);
     if (claimed > issued) {
         snprintf(m->msg, sizeof(m->msg),
                  "record claims counter %" PRIu64 " for this node's actor, "

@@ -52,7 +52,7 @@ static int cmp_id(const void *a, const void *b)
 /* Checks q, n and members, and allocates a ring whose ids are the members
  * sorted. If sorted_from is not NULL, sorted_from[i] is set to the position
  * in members[] of sorted member i. */
-static int ring_alloc(struct ring **out, uint32_t q, const char *const *members,
+static int alloc_ring(struct ring **out, uint32_t q, const char *const *members,
                       uint32_t n, uint32_t *sorted_from)
 {
     const char **sorted = NULL;
@@ -134,7 +134,7 @@ int ring_build(struct ring **out, uint32_t q, const char *const *members,
 
     if (out == NULL)
         return -EINVAL;
-    err = ring_alloc(&r, q, members, n, NULL);
+    err = alloc_ring(&r, q, members, n, NULL);
     if (err != 0)
         return err;
     ring__deal(r);
@@ -153,7 +153,7 @@ int ring_rebuild(struct ring **out, const struct ring *prev,
 
     if (out == NULL || prev == NULL)
         return -EINVAL;
-    err = ring_alloc(&r, prev->q, members, n, NULL);
+    err = alloc_ring(&r, prev->q, members, n, NULL);
     if (err != 0)
         return err;
     for (i = 0; i < prev->n; i++) {
@@ -184,7 +184,7 @@ int ring_build_owned(struct ring **out, uint32_t q, const char *const *members,
 
     if (out == NULL || owners == NULL)
         return -EINVAL;
-    err = ring_alloc(&r, q, members, n, from);
+    err = alloc_ring(&r, q, members, n, from);
     if (err != 0)
         return err;
     for (i = 0; i < n; i++)
