@@ -67,31 +67,31 @@ void rkc_result_free(struct rkc_result *res)
     memset(res, 0, sizeof(*res));
 }
 
-static void rkc__set_msg(struct rkc_result *res, const char *msg)
+static void set_msg(struct rkc_result *res, const char *msg)
 {
     snprintf(res->message, sizeof(res->message), "%s", msg);
 }
 
 /* A result carrying a local error (nothing allocated). */
-static int rkc__fail(struct rkc_result *res, int err, bool definite)
+static int fail_with(struct rkc_result *res, int err, bool definite)
 {
     if (res == NULL)
         return err;
     memset(res, 0, sizeof(*res));
     res->err = err;
     res->definite = definite;
-    rkc__set_msg(res, rk_err_msg(err));
+    set_msg(res, rk_err_msg(err));
     return err;
 }
 
-static size_t rkc__align(size_t n)
+static size_t align_up(size_t n)
 {
     const size_t a = sizeof(max_align_t);
     return (n + a - 1) / a * a;
 }
 
 /* Copies a NUL-terminated string to *p and advances it. */
-static const char *rkc__copy_str(uint8_t **p, const char *s)
+static const char *copy_str(uint8_t **p, const char *s)
 {
     size_t n = strlen(s) + 1;
     memcpy(*p, s, n);
@@ -105,14 +105,14 @@ static const char *rkc__copy_str(uint8_t **p, const char *s)
  * bounded by the frame (<= RKC_MAX_RESPONSE) plus the codec's element maxima
  * (values, stats, members <= 256, q <= 65536, nval <= 16), so the sum cannot
  * overflow. */
-static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
+static int fill_result(struct rkc_result *res, const struct wire_resp *wr)
 {
     memset(res, 0, sizeof(*res));
     size_t npref = wr->pref != NULL ? (size_t)wr->q * wr->nval : 0;
-    size_t a_vals = rkc__align(wr->nvalues * sizeof(struct rkc_value));
-    size_t a_stats = rkc__align(wr->nstats * sizeof(struct rkc_stat));
-    size_t a_members = rkc__align(wr->nmembers * sizeof(struct rkc_member));
-    size_t a_pref = rkc__align(npref * sizeof(uint16_t));
+    size_t a_vals = align_up(wr->nvalues * sizeof(struct rkc_value));
+    size_t a_stats = align_up(wr->nstats * sizeof(struct rkc_stat));
+    size_t a_members = align_up(wr->nmembers * sizeof(struct rkc_member));
+    size_t a_pref = align_up(npref * sizeof(uint16_t));
     size_t arrays = a_vals + a_stats + a_members + a_pref;
     size_t bytes = wr->ctx_len;
     for (uint32_t i = 0; i < wr->nvalues; i++)
@@ -144,15 +144,15 @@ static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
         p += (size_t)wr->values[i].len + 1;
     }
     for (uint32_t i = 0; i < wr->nstats; i++) {
-        stats[i].name = rkc__copy_str(&p, wr->stats[i].name);
+        stats[i].name = copy_str(&p, wr->stats[i].name);
         stats[i].sval = NULL;
         stats[i].ival = wr->stats[i].ival;
         if (wr->stats[i].sval != NULL)
-            stats[i].sval = rkc__copy_str(&p, wr->stats[i].sval);
+            stats[i].sval = copy_str(&p, wr->stats[i].sval);
     }
     for (uint32_t i = 0; i < wr->nmembers; i++) {
-        members[i].id = rkc__copy_str(&p, wr->members[i].id);
-        members[i].addr = rkc__copy_str(&p, wr->members[i].addr);
+        members[i].id = copy_str(&p, wr->members[i].id);
+        members[i].addr = copy_str(&p, wr->members[i].addr);
         members[i].up = wr->members[i].up;
         members[i].self = wr->members[i].self;
     }
@@ -177,13 +177,13 @@ static int rkc__fill(struct rkc_result *res, const struct wire_resp *wr)
     res->err = wr->err;
     res->definite = wr->err != 0 && wr->definite;
     if (wr->err != 0)
-        rkc__set_msg(res, wr->msg != NULL ? wr->msg : rk_err_msg(wr->err));
+        set_msg(res, wr->msg != NULL ? wr->msg : rk_err_msg(wr->err));
     return 0;
 }
 
 /* ---- time and waiting ---------------------------------------------------- */
 
-static int64_t rkc__now_ms(void)
+static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -191,20 +191,20 @@ static int64_t rkc__now_ms(void)
 }
 
 /* -1 = no deadline. */
-static int64_t rkc__deadline(int timeout_ms)
+static int64_t deadline_ms(int timeout_ms)
 {
-    return timeout_ms > 0 ? rkc__now_ms() + timeout_ms : -1;
+    return timeout_ms > 0 ? mono_ms() + timeout_ms : -1;
 }
 
 /* Waits until fd is ready for events or the deadline passes. Returns 0
  * (ready, or an error/hangup the next I/O call will report), -ETIMEDOUT, or
  * -errno. */
-static int rkc__wait(int fd, short events, int64_t deadline)
+static int wait_io(int fd, short events, int64_t deadline)
 {
     for (;;) {
         int ms = -1;
         if (deadline >= 0) {
-            int64_t left = deadline - rkc__now_ms();
+            int64_t left = deadline - mono_ms();
             if (left <= 0)
                 return -ETIMEDOUT;
             ms = left > INT32_MAX ? INT32_MAX : (int)left;
@@ -222,7 +222,7 @@ static int rkc__wait(int fd, short events, int64_t deadline)
 
 /* ---- connection state ---------------------------------------------------- */
 
-static int rkc__break(struct rkc *c, int err)
+static int break_conn(struct rkc *c, int err)
 {
     if (c->broken == 0) {
         c->broken = err;
@@ -236,7 +236,7 @@ static int rkc__break(struct rkc *c, int err)
     return err;
 }
 
-static bool rkc__is_pending(const struct rkc *c, uint64_t id, size_t *at)
+static bool is_pending(const struct rkc *c, uint64_t id, size_t *at)
 {
     for (size_t i = 0; i < c->npending; i++) {
         if (c->pending[i] == id) {
@@ -250,14 +250,14 @@ static bool rkc__is_pending(const struct rkc *c, uint64_t id, size_t *at)
 
 /* Removes pending[at], keeping the order (responses mostly arrive in order,
  * so the search above usually stops at the front). */
-static void rkc__unpend(struct rkc *c, size_t at)
+static void unpend(struct rkc *c, size_t at)
 {
     memmove(&c->pending[at], &c->pending[at + 1],
             (c->npending - at - 1) * sizeof(c->pending[0]));
     c->npending--;
 }
 
-static int rkc__pend(struct rkc *c, uint64_t id)
+static int pend(struct rkc *c, uint64_t id)
 {
     if (c->npending == c->cap_pending) {
         size_t cap = c->cap_pending ? c->cap_pending * 2 : 16;
@@ -272,7 +272,7 @@ static int rkc__pend(struct rkc *c, uint64_t id)
 }
 
 /* Writes all of out. *written counts the bytes sent by this call. */
-static int rkc__flush(struct rkc *c, int64_t deadline, size_t *written)
+static int flush_out(struct rkc *c, int64_t deadline, size_t *written)
 {
     size_t off = 0;
     int rc = 0;
@@ -289,20 +289,20 @@ static int rkc__flush(struct rkc *c, int64_t deadline, size_t *written)
             rc = -errno;
             break;
         }
-        rc = rkc__wait(c->fd, POLLOUT, deadline);
+        rc = wait_io(c->fd, POLLOUT, deadline);
         if (rc != 0)
             break;
     }
     if (written != NULL)
         *written = off;
     if (rc != 0)
-        return rkc__break(c, rc);
+        return break_conn(c, rc);
     c->out.len = 0;
     return 0;
 }
 
 /* Reads until in holds one whole frame; *body_len is its body length. */
-static int rkc__read_frame(struct rkc *c, int64_t deadline, uint32_t *body_len)
+static int read_frame(struct rkc *c, int64_t deadline, uint32_t *body_len)
 {
     for (;;) {
         struct wire_frame f;
@@ -316,13 +316,13 @@ static int rkc__read_frame(struct rkc *c, int64_t deadline, uint32_t *body_len)
         case WIRE_SPLIT_MORE:
             break;
         default:
-            return rkc__break(c, RK_EPROTO);
+            return break_conn(c, RK_EPROTO);
         }
         size_t want = f.need - c->in.len;
         if (want < RKC_READ_CHUNK)
             want = RKC_READ_CHUNK;
         if (wire_buf_reserve(&c->in, want) != 0)
-            return rkc__break(c, -ENOMEM);
+            return break_conn(c, -ENOMEM);
         ssize_t n =
             recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
         if (n > 0) {
@@ -330,28 +330,28 @@ static int rkc__read_frame(struct rkc *c, int64_t deadline, uint32_t *body_len)
             continue;
         }
         if (n == 0)
-            return rkc__break(c, -ECONNRESET);
+            return break_conn(c, -ECONNRESET);
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return rkc__break(c, -errno);
-        int rc = rkc__wait(c->fd, POLLIN, deadline);
+            return break_conn(c, -errno);
+        int rc = wait_io(c->fd, POLLIN, deadline);
         if (rc != 0)
-            return rkc__break(c, rc);
+            return break_conn(c, rc);
     }
 }
 
 /* Receives the next response to a pending request into res. Returns 0 with
  * *id set, or a breaking error with res holding it. */
-static int rkc__recv(struct rkc *c, int64_t deadline, struct rkc_result *res,
-                     uint64_t *id)
+static int recv_reply(struct rkc *c, int64_t deadline, struct rkc_result *res,
+                      uint64_t *id)
 {
     uint32_t len = 0;
-    int rc = rkc__read_frame(c, deadline, &len);
+    int rc = read_frame(c, deadline, &len);
     if (rc != 0) {
-        rkc__fail(res, rc, false);
+        fail_with(res, rc, false);
         if (rc == RK_EPROTO)
-            rkc__set_msg(res, "response frame length is 0 or too large");
+            set_msg(res, "response frame length is 0 or too large");
         return rc;
     }
 
@@ -371,23 +371,23 @@ static int rkc__recv(struct rkc *c, int64_t deadline, struct rkc_result *res,
         rc = wr.err != 0 ? wr.err : RK_EPROTO;
         if (wr.err != 0 && wr.msg != NULL)
             snprintf(smsg, sizeof(smsg), "%s", wr.msg);
-    } else if (!rkc__is_pending(c, wr.id, &at)) {
+    } else if (!is_pending(c, wr.id, &at)) {
         rc = RK_EPROTO;
         snprintf(smsg, sizeof(smsg), "response to id %llu, never asked",
                  (unsigned long long)wr.id);
     } else {
-        rc = rkc__fill(res, &wr);
+        rc = fill_result(res, &wr);
         if (rc == 0) {
-            rkc__unpend(c, at);
+            unpend(c, at);
             *id = wr.id;
         }
     }
     msgpack_zone_clear(&c->zone);
     if (rc != 0) {
-        rkc__break(c, rc);
-        rkc__fail(res, rc, false);
+        break_conn(c, rc);
+        fail_with(res, rc, false);
         if (smsg[0] != 0)
-            rkc__set_msg(res, smsg);
+            set_msg(res, smsg);
         return rc;
     }
     wire_buf_consume(&c->in, WIRE_HDR_LEN + (size_t)len);
@@ -398,8 +398,7 @@ static int rkc__recv(struct rkc *c, int64_t deadline, struct rkc_result *res,
 
 /* ---- connecting ---------------------------------------------------------- */
 
-static int rkc__connect_one(const struct addrinfo *ai, int64_t deadline,
-                            int *fd_out)
+static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd_out)
 {
     int fd =
         socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -412,7 +411,7 @@ static int rkc__connect_one(const struct addrinfo *ai, int64_t deadline,
             rc = -errno;
             goto out;
         }
-        rc = rkc__wait(fd, POLLOUT, deadline);
+        rc = wait_io(fd, POLLOUT, deadline);
         if (rc != 0)
             goto out;
         int soerr = 0;
@@ -439,7 +438,7 @@ out:
 
 /* Every getaddrinfo failure but running out of memory means the name did
  * not resolve (no such name, no DNS answer, no resolver configured). */
-static int rkc__gai_err(int e)
+static int gai_err(int e)
 {
     return e == EAI_MEMORY ? -ENOMEM : RKC_ERESOLVE;
 }
@@ -462,13 +461,13 @@ int rkc_connect(struct rkc **out, const char *host, uint16_t port,
     struct addrinfo *ais = NULL;
     int e = getaddrinfo(host, portstr, &hints, &ais);
     if (e != 0)
-        return rkc__gai_err(e);
+        return gai_err(e);
 
-    int64_t deadline = rkc__deadline(timeout_ms);
+    int64_t deadline = deadline_ms(timeout_ms);
     int fd = -1;
     int rc = -EHOSTUNREACH;
     for (const struct addrinfo *ai = ais; ai != NULL; ai = ai->ai_next) {
-        rc = rkc__connect_one(ai, deadline, &fd);
+        rc = connect_one(ai, deadline, &fd);
         if (rc == 0 || rc == -ETIMEDOUT)
             break;
     }
@@ -546,8 +545,8 @@ int rkc_send(struct rkc *c, const struct wire_req *req, uint64_t *id)
     if (q.id == 0) {
         do {
             q.id = c->next_id++;
-        } while (q.id == 0 || rkc__is_pending(c, q.id, NULL));
-    } else if (rkc__is_pending(c, q.id, NULL)) {
+        } while (q.id == 0 || is_pending(c, q.id, NULL));
+    } else if (is_pending(c, q.id, NULL)) {
         return -EINVAL;
     }
     if (q.r == 0)
@@ -556,7 +555,7 @@ int rkc_send(struct rkc *c, const struct wire_req *req, uint64_t *id)
         q.w = c->w;
 
     size_t before = c->out.len;
-    int rc = rkc__pend(c, q.id);
+    int rc = pend(c, q.id);
     if (rc != 0)
         return rc;
     rc = wire_encode_req(&c->out, &q);
@@ -576,7 +575,7 @@ int rkc_flush(struct rkc *c)
         return -EINVAL;
     if (c->broken != 0)
         return -ENOTCONN;
-    return rkc__flush(c, rkc__deadline(c->timeout_ms), NULL);
+    return flush_out(c, deadline_ms(c->timeout_ms), NULL);
 }
 
 int rkc_recv(struct rkc *c, struct rkc_result *res, uint64_t *id)
@@ -585,16 +584,16 @@ int rkc_recv(struct rkc *c, struct rkc_result *res, uint64_t *id)
     if (id != NULL)
         *id = 0;
     if (c == NULL || res == NULL)
-        return rkc__fail(res, -EINVAL, true);
+        return fail_with(res, -EINVAL, true);
     if (c->broken != 0)
-        return rkc__fail(res, -ENOTCONN, false);
+        return fail_with(res, -ENOTCONN, false);
     if (c->npending == 0)
-        return rkc__fail(res, -EINVAL, true);
-    int64_t deadline = rkc__deadline(c->timeout_ms);
-    int rc = rkc__flush(c, deadline, NULL);
+        return fail_with(res, -EINVAL, true);
+    int64_t deadline = deadline_ms(c->timeout_ms);
+    int rc = flush_out(c, deadline, NULL);
     if (rc != 0)
-        return rkc__fail(res, rc, false);
-    rc = rkc__recv(c, deadline, res, &got);
+        return fail_with(res, rc, false);
+    rc = recv_reply(c, deadline, res, &got);
     if (rc == 0 && id != NULL)
         *id = got;
     return rc;
@@ -602,32 +601,32 @@ int rkc_recv(struct rkc *c, struct rkc_result *res, uint64_t *id)
 
 /* ---- simple calls -------------------------------------------------------- */
 
-static int rkc__call(struct rkc *c, const struct wire_req *req,
-                     struct rkc_result *res)
+static int call_op(struct rkc *c, const struct wire_req *req,
+                   struct rkc_result *res)
 {
     if (c == NULL || res == NULL)
-        return rkc__fail(res, -EINVAL, true);
+        return fail_with(res, -EINVAL, true);
     if (c->broken != 0)
-        return rkc__fail(res, -ENOTCONN, true);
+        return fail_with(res, -ENOTCONN, true);
     if (c->npending != 0)
-        return rkc__fail(res, -EBUSY, true);
-    int64_t deadline = rkc__deadline(c->timeout_ms);
+        return fail_with(res, -EBUSY, true);
+    int64_t deadline = deadline_ms(c->timeout_ms);
     uint64_t id;
     int rc = rkc_send(c, req, &id);
     if (rc != 0)
-        return rkc__fail(res, rc, true);
+        return fail_with(res, rc, true);
     size_t written = 0;
-    rc = rkc__flush(c, deadline, &written);
+    rc = flush_out(c, deadline, &written);
     if (rc != 0)
-        return rkc__fail(res, rc, written == 0);
+        return fail_with(res, rc, written == 0);
     uint64_t got;
-    rc = rkc__recv(c, deadline, res, &got);
+    rc = recv_reply(c, deadline, res, &got);
     if (rc != 0)
         return rc;
     return res->err;
 }
 
-static int rkc__check_sizes(size_t klen, size_t vlen, size_t ctxlen)
+static int check_sizes(size_t klen, size_t vlen, size_t ctxlen)
 {
     if (klen == 0 || klen > UINT32_MAX || vlen > UINT32_MAX ||
         ctxlen > UINT32_MAX)
@@ -635,16 +634,16 @@ static int rkc__check_sizes(size_t klen, size_t vlen, size_t ctxlen)
     return 0;
 }
 
-static int rkc__get(struct rkc *c, const void *key, size_t klen, bool local,
-                    struct rkc_result *res)
+static int get_op(struct rkc *c, const void *key, size_t klen, bool local,
+                  struct rkc_result *res)
 {
-    if (key == NULL || rkc__check_sizes(klen, 0, 0) != 0)
-        return rkc__fail(res, -EINVAL, true);
+    if (key == NULL || check_sizes(klen, 0, 0) != 0)
+        return fail_with(res, -EINVAL, true);
     struct wire_req req = {.op = WIRE_OP_GET,
                            .key = key,
                            .key_len = (uint32_t)klen,
                            .local = local};
-    int rc = rkc__call(c, &req, res);
+    int rc = call_op(c, &req, res);
     if (rc == RK_ENOT_FOUND) {
         rkc_result_free(res);
         rc = 0;
@@ -654,22 +653,21 @@ static int rkc__get(struct rkc *c, const void *key, size_t klen, bool local,
 
 int rkc_get(struct rkc *c, const void *key, size_t klen, struct rkc_result *res)
 {
-    return rkc__get(c, key, klen, false, res);
+    return get_op(c, key, klen, false, res);
 }
 
 int rkc_get_local(struct rkc *c, const void *key, size_t klen,
                   struct rkc_result *res)
 {
-    return rkc__get(c, key, klen, true, res);
+    return get_op(c, key, klen, true, res);
 }
 
 int rkc_put(struct rkc *c, const void *key, size_t klen, const void *value,
             size_t vlen, const void *ctx, size_t ctxlen, struct rkc_result *res)
 {
     if (key == NULL || (value == NULL && vlen > 0) ||
-        (ctx == NULL && ctxlen > 0) ||
-        rkc__check_sizes(klen, vlen, ctxlen) != 0)
-        return rkc__fail(res, -EINVAL, true);
+        (ctx == NULL && ctxlen > 0) || check_sizes(klen, vlen, ctxlen) != 0)
+        return fail_with(res, -EINVAL, true);
     struct wire_req req = {.op = WIRE_OP_PUT,
                            .key = key,
                            .key_len = (uint32_t)klen,
@@ -677,28 +675,28 @@ int rkc_put(struct rkc *c, const void *key, size_t klen, const void *value,
                            .value_len = (uint32_t)vlen,
                            .ctx = ctxlen ? ctx : NULL,
                            .ctx_len = (uint32_t)ctxlen};
-    return rkc__call(c, &req, res);
+    return call_op(c, &req, res);
 }
 
 int rkc_del(struct rkc *c, const void *key, size_t klen, const void *ctx,
             size_t ctxlen, struct rkc_result *res)
 {
     if (key == NULL || (ctx == NULL && ctxlen > 0) ||
-        rkc__check_sizes(klen, 0, ctxlen) != 0)
-        return rkc__fail(res, -EINVAL, true);
+        check_sizes(klen, 0, ctxlen) != 0)
+        return fail_with(res, -EINVAL, true);
     struct wire_req req = {.op = WIRE_OP_DEL,
                            .key = key,
                            .key_len = (uint32_t)klen,
                            .ctx = ctxlen ? ctx : NULL,
                            .ctx_len = (uint32_t)ctxlen};
-    return rkc__call(c, &req, res);
+    return call_op(c, &req, res);
 }
 
 int rkc_ping(struct rkc *c)
 {
     struct rkc_result res;
     struct wire_req req = {.op = WIRE_OP_PING};
-    int rc = rkc__call(c, &req, &res);
+    int rc = call_op(c, &req, &res);
     rkc_result_free(&res);
     return rc;
 }
@@ -706,17 +704,17 @@ int rkc_ping(struct rkc *c)
 int rkc_stats(struct rkc *c, struct rkc_result *res)
 {
     struct wire_req req = {.op = WIRE_OP_STATS};
-    return rkc__call(c, &req, res);
+    return call_op(c, &req, res);
 }
 
 int rkc_members(struct rkc *c, struct rkc_result *res)
 {
     struct wire_req req = {.op = WIRE_OP_MEMBERS};
-    return rkc__call(c, &req, res);
+    return call_op(c, &req, res);
 }
 
 int rkc_ring(struct rkc *c, struct rkc_result *res)
 {
     struct wire_req req = {.op = WIRE_OP_RING};
-    return rkc__call(c, &req, res);
+    return call_op(c, &req, res);
 }

@@ -27,7 +27,7 @@ size_t rkc_b64_len(size_t n)
     return (n + 2) / 3 * 4;
 }
 
-static void rkc__b64_write(char *dst, const uint8_t *p, size_t n)
+static void b64_write(char *dst, const uint8_t *p, size_t n)
 {
     size_t i = 0;
     for (; i + 3 <= n; i += 3) {
@@ -62,7 +62,7 @@ int rkc_b64_append(struct wire_buf *b, const void *p, size_t n)
     int rc = wire_buf_reserve(b, len);
     if (rc != 0)
         return rc;
-    rkc__b64_write((char *)b->data + b->len, p, n);
+    b64_write((char *)b->data + b->len, p, n);
     b->len += len;
     return 0;
 }
@@ -74,13 +74,13 @@ char *rkc_b64_encode(const void *p, size_t n)
     char *s = malloc(rkc_b64_len(n) + 1);
     if (s == NULL)
         return NULL;
-    rkc__b64_write(s, p, n);
+    b64_write(s, p, n);
     s[rkc_b64_len(n)] = 0;
     return s;
 }
 
 /* 0..63, or -1 for a character outside the alphabet. */
-static int rkc__b64_val(unsigned char ch)
+static int b64_val(unsigned char ch)
 {
     if (ch >= 'A' && ch <= 'Z')
         return ch - 'A';
@@ -121,7 +121,7 @@ int rkc_b64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len,
             unsigned char ch = (unsigned char)s[i + k];
             int d = 0;
             if (k < chars) {
-                d = rkc__b64_val(ch);
+                d = b64_val(ch);
                 if (d < 0) {
                     w = ch == '=' ? "padding '=' before the end"
                                   : "character outside the base64 alphabet";
@@ -155,7 +155,7 @@ bad:
 /* ---- UTF-8 --------------------------------------------------------------- */
 
 /* Length of the well-formed UTF-8 sequence at p[0..n), or 0 if none. */
-static size_t rkc__utf8_seq(const uint8_t *p, size_t n)
+static size_t utf8_seq(const uint8_t *p, size_t n)
 {
     uint8_t c = p[0];
     if (c < 0x80)
@@ -193,7 +193,7 @@ bool rkc_utf8_valid(const void *p, size_t n)
     const uint8_t *s = p;
     size_t i = 0;
     while (i < n) {
-        size_t l = rkc__utf8_seq(s + i, n - i);
+        size_t l = utf8_seq(s + i, n - i);
         if (l == 0)
             return false;
         i += l;
@@ -203,14 +203,14 @@ bool rkc_utf8_valid(const void *p, size_t n)
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static int rkc__json_str(struct wire_buf *b, const uint8_t *s, size_t n)
+static int json_str(struct wire_buf *b, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     if (wire_buf_append(b, "\"", 1) != 0)
         return -ENOMEM;
     size_t i = 0;
     while (i < n) {
-        size_t l = rkc__utf8_seq(s + i, n - i);
+        size_t l = utf8_seq(s + i, n - i);
         char esc[7];
         const void *out = esc;
         size_t olen = 2;
@@ -253,7 +253,7 @@ static int rkc__json_str(struct wire_buf *b, const uint8_t *s, size_t n)
 int rkc_json_append_str(struct wire_buf *b, const void *p, size_t n)
 {
     size_t before = b->len;
-    int rc = rkc__json_str(b, p, n);
+    int rc = json_str(b, p, n);
     if (rc != 0)
         b->len = before;
     return rc;
