@@ -8,7 +8,7 @@
  * Design: CONFIG_OPTIONS in config.h is expanded here into
  *   - config_table[]: name, type, default text, range, words, help;
  *   - enum config_opt: each option's index in that table;
- *   - config_store()/config_load(): a switch from index to struct field,
+ *   - store_value()/load_value(): a switch from index to struct field,
  *     going through union config_val, so all parsing, printing and range
  *     checks are written once per *type*, never per option.
  * Defaults are text in the table and go through the same parser as user
@@ -104,7 +104,7 @@ const struct config_option *config_options(size_t *n)
 
 /* Frees a string option after wiping it: one of them is the cluster secret,
  * and the others are too few and small to tell apart cheaply. */
-static void config_free_string(char *s)
+static void free_string(char *s)
 {
     if (s == NULL)
         return;
@@ -121,7 +121,7 @@ union config_val {
 
 #define CONFIG_STORE_STRING(f, v)                                              \
     do {                                                                       \
-        config_free_string(f);                                                 \
+        free_string(f);                                                        \
         (f) = (v).s;                                                           \
     } while (0)
 #define CONFIG_STORE_UINT(f, v)     ((f) = (uint32_t)(v).u)
@@ -131,7 +131,7 @@ union config_val {
 #define CONFIG_STORE_ENUM(f, v)     ((f) = (v).e)
 
 /* Stores v into option idx; a string's ownership moves into c. */
-static void config_store(struct config *c, size_t idx, union config_val v)
+static void store_value(struct config *c, size_t idx, union config_val v)
 {
     switch ((enum config_opt)idx) {
 #define CONFIG_STORE_(name, type, def, min, max, help)                         \
@@ -154,7 +154,7 @@ static void config_store(struct config *c, size_t idx, union config_val v)
 #define CONFIG_LOAD_ENUM(f)     (v.e = (int)(f))
 
 /* The value of option idx; a string is borrowed from c. */
-static union config_val config_load(const struct config *c, size_t idx)
+static union config_val load_value(const struct config *c, size_t idx)
 {
     union config_val v = {.u = 0};
     switch ((enum config_opt)idx) {
@@ -183,22 +183,22 @@ void config__err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int config_lower(int ch)
+static int to_lower(int ch)
 {
     return ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch;
 }
 
-static bool config_word_eq(const char *a, const char *b)
+static bool word_eq(const char *a, const char *b)
 {
     for (; *a != '\0' && *b != '\0'; a++, b++) {
-        if (config_lower((unsigned char)*a) != config_lower((unsigned char)*b))
+        if (to_lower((unsigned char)*a) != to_lower((unsigned char)*b))
             return false;
     }
     return *a == *b;
 }
 
 /* Option names compare with '-' and '_' equivalent. */
-static bool config_name_eq(const char *name, const char *key)
+static bool name_eq(const char *name, const char *key)
 {
     for (; *name != '\0' && *key != '\0'; name++, key++) {
         char k = *key == '-' ? '_' : *key;
@@ -211,13 +211,13 @@ static bool config_name_eq(const char *name, const char *key)
 const struct config_option *config_find(const char *name)
 {
     for (size_t i = 0; i < CONFIG_NOPTS; i++) {
-        if (config_name_eq(config_table[i].name, name))
+        if (name_eq(config_table[i].name, name))
             return &config_table[i];
     }
     return NULL;
 }
 
-static size_t config_index(const struct config_option *opt)
+static size_t option_index(const struct config_option *opt)
 {
     assert(opt >= config_table && opt < config_table + CONFIG_NOPTS);
     return (size_t)(opt - config_table);
@@ -268,7 +268,7 @@ enum config_num_err {
 /* Parses digits, optional blanks, and a unit from units (NULL: no unit
  * allowed) covering all of s. */
 static enum config_num_err
-config_parse_num(const char *s, const struct config_unit *units, uint64_t *out)
+parse_num(const char *s, const struct config_unit *units, uint64_t *out)
 {
     uint64_t v = 0;
     const char *p = s;
@@ -293,7 +293,7 @@ config_parse_num(const char *s, const struct config_unit *units, uint64_t *out)
     while (*p == ' ' || *p == '\t')
         p++;
     const struct config_unit *u = units;
-    while (u->name != NULL && !config_word_eq(u->name, p))
+    while (u->name != NULL && !word_eq(u->name, p))
         u++;
     if (u->name == NULL)
         return CONFIG_NUM_BAD_UNIT;
@@ -303,11 +303,11 @@ config_parse_num(const char *s, const struct config_unit *units, uint64_t *out)
     return CONFIG_NUM_OK;
 }
 
-static int config_parse_units(const char *s, const struct config_unit *units,
-                              uint64_t *out)
+static int parse_units(const char *s, const struct config_unit *units,
+                       uint64_t *out)
 {
     uint64_t v;
-    if (config_parse_num(s, units, &v) != CONFIG_NUM_OK)
+    if (parse_num(s, units, &v) != CONFIG_NUM_OK)
         return RK_ECONFIG;
     *out = v;
     return 0;
@@ -315,28 +315,28 @@ static int config_parse_units(const char *s, const struct config_unit *units,
 
 int config_parse_uint(const char *s, uint64_t *out)
 {
-    return config_parse_units(s, NULL, out);
+    return parse_units(s, NULL, out);
 }
 
 int config_parse_size(const char *s, uint64_t *out)
 {
-    return config_parse_units(s, config_size_units, out);
+    return parse_units(s, config_size_units, out);
 }
 
 int config_parse_duration(const char *s, uint64_t *out)
 {
-    return config_parse_units(s, config_duration_units, out);
+    return parse_units(s, config_duration_units, out);
 }
 
 /* Writes n with the largest unit of units[] that divides it exactly
  * (units ordered small to large; entry 0 is the bare number). */
-static void config_fmt_num(uint64_t n, const struct config_unit *units,
-                           const char *const *names, char *buf, size_t len)
+static void fmt_num(uint64_t n, const struct config_unit *units,
+                    const char *const *names, char *buf, size_t len)
 {
     size_t best = 0;
     for (size_t i = 1; names[i] != NULL; i++) {
         const struct config_unit *u = units;
-        while (!config_word_eq(u->name, names[i]))
+        while (!word_eq(u->name, names[i]))
             u++;
         if (n != 0 && n % u->mult == 0)
             best = i;
@@ -346,7 +346,7 @@ static void config_fmt_num(uint64_t n, const struct config_unit *units,
         return;
     }
     const struct config_unit *u = units;
-    while (!config_word_eq(u->name, names[best]))
+    while (!word_eq(u->name, names[best]))
         u++;
     snprintf(buf, len, "%" PRIu64 "%s", n / u->mult, names[best]);
 }
@@ -355,28 +355,28 @@ static const char *const config_size_names[] = {"",    "KiB", "MiB",
                                                 "GiB", "TiB", NULL};
 static const char *const config_duration_names[] = {"ms", "s", "m", "h", NULL};
 
-static void config_fmt_size(uint64_t n, char *buf, size_t len)
+static void fmt_size(uint64_t n, char *buf, size_t len)
 {
-    config_fmt_num(n, config_size_units, config_size_names, buf, len);
+    fmt_num(n, config_size_units, config_size_names, buf, len);
 }
 
-static void config_fmt_duration(uint64_t n, char *buf, size_t len)
+static void fmt_duration(uint64_t n, char *buf, size_t len)
 {
     if (n == 0) {
         snprintf(buf, len, "0");
         return;
     }
-    config_fmt_num(n, config_duration_units, config_duration_names, buf, len);
+    fmt_num(n, config_duration_units, config_duration_names, buf, len);
 }
 
 /* A number of opt's type, as text: "7001", "8MiB", "100ms". */
-static void config_fmt_typed(const struct config_option *opt, uint64_t n,
-                             char *buf, size_t len)
+static void fmt_typed(const struct config_option *opt, uint64_t n, char *buf,
+                      size_t len)
 {
     if (opt->type == CONFIG_SIZE)
-        config_fmt_size(n, buf, len);
+        fmt_size(n, buf, len);
     else if (opt->type == CONFIG_DURATION)
-        config_fmt_duration(n, buf, len);
+        fmt_duration(n, buf, len);
     else
         snprintf(buf, len, "%" PRIu64, n);
 }
@@ -385,8 +385,8 @@ static void config_fmt_typed(const struct config_option *opt, uint64_t n,
 void config__fmt_range(const struct config_option *opt, char *buf, size_t len)
 {
     char lo[32], hi[32];
-    config_fmt_typed(opt, opt->min, lo, sizeof(lo));
-    config_fmt_typed(opt, opt->max, hi, sizeof(hi));
+    fmt_typed(opt, opt->min, lo, sizeof(lo));
+    fmt_typed(opt, opt->max, hi, sizeof(hi));
     snprintf(buf, len, "%s..%s", lo, hi);
 }
 
@@ -396,10 +396,10 @@ static const char *const config_true_words[] = {"yes", "true", "on", "1", NULL};
 static const char *const config_false_words[] = {"no", "false", "off", "0",
                                                  NULL};
 
-static int config_find_word(const char *const *words, const char *s)
+static int find_word(const char *const *words, const char *s)
 {
     for (int i = 0; words[i] != NULL; i++) {
-        if (config_word_eq(words[i], s))
+        if (word_eq(words[i], s))
             return i;
     }
     return -1;
@@ -407,11 +407,11 @@ static int config_find_word(const char *const *words, const char *s)
 
 int config_parse_bool(const char *s, bool *out)
 {
-    if (config_find_word(config_true_words, s) >= 0) {
+    if (find_word(config_true_words, s) >= 0) {
         *out = true;
         return 0;
     }
-    if (config_find_word(config_false_words, s) >= 0) {
+    if (find_word(config_false_words, s) >= 0) {
         *out = false;
         return 0;
     }
@@ -420,9 +420,9 @@ int config_parse_bool(const char *s, bool *out)
 
 /* Parses text as a value of opt into *v (a string is malloc'd). label
  * prefixes error messages. Returns 0, RK_ECONFIG or -ENOMEM. */
-static int config_parse_value(const struct config_option *opt, const char *text,
-                              const char *label, union config_val *v, char *err,
-                              size_t errlen)
+static int parse_value(const struct config_option *opt, const char *text,
+                       const char *label, union config_val *v, char *err,
+                       size_t errlen)
 {
     switch (opt->type) {
     case CONFIG_STRING:
@@ -448,7 +448,7 @@ static int config_parse_value(const struct config_option *opt, const char *text,
                     label, text);
         return RK_ECONFIG;
     case CONFIG_ENUM: {
-        int i = config_find_word(opt->words, text);
+        int i = find_word(opt->words, text);
         if (i >= 0) {
             v->e = i;
             return 0;
@@ -481,7 +481,7 @@ static int config_parse_value(const struct config_option *opt, const char *text,
         uint64_t n = 0;
         char range[80];
         config__fmt_range(opt, range, sizeof(range));
-        switch (config_parse_num(text, units, &n)) {
+        switch (parse_num(text, units, &n)) {
         case CONFIG_NUM_OK:
             break;
         case CONFIG_NUM_NOT_A_NUMBER:
@@ -516,10 +516,10 @@ int config__set_opt(struct config *c, const struct config_option *opt,
                     size_t errlen)
 {
     union config_val v;
-    int rc = config_parse_value(opt, value, label, &v, err, errlen);
+    int rc = parse_value(opt, value, label, &v, err, errlen);
     if (rc != 0)
         return rc;
-    config_store(c, config_index(opt), v);
+    store_value(c, option_index(opt), v);
     return 0;
 }
 
@@ -553,7 +553,7 @@ int config_defaults(struct config *c)
 
 #define CONFIG_FREE_STRING(f)                                                  \
     do {                                                                       \
-        config_free_string(f);                                                 \
+        free_string(f);                                                        \
         (f) = NULL;                                                            \
     } while (0)
 #define CONFIG_FREE_UINT(f)
@@ -578,7 +578,7 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 {
     for (size_t i = 0; i < CONFIG_NOPTS; i++) {
         const struct config_option *opt = &config_table[i];
-        union config_val v = config_load(c, i);
+        union config_val v = load_value(c, i);
         switch (opt->type) {
         case CONFIG_STRING:
             if (v.s == NULL) {
@@ -591,7 +591,7 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         case CONFIG_DURATION:
             if (v.u < opt->min || v.u > opt->max) {
                 char val[32], range[80];
-                config_fmt_typed(opt, v.u, val, sizeof(val));
+                fmt_typed(opt, v.u, val, sizeof(val));
                 config__fmt_range(opt, range, sizeof(range));
                 config__err(err, errlen, "%s: %s is outside the range %s",
                             opt->name, val, range);
@@ -730,9 +730,8 @@ uint64_t config_max_record(const struct config *c)
 }
 
 /* Parses one "id@host:port" (host may be [v6]) of length len into m. */
-static int config_member_parse(const char *s, size_t len,
-                               struct config_member *m, char *err,
-                               size_t errlen)
+static int member_parse(const char *s, size_t len, struct config_member *m,
+                        char *err, size_t errlen)
 {
     const char *at = memchr(s, '@', len);
     const char *end = s + len;
@@ -811,7 +810,7 @@ int config_members(const struct config *c, struct config_member *out,
                                 CONFIG_MAX_MEMBERS);
                     return RK_ECONFIG;
                 }
-                int rc = config_member_parse(p, len, &tmp[k], err, errlen);
+                int rc = member_parse(p, len, &tmp[k], err, errlen);
                 if (rc != 0)
                     return rc;
                 for (uint32_t j = 0; j < k; j++) {
@@ -858,7 +857,7 @@ int config_members(const struct config *c, struct config_member *out,
 /* ---- printing ----------------------------------------------------------- */
 
 /* Whether a string needs quotes to survive the file syntax. */
-static bool config_needs_quotes(const char *s)
+static bool needs_quotes(const char *s)
 {
     if (*s == '\0')
         return true;
@@ -870,7 +869,7 @@ static bool config_needs_quotes(const char *s)
 }
 
 /* Appends s quoted and escaped, as snprintf would; returns the length. */
-static size_t config_quote(const char *s, char *buf, size_t len)
+static size_t quote_value(const char *s, char *buf, size_t len)
 {
     size_t n = 0;
 #define CONFIG_PUT_(ch)                                                        \
@@ -894,8 +893,8 @@ static size_t config_quote(const char *s, char *buf, size_t len)
 
 size_t config__format_string(const char *s, char *buf, size_t len)
 {
-    if (config_needs_quotes(s))
-        return config_quote(s, buf, len);
+    if (needs_quotes(s))
+        return quote_value(s, buf, len);
     int n = snprintf(buf, len, "%s", s);
     return n < 0 ? 0 : (size_t)n;
 }
@@ -903,7 +902,7 @@ size_t config__format_string(const char *s, char *buf, size_t len)
 size_t config_format(const struct config *c, const struct config_option *opt,
                      char *buf, size_t len)
 {
-    union config_val v = config_load(c, config_index(opt));
+    union config_val v = load_value(c, option_index(opt));
     char tmp[64];
     const char *text = tmp;
     switch (opt->type) {
@@ -912,7 +911,7 @@ size_t config_format(const struct config *c, const struct config_option *opt,
     case CONFIG_UINT:
     case CONFIG_SIZE:
     case CONFIG_DURATION:
-        config_fmt_typed(opt, v.u, tmp, sizeof(tmp));
+        fmt_typed(opt, v.u, tmp, sizeof(tmp));
         break;
     case CONFIG_BOOL:
         text = v.b ? "yes" : "no";

@@ -10,8 +10,8 @@
 #include "node/config_internal.h"
 
 /* The type column: "size, 1MiB..64TiB", "always, interval, never". */
-static void config_describe_type(const struct config_option *opt, char *buf,
-                                 size_t len)
+static void describe_type(const struct config_option *opt, char *buf,
+                          size_t len)
 {
     char range[80];
     switch (opt->type) {
@@ -52,8 +52,7 @@ static void config_describe_type(const struct config_option *opt, char *buf,
 }
 
 /* The default as it would be written in a file. */
-static void config_default_text(const struct config_option *opt, char *buf,
-                                size_t len)
+static void default_text(const struct config_option *opt, char *buf, size_t len)
 {
     if (opt->type == CONFIG_STRING)
         config__format_string(opt->def, buf, len);
@@ -63,8 +62,8 @@ static void config_default_text(const struct config_option *opt, char *buf,
 
 /* Writes text word-wrapped at width columns, each line starting with
  * prefix. */
-static void config_wrap(FILE *f, const char *prefix, const char *text,
-                        size_t width)
+static void wrap_text(FILE *f, const char *prefix, const char *text,
+                      size_t width)
 {
     size_t plen = strlen(prefix), col = 0;
     const char *p = text;
@@ -94,8 +93,7 @@ static void config_wrap(FILE *f, const char *prefix, const char *text,
 }
 
 /* "--data-dir" for "data_dir". */
-static void config_flag_name(const struct config_option *opt, char *buf,
-                             size_t len)
+static void flag_name(const struct config_option *opt, char *buf, size_t len)
 {
     snprintf(buf, len, "--%s", opt->name);
     for (char *p = buf + 2; *p != '\0'; p++) {
@@ -104,7 +102,7 @@ static void config_flag_name(const struct config_option *opt, char *buf,
     }
 }
 
-static const char *config_metavar(const struct config_option *opt)
+static const char *metavar(const struct config_option *opt)
 {
     switch (opt->type) {
     case CONFIG_STRING:
@@ -149,13 +147,13 @@ void config_print_help(FILE *f)
     for (size_t i = 0; i < nopts; i++) {
         const struct config_option *opt = &table[i];
         char flag[80], type[160], def[256], text[1024];
-        config_flag_name(opt, flag, sizeof(flag));
-        config_describe_type(opt, type, sizeof(type));
-        config_default_text(opt, def, sizeof(def));
-        fprintf(f, "  %s %s\n", flag, config_metavar(opt));
+        flag_name(opt, flag, sizeof(flag));
+        describe_type(opt, type, sizeof(type));
+        default_text(opt, def, sizeof(def));
+        fprintf(f, "  %s %s\n", flag, metavar(opt));
         snprintf(text, sizeof(text), "%s [%s; default %s]", opt->help, type,
                  def);
-        config_wrap(f, "        ", text, 79);
+        wrap_text(f, "        ", text, 79);
     }
     fputs("\nSizes take a unit: b, k, m, g, t or KiB, MiB, GiB, TiB (all "
           "powers of\n1024). Durations take ms, s, m or h; a bare number is "
@@ -190,11 +188,11 @@ void config_print_example(FILE *f)
     for (size_t i = 0; i < nopts; i++) {
         const struct config_option *opt = &table[i];
         char type[160], def[256], text[1024];
-        config_describe_type(opt, type, sizeof(type));
-        config_default_text(opt, def, sizeof(def));
+        describe_type(opt, type, sizeof(type));
+        default_text(opt, def, sizeof(def));
         snprintf(text, sizeof(text), "%s [%s]", opt->help, type);
         fputc('\n', f);
-        config_wrap(f, "# ", text, 78);
+        wrap_text(f, "# ", text, 78);
         fprintf(f, "%s = %s\n", opt->name, def);
     }
 }
@@ -209,8 +207,8 @@ void config_print_markdown(FILE *f)
     for (size_t i = 0; i < nopts; i++) {
         const struct config_option *opt = &table[i];
         char type[160], def[256];
-        config_describe_type(opt, type, sizeof(type));
-        config_default_text(opt, def, sizeof(def));
+        describe_type(opt, type, sizeof(type));
+        default_text(opt, def, sizeof(def));
         fprintf(f, "| `%s` | %s | `%s` | %s |\n", opt->name, type, def,
                 opt->help);
     }

@@ -16,7 +16,7 @@
 
 /* ---- the file ----------------------------------------------------------- */
 
-static bool config_blank(char ch)
+static bool is_blank_line(char ch)
 {
     return ch == ' ' || ch == '\t';
 }
@@ -24,19 +24,19 @@ static bool config_blank(char ch)
 /* Splits one line (NUL-terminated, no newline) in place. Returns 1 with
  * *key and *value set, 0 for a blank or comment line, or -1 with *problem
  * set. */
-static int config_split_line(char *line, char **key, char **value,
-                             const char **problem)
+static int split_line(char *line, char **key, char **value,
+                      const char **problem)
 {
     char *p = line;
-    while (config_blank(*p))
+    while (is_blank_line(*p))
         p++;
     if (*p == '\0' || *p == '#')
         return 0;
     *key = p;
-    while (*p != '\0' && !config_blank(*p) && *p != '=')
+    while (*p != '\0' && !is_blank_line(*p) && *p != '=')
         p++;
     char *key_end = p;
-    while (config_blank(*p))
+    while (is_blank_line(*p))
         p++;
     if (*p != '=') {
         *problem = "expected \"option = value\"";
@@ -48,7 +48,7 @@ static int config_split_line(char *line, char **key, char **value,
     }
     *key_end = '\0';
     p++;
-    while (config_blank(*p))
+    while (is_blank_line(*p))
         p++;
 
     if (*p == '"') {
@@ -74,7 +74,7 @@ static int config_split_line(char *line, char **key, char **value,
             *out++ = *p++;
         }
         p++; /* closing quote */
-        while (config_blank(*p))
+        while (is_blank_line(*p))
             p++;
         if (*p != '\0' && *p != '#') {
             *problem = "unexpected text after quoted value";
@@ -88,11 +88,11 @@ static int config_split_line(char *line, char **key, char **value,
     *value = p;
     char *end = p;
     for (char *q = p; *q != '\0'; q++) {
-        if (*q == '#' && (q == p || config_blank(q[-1])))
+        if (*q == '#' && (q == p || is_blank_line(q[-1])))
             break;
         end = q + 1;
     }
-    while (end > p && config_blank(end[-1]))
+    while (end > p && is_blank_line(end[-1]))
         end--;
     *end = '\0';
     return 1;
@@ -131,7 +131,7 @@ int config_load_file(struct config *c, const char *path, char *err,
 
         char *key = NULL, *value = NULL;
         const char *problem = NULL;
-        int s = config_split_line(line, &key, &value, &problem);
+        int s = split_line(line, &key, &value, &problem);
         if (s == 0)
             continue;
         if (s < 0) {
