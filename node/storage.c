@@ -32,8 +32,8 @@
  * it before any op; a clean close deletes it after the final sync. Found at
  * open, it means the last run stopped without closing; if that run was not
  * fsync always, its acknowledged commits may be lost (LMDB rolls back to the
- * last synced one), so the store takes a new epoch (storage_mark_running_,
- * docs/design.md "Safe actors").
+ * last synced one), so the store takes a new epoch (storage_open.c's
+ * mark_running(), docs/design.md "Safe actors").
  *
  * Existing versus new. A store is new iff DIR/data.mdb does not exist; the
  * first write transaction then creates both databases and writes meta, and
@@ -121,8 +121,8 @@ void storage__put_be(uint8_t *p, uint64_t v, int n)
 }
 
 /* Writes the prefixed key into buf (STORAGE_PREFIX_LEN + len bytes). */
-static void storage_key_(uint8_t *buf, uint32_t partition, const uint8_t *key,
-                         uint32_t len, MDB_val *out)
+static void make_key(uint8_t *buf, uint32_t partition, const uint8_t *key,
+                     uint32_t len, MDB_val *out)
 {
     storage__put_be(buf, partition, STORAGE_PREFIX_LEN);
     if (len > 0)
@@ -162,7 +162,7 @@ static const char storage_msg_maybe_[] =
 
 /* True for the LMDB and system errors after which the environment cannot be
  * trusted: the node must stop (storage_opts.on_fatal). */
-static bool storage_fatal_rc_(int rc)
+static bool fatal_rc(int rc)
 {
     return rc == MDB_PANIC || rc == EIO || rc == MDB_CORRUPTED ||
            rc == MDB_PAGE_NOTFOUND;
@@ -170,7 +170,7 @@ static bool storage_fatal_rc_(int rc)
 
 /* Logs a failed commit with its cause, at most once per
  * STORAGE_LOG_EVERY_NS; the lines in between are counted. Writer thread. */
-static void storage_log_failure_(struct storage *s, const char *what, int rc)
+static void note_failure(struct storage *s, const char *what, int rc)
 {
     uint64_t now = uv_hrtime();
 
@@ -191,7 +191,7 @@ static void storage_log_failure_(struct storage *s, const char *what, int rc)
 /* Marks the store failed (writer thread): every later op is refused, the
  * marker of a clean shutdown is never written, and on_fatal runs on the
  * loop thread. */
-static void storage_set_fatal_(struct storage *s, const char *what, int rc)
+static void set_fatal(struct storage *s, const char *what, int rc)
 {
     uv_mutex_lock(&s->mu);
     if (!s->fatal) {
@@ -218,7 +218,7 @@ static void storage_set_fatal_(struct storage *s, const char *what, int rc)
  * API (a second mdb_env_set_mapsize reads the meta page through that
  * pointer, or only records the size), so map_lost keeps every later read,
  * sync and mdb_env_close off the environment. */
-static int storage_grow_(struct storage *s, int *err)
+static int grow_map(struct storage *s, int *err)
 {
     uint64_t want = s->map_size * 2;
     int rc;
@@ -255,7 +255,7 @@ static int storage_grow_(struct storage *s, int *err)
 }
 
 /* Clears what an earlier attempt left in ops [from, to). */
-static void storage_reset_ops_(struct storage_op *from, struct storage_op *to)
+static void reset_ops(struct storage_op *from, struct storage_op *to)
 {
     for (struct storage_op *op = from; op != to; op = op->next_) {
         free(op->result);
@@ -268,8 +268,8 @@ static void storage_reset_ops_(struct storage_op *from, struct storage_op *to)
 }
 
 /* Fails ops [from, to) (not applied, or maybe applied when indefinite). */
-static void storage_fail_ops_(struct storage_op *from, struct storage_op *to,
-                              bool indefinite, const char *msg)
+static void fail_ops(struct storage_op *from, struct storage_op *to,
+                     bool indefinite, const char *msg)
 {
     for (struct storage_op *op = from; op != to; op = op->next_) {
         free(op->result);
@@ -287,9 +287,9 @@ static void storage_fail_ops_(struct storage_op *from, struct storage_op *to,
  * LMDB error returns it with nothing committed; *hit is the op whose
  * put/delete/get failed, or NULL when the begin or the commit failed
  * (*end is then the end of the attempted range). */
-static int storage_txn_(struct storage *s, struct storage_op *from,
-                        struct storage_op *limit, struct storage_op **end,
-                        struct storage_op **hit, int *applied)
+static int run_txn(struct storage *s, struct storage_op *from,
+                   struct storage_op *limit, struct storage_op **end,
+                   struct storage_op **hit, int *applied)
 {
     static uint8_t empty;
     uint8_t kbuf[STORAGE_PREFIX_LEN + STORAGE_MAX_KEY_LEN];
@@ -324,7 +324,7 @@ static int storage_txn_(struct storage *s, struct storage_op *from,
             op->status = RK_ETOO_LARGE;
             continue;
         }
-        storage_key_(kbuf, op->partition, op->key, op->key_len, &k);
+        make_key(kbuf, op->partition, op->key, op->key_len, &k);
         rc = mdb_get(txn, s->data, &k, &v);
         if (rc == MDB_NOTFOUND) {
             v.mv_data = NULL;
@@ -373,8 +373,8 @@ abort:
 }
 
 /* The op halfway through [from, to) (from itself for one op). */
-static struct storage_op *storage_half_(struct storage_op *from,
-                                        struct storage_op *to)
+static struct storage_op *half_batch(struct storage_op *from,
+                                     struct storage_op *to)
 {
     struct storage_op *mid = from, *op = from;
 
@@ -386,7 +386,7 @@ static struct storage_op *storage_half_(struct storage_op *from,
 
 /* Records a committed transaction (under mu): stats, and the commit
  * generation the interval syncer watches. */
-static void storage_account_(struct storage *s, int applied, uint64_t n)
+static void account_batch(struct storage *s, int applied, uint64_t n)
 {
     s->st.commits++;
     s->st.ops += (uint64_t)applied;
@@ -396,7 +396,7 @@ static void storage_account_(struct storage *s, int applied, uint64_t n)
         s->commit_gen++;
 }
 
-static uint64_t storage_count_(struct storage_op *from, struct storage_op *to)
+static uint64_t count_ops(struct storage_op *from, struct storage_op *to)
 {
     uint64_t n = 0;
 
@@ -409,10 +409,10 @@ static uint64_t storage_count_(struct storage_op *from, struct storage_op *to)
  * that does not fit in the map even at max_db_size, or in one transaction,
  * fails alone (definite); the others commit. An LMDB error before a commit
  * fails the ops it touched (definite: nothing of them was written); a
- * failed commit, or a fatal error (storage_fatal_rc_), fails its ops as
+ * failed commit, or a fatal error (fatal_rc), fails its ops as
  * indefinite (the commit may have reached the disk), marks the store failed
  * and fails every op after it (definite). */
-static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
+static void apply_batch(struct storage *s, struct storage_op *batch)
 {
     struct storage_op *from = batch, *limit = NULL, *end, *hit;
     /* After a MAP_FULL/TXN_FULL that growing did not cure: the ops before
@@ -427,13 +427,13 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
         fatal = s->fatal;
         uv_mutex_unlock(&s->mu);
         if (fatal) {
-            storage_fail_ops_(from, NULL, false, storage_msg_failed_);
+            fail_ops(from, NULL, false, storage_msg_failed_);
             return;
         }
-        rc = storage_txn_(s, from, limit, &end, &hit, &applied);
+        rc = run_txn(s, from, limit, &end, &hit, &applied);
         if (rc == 0) {
             uv_mutex_lock(&s->mu);
-            storage_account_(s, applied, storage_count_(from, end));
+            account_batch(s, applied, count_ops(from, end));
             uv_mutex_unlock(&s->mu);
             from = end;
             if (stage == PREFIX && end == limit && end != NULL) {
@@ -447,9 +447,9 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
         }
         if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
             bool alone = hit == from || (hit == NULL && from->next_ == end);
-            storage_reset_ops_(from, end);
+            reset_ops(from, end);
             int gerr = 0;
-            int grown = rc == MDB_MAP_FULL ? storage_grow_(s, &gerr) : 1;
+            int grown = rc == MDB_MAP_FULL ? grow_map(s, &gerr) : 1;
             if (grown == 0)
                 continue; /* retry the same ops in the larger map */
             if (grown < 0) {
@@ -459,27 +459,27 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
                 uv_mutex_lock(&s->mu);
                 s->st.failures++;
                 uv_mutex_unlock(&s->mu);
-                storage_set_fatal_(s, "cannot grow the map", gerr);
+                set_fatal(s, "cannot grow the map", gerr);
                 continue;
             }
             if (alone) {
                 /* This op alone does not fit: it fails, the rest goes on. */
-                storage_fail_ops_(from, from->next_, false,
-                                  rc == MDB_MAP_FULL ? storage_msg_full_
-                                                     : storage_msg_txn_full_);
+                fail_ops(from, from->next_, false,
+                         rc == MDB_MAP_FULL ? storage_msg_full_
+                                            : storage_msg_txn_full_);
                 uv_mutex_lock(&s->mu);
                 if (rc == MDB_MAP_FULL)
                     s->st.map_full++;
                 s->st.failures++;
                 uv_mutex_unlock(&s->mu);
-                storage_log_failure_(s, "a write does not fit", rc);
+                note_failure(s, "a write does not fit", rc);
                 from = from->next_;
                 stage = WHOLE;
                 limit = NULL;
             } else {
                 /* Commit what fit before it (or half the range when the
                  * commit itself ran out), then try the rest. */
-                limit = hit != NULL ? hit : storage_half_(from, end);
+                limit = hit != NULL ? hit : half_batch(from, end);
                 stage = PREFIX;
             }
             continue;
@@ -489,29 +489,29 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
         uv_mutex_unlock(&s->mu);
         if (hit == NULL && end == from) {
             /* No transaction: nothing was written. */
-            storage_fail_ops_(from, NULL, false, NULL);
-            if (storage_fatal_rc_(rc))
-                storage_set_fatal_(s, "cannot begin a write transaction", rc);
+            fail_ops(from, NULL, false, NULL);
+            if (fatal_rc(rc))
+                set_fatal(s, "cannot begin a write transaction", rc);
             else
-                storage_log_failure_(s, "cannot begin a write transaction", rc);
+                note_failure(s, "cannot begin a write transaction", rc);
             return;
         }
         if (hit == NULL) {
             /* The commit failed (a write or an fsync): LMDB may have
              * written the meta page, so these ops may be on disk, and
              * what the disk holds is unknown. */
-            storage_fail_ops_(from, end, true, storage_msg_maybe_);
-            storage_set_fatal_(s, "commit failed", rc);
+            fail_ops(from, end, true, storage_msg_maybe_);
+            set_fatal(s, "commit failed", rc);
             from = end;
             continue;
         }
         /* A get, put or delete failed: the transaction was aborted and
          * none of the ops it touched was written. */
-        storage_fail_ops_(from, end, false, NULL);
-        if (storage_fatal_rc_(rc))
-            storage_set_fatal_(s, "write transaction failed", rc);
+        fail_ops(from, end, false, NULL);
+        if (fatal_rc(rc))
+            set_fatal(s, "write transaction failed", rc);
         else
-            storage_log_failure_(s, "write transaction failed", rc);
+            note_failure(s, "write transaction failed", rc);
         from = end;
         stage = WHOLE;
         limit = NULL;
@@ -519,14 +519,14 @@ static void storage_apply_batch_(struct storage *s, struct storage_op *batch)
 }
 
 /* True when commits happened since the last successful sync (under mu). */
-static bool storage_dirty_(const struct storage *s)
+static bool mark_dirty(const struct storage *s)
 {
     return s->commit_gen != s->synced_gen;
 }
 
 /* Worker: forces the dirty pages of MDB_NOSYNC commits to disk. A failure
- * is fatal (storage_set_fatal_). Called without mu. */
-static void storage_sync_(struct storage *s)
+ * is fatal (set_fatal). Called without mu. */
+static void sync_env(struct storage *s)
 {
     uv_mutex_lock(&s->mu);
     uint64_t gen = s->commit_gen;
@@ -553,15 +553,15 @@ static void storage_sync_(struct storage *s)
         /* Acknowledged commits may not be on disk, and after a failed
          * fsync the kernel may have dropped the dirty pages: retrying
          * could "succeed" over lost data. Stop instead. */
-        storage_set_fatal_(s, "fsync failed", rc);
+        set_fatal(s, "fsync failed", rc);
         uv_async_send(&s->async);
     }
 }
 
 /* Under mu. */
-static bool storage_sync_due_(struct storage *s, uint64_t now)
+static bool sync_due(struct storage *s, uint64_t now)
 {
-    return s->fsync == STORAGE_FSYNC_INTERVAL && storage_dirty_(s) &&
+    return s->fsync == STORAGE_FSYNC_INTERVAL && mark_dirty(s) &&
            now - s->last_sync >= s->interval_ns;
 }
 
@@ -574,11 +574,11 @@ void storage__worker(void *arg)
     uv_mutex_lock(&s->mu);
     for (;;) {
         while (s->pending == NULL && !s->stop) {
-            if (s->fsync == STORAGE_FSYNC_INTERVAL && storage_dirty_(s)) {
+            if (s->fsync == STORAGE_FSYNC_INTERVAL && mark_dirty(s)) {
                 now = uv_hrtime();
-                if (storage_sync_due_(s, now)) {
+                if (sync_due(s, now)) {
                     uv_mutex_unlock(&s->mu);
-                    storage_sync_(s);
+                    sync_env(s);
                     uv_mutex_lock(&s->mu);
                     continue;
                 }
@@ -595,7 +595,7 @@ void storage__worker(void *arg)
         s->pending = s->pending_tail = NULL;
         uv_mutex_unlock(&s->mu);
 
-        storage_apply_batch_(s, batch);
+        apply_batch(s, batch);
 
         uv_mutex_lock(&s->mu);
         if (s->completed_tail != NULL)
@@ -607,15 +607,15 @@ void storage__worker(void *arg)
         uv_async_send(&s->async);
         uv_mutex_lock(&s->mu);
     }
-    bool dirty = storage_dirty_(s);
+    bool dirty = mark_dirty(s);
     uv_mutex_unlock(&s->mu);
     if (dirty)
-        storage_sync_(s);
+        sync_env(s);
 }
 
 /* ---- completion (loop thread) ------------------------------------------- */
 
-static void storage_finish_(struct storage *s, struct storage_op *op)
+static void finish_batch(struct storage *s, struct storage_op *op)
 {
     uint8_t *res = op->result; /* done may free or resubmit op */
 
@@ -627,7 +627,7 @@ static void storage_finish_(struct storage *s, struct storage_op *op)
 
 /* Runs done for completed ops. Re-entrant: a done callback may call
  * storage_close, which drains the rest and sets closed. */
-static void storage_drain_(struct storage *s)
+static void drain_queue(struct storage *s)
 {
     struct storage_op *op;
 
@@ -643,12 +643,12 @@ static void storage_drain_(struct storage *s)
         op = s->draining;
         s->draining = op->next_;
         op->next_ = NULL;
-        storage_finish_(s, op);
+        finish_batch(s, op);
     }
 }
 
 /* Loop thread: once the store failed, tells the owner (once). */
-static void storage_report_fatal_(struct storage *s)
+static void report_fatal(struct storage *s)
 {
     char msg[sizeof(s->fatal_msg)];
     bool fatal;
@@ -684,28 +684,28 @@ void storage__async_cb(uv_async_t *h)
         op = s->draining;
         s->draining = op->next_;
         op->next_ = NULL;
-        storage_finish_(s, op);
+        finish_batch(s, op);
     }
     if (!s->closed)
-        storage_report_fatal_(s);
+        report_fatal(s);
 }
 
-static void storage_closed_cb_(uv_handle_t *h)
+static void closed_cb(uv_handle_t *h)
 {
     struct storage *s = h->data;
     if (--s->handles == 0)
         free(s);
 }
 
-static void storage_finish_(struct storage *s, struct storage_op *op);
+static void finish_batch(struct storage *s, struct storage_op *op);
 
-static void storage_finish_inline_(struct storage *s)
+static void finish_inline(struct storage *s)
 {
     while (s->inline_done != NULL) {
         struct storage_op *op = s->inline_done;
         s->inline_done = op->next_;
         op->next_ = NULL;
-        storage_finish_(s, op);
+        finish_batch(s, op);
     }
 }
 
@@ -716,7 +716,7 @@ static void storage_finish_inline_(struct storage *s)
  * answers at once: no thread hand-off, no wake-ups, no context switches
  * (the profile showed those as the top cost once pwrite was gone). The
  * worker then only syncs (interval) and does the final sync at close. */
-static void storage_hand_over_(struct storage *s)
+static void hand_over(struct storage *s)
 {
     struct storage_op *batch = s->staged, *tail = s->staged_tail;
 
@@ -734,7 +734,7 @@ static void storage_hand_over_(struct storage *s)
         uv_mutex_unlock(&s->mu);
         return;
     }
-    storage_apply_batch_(s, batch);
+    apply_batch(s, batch);
     uv_mutex_lock(&s->mu);
     if (s->fsync == STORAGE_FSYNC_INTERVAL)
         uv_cond_signal(&s->cv); /* the syncer starts its interval */
@@ -742,8 +742,8 @@ static void storage_hand_over_(struct storage *s)
     /* Answered from a field, not a local: a done callback may call
      * storage_close(), which answers the rest before it returns. */
     s->inline_done = batch;
-    storage_finish_inline_(s);
-    storage_report_fatal_(s);
+    finish_inline(s);
+    report_fatal(s);
 }
 
 void storage__stage_cb(uv_check_t *h)
@@ -755,7 +755,7 @@ void storage__stage_cb(uv_check_t *h)
     }
     /* The kick stays on for one more iteration: replies queued by the done
      * callbacks above get flushed without waiting for another event. */
-    storage_hand_over_(s);
+    hand_over(s);
 }
 
 /* An active idle handle makes this iteration's poll non-blocking, so the
@@ -778,15 +778,15 @@ void storage_close(struct storage *s)
     s->closing = true;   /* from now on storage_submit refuses */
     uv_mutex_unlock(&s->mu);
     /* What was accepted before still commits and is answered. */
-    storage_finish_inline_(s);
+    finish_inline(s);
     while (s->staged != NULL)
-        storage_hand_over_(s);
+        hand_over(s);
 
     storage__stop_worker(s); /* it finishes the queue and syncs first */
-    storage_drain_(s);
+    drain_queue(s);
     s->closed = true;
     uv_mutex_lock(&s->mu);
-    bool clean = !s->fatal && !storage_dirty_(s);
+    bool clean = !s->fatal && !mark_dirty(s);
     uv_mutex_unlock(&s->mu);
     if (clean)
         storage__mark_clean(s);
@@ -806,9 +806,9 @@ void storage_close(struct storage *s)
     uv_cond_destroy(&s->cv);
     uv_mutex_destroy(&s->mu);
     uv_mutex_destroy(&s->rlock);
-    uv_close((uv_handle_t *)&s->async, storage_closed_cb_);
-    uv_close((uv_handle_t *)&s->stage, storage_closed_cb_);
-    uv_close((uv_handle_t *)&s->kick, storage_closed_cb_);
+    uv_close((uv_handle_t *)&s->async, closed_cb);
+    uv_close((uv_handle_t *)&s->stage, closed_cb);
+    uv_close((uv_handle_t *)&s->kick, closed_cb);
 }
 
 /* ---- public ops --------------------------------------------------------- */
@@ -843,7 +843,7 @@ int storage_submit(struct storage *s, struct storage_op *op)
     return 0;
 }
 
-static int storage_read_begin_(struct storage *s)
+static int read_begin(struct storage *s)
 {
     if (s->rdepth == 0) {
         if (s->fsync == STORAGE_FSYNC_ALWAYS)
@@ -858,7 +858,7 @@ static int storage_read_begin_(struct storage *s)
     return 0;
 }
 
-static void storage_read_end_(struct storage *s)
+static void read_end(struct storage *s)
 {
     if (--s->rdepth == 0) {
         mdb_txn_reset(s->rtxn);
@@ -878,8 +878,8 @@ int storage_get(struct storage *s, uint32_t partition, const uint8_t *key,
         return RK_EINTERNAL;
     if (key_len > STORAGE_MAX_KEY_LEN)
         return fn(arg, NULL, 0); /* never stored */
-    storage_key_(kbuf, partition, key, key_len, &k);
-    rc = storage_read_begin_(s);
+    make_key(kbuf, partition, key, key_len, &k);
+    rc = read_begin(s);
     if (rc != 0)
         return rc;
     rc = mdb_get(s->rtxn, s->data, &k, &v);
@@ -889,7 +889,7 @@ int storage_get(struct storage *s, uint32_t partition, const uint8_t *key,
         rc = fn(arg, NULL, 0);
     else
         rc = RK_ESTORAGE;
-    storage_read_end_(s);
+    read_end(s);
     return rc;
 }
 
@@ -903,7 +903,7 @@ int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
 
     if (partition >= s->partitions)
         return RK_EINTERNAL;
-    rc = storage_read_begin_(s);
+    rc = read_begin(s);
     if (rc != 0)
         return rc;
     if (mdb_cursor_open(s->rtxn, s->data, &cur) != 0) {
@@ -931,7 +931,7 @@ int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
 out:
     if (cur != NULL)
         mdb_cursor_close(cur);
-    storage_read_end_(s);
+    read_end(s);
     return rc;
 }
 
@@ -946,9 +946,9 @@ void storage_get_stats(struct storage *s, struct storage_stats *st)
     st->queued_bytes = s->qbytes;
     st->queue_refused = s->queue_refused;
     st->keys = 0;
-    if (storage_read_begin_(s) == 0) {
+    if (read_begin(s) == 0) {
         if (mdb_stat(s->rtxn, s->data, &ms) == 0)
             st->keys = ms.ms_entries;
-        storage_read_end_(s);
+        read_end(s);
     }
 }

@@ -25,10 +25,10 @@
 #define STORAGE_MAX_DBS   4
 #define STORAGE_MAX_PARTS 65536u
 
-static int storage_err_(char *err, size_t errlen, int rc, const char *fmt, ...)
+static int open_err(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int storage_err_(char *err, size_t errlen, int rc, const char *fmt, ...)
+static int open_err(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     va_list ap;
 
@@ -40,7 +40,7 @@ static int storage_err_(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
-static uint64_t storage_get_be_(const uint8_t *p, int n)
+static uint64_t get_be(const uint8_t *p, int n)
 {
     uint64_t v = 0;
 
@@ -52,7 +52,7 @@ static uint64_t storage_get_be_(const uint8_t *p, int n)
 /* ---- open --------------------------------------------------------------- */
 
 /* Maps an LMDB error met while opening an existing file. */
-static int storage_open_rc_(int rc)
+static int open_rc(int rc)
 {
     if (rc > 0)
         return -rc;
@@ -69,39 +69,37 @@ static int storage_open_rc_(int rc)
     }
 }
 
-static int storage_check_opts_(const struct storage_opts *o, char *err,
-                               size_t errlen)
+static int check_opts(const struct storage_opts *o, char *err, size_t errlen)
 {
     if (o->dir == NULL || o->dir[0] == '\0')
-        return storage_err_(err, errlen, RK_ECONFIG, "storage: no data dir");
+        return open_err(err, errlen, RK_ECONFIG, "storage: no data dir");
     if ((unsigned)o->fsync >= STORAGE_FSYNC_MAX)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: unknown fsync policy %d", (int)o->fsync);
+        return open_err(err, errlen, RK_ECONFIG,
+                        "storage: unknown fsync policy %d", (int)o->fsync);
     if (o->fsync == STORAGE_FSYNC_INTERVAL && o->fsync_interval_ms < 1)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: fsync interval must be >= 1 ms");
+        return open_err(err, errlen, RK_ECONFIG,
+                        "storage: fsync interval must be >= 1 ms");
     if (o->partitions < 1 || o->partitions > STORAGE_MAX_PARTS)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: partitions must be 1..%u, got %u",
-                            STORAGE_MAX_PARTS, o->partitions);
+        return open_err(err, errlen, RK_ECONFIG,
+                        "storage: partitions must be 1..%u, got %u",
+                        STORAGE_MAX_PARTS, o->partitions);
     if (o->node_id == NULL || o->node_id[0] == '\0')
-        return storage_err_(err, errlen, RK_ECONFIG, "storage: no node id");
+        return open_err(err, errlen, RK_ECONFIG, "storage: no node id");
     if (o->new_epoch == 0)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: new_epoch must be nonzero");
+        return open_err(err, errlen, RK_ECONFIG,
+                        "storage: new_epoch must be nonzero");
     return 0;
 }
 
-static int storage_meta_get_(MDB_txn *txn, MDB_dbi dbi, const char *name,
-                             MDB_val *v)
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, MDB_val *v)
 {
     MDB_val k = {strlen(name), (void *)name};
 
     return mdb_get(txn, dbi, &k, v);
 }
 
-static int storage_meta_put_(MDB_txn *txn, MDB_dbi dbi, const char *name,
-                             const void *data, size_t len)
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name,
+                    const void *data, size_t len)
 {
     MDB_val k = {strlen(name), (void *)name};
     MDB_val v = {len, (void *)data};
@@ -110,9 +108,8 @@ static int storage_meta_put_(MDB_txn *txn, MDB_dbi dbi, const char *name,
 }
 
 /* A new store: creates both databases and writes meta in txn. */
-static int storage_create_meta_(struct storage *s, MDB_txn *txn,
-                                const struct storage_opts *o, char *err,
-                                size_t errlen)
+static int create_meta(struct storage *s, MDB_txn *txn,
+                       const struct storage_opts *o, char *err, size_t errlen)
 {
     uint8_t fmt[4], parts[4], epoch[8];
     int rc;
@@ -124,26 +121,24 @@ static int storage_create_meta_(struct storage *s, MDB_txn *txn,
     if (rc == 0)
         rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data);
     if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "format", fmt, sizeof(fmt));
+        rc = meta_put(txn, s->meta, "format", fmt, sizeof(fmt));
     if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "node_id", o->node_id,
-                               strlen(o->node_id));
+        rc = meta_put(txn, s->meta, "node_id", o->node_id, strlen(o->node_id));
     if (rc == 0)
-        rc =
-            storage_meta_put_(txn, s->meta, "partitions", parts, sizeof(parts));
+        rc = meta_put(txn, s->meta, "partitions", parts, sizeof(parts));
     if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "epoch", epoch, sizeof(epoch));
+        rc = meta_put(txn, s->meta, "epoch", epoch, sizeof(epoch));
     if (rc != 0)
-        return storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                            "storage: cannot create the store in %s: %s",
-                            o->dir, mdb_strerror(rc));
+        return open_err(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                        "storage: cannot create the store in %s: %s", o->dir,
+                        mdb_strerror(rc));
     return 0;
 }
 
 /* An existing store: opens both databases, validates meta against o. */
-static int storage_check_meta_(struct storage *s, MDB_txn *txn,
-                               const struct storage_opts *o, uint64_t *epoch,
-                               char *err, size_t errlen)
+static int check_meta(struct storage *s, MDB_txn *txn,
+                      const struct storage_opts *o, uint64_t *epoch, char *err,
+                      size_t errlen)
 {
     MDB_val v;
     uint64_t fmt, parts;
@@ -154,71 +149,71 @@ static int storage_check_meta_(struct storage *s, MDB_txn *txn,
     if (rc == 0)
         rc = mdb_dbi_open(txn, "data", 0, &s->data);
     if (rc == MDB_NOTFOUND)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s/data.mdb is not a ringkv store (no "
-                            "meta or data database); refusing to start empty",
-                            o->dir);
+        return open_err(err, errlen, RK_ECORRUPT,
+                        "storage: %s/data.mdb is not a ringkv store (no "
+                        "meta or data database); refusing to start empty",
+                        o->dir);
     if (rc != 0)
-        return storage_err_(err, errlen, storage_open_rc_(rc),
-                            "storage: cannot read %s/data.mdb: %s", o->dir,
-                            mdb_strerror(rc));
+        return open_err(err, errlen, open_rc(rc),
+                        "storage: cannot read %s/data.mdb: %s", o->dir,
+                        mdb_strerror(rc));
 
-    rc = storage_meta_get_(txn, s->meta, "format", &v);
+    rc = meta_get(txn, s->meta, "format", &v);
     if (rc == 0 && v.mv_size != 4)
         rc = MDB_CORRUPTED;
     if (rc != 0)
         goto bad_meta;
-    fmt = storage_get_be_(v.mv_data, 4);
+    fmt = get_be(v.mv_data, 4);
     if (fmt != STORAGE_FORMAT)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s has format %llu, this build reads %d",
-                            o->dir, (unsigned long long)fmt, STORAGE_FORMAT);
+        return open_err(err, errlen, RK_ECORRUPT,
+                        "storage: %s has format %llu, this build reads %d",
+                        o->dir, (unsigned long long)fmt, STORAGE_FORMAT);
 
-    rc = storage_meta_get_(txn, s->meta, "partitions", &v);
+    rc = meta_get(txn, s->meta, "partitions", &v);
     if (rc == 0 && v.mv_size != 4)
         rc = MDB_CORRUPTED;
     if (rc != 0)
         goto bad_meta;
-    parts = storage_get_be_(v.mv_data, 4);
+    parts = get_be(v.mv_data, 4);
 
-    rc = storage_meta_get_(txn, s->meta, "epoch", &v);
+    rc = meta_get(txn, s->meta, "epoch", &v);
     if (rc == 0 && v.mv_size != 8)
         rc = MDB_CORRUPTED;
     if (rc != 0)
         goto bad_meta;
-    *epoch = storage_get_be_(v.mv_data, 8);
+    *epoch = get_be(v.mv_data, 8);
     if (*epoch == 0) {
         rc = MDB_CORRUPTED;
         goto bad_meta;
     }
 
-    rc = storage_meta_get_(txn, s->meta, "node_id", &v);
+    rc = meta_get(txn, s->meta, "node_id", &v);
     if (rc == 0 && v.mv_size == 0)
         rc = MDB_CORRUPTED;
     if (rc != 0)
         goto bad_meta;
     if (v.mv_size != id_len || memcmp(v.mv_data, o->node_id, id_len) != 0)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: %s belongs to node \"%.*s\", configured "
-                            "node id is \"%s\"",
-                            o->dir, (int)(v.mv_size > 256 ? 256 : v.mv_size),
-                            (const char *)v.mv_data, o->node_id);
+        return open_err(err, errlen, RK_ECONFIG,
+                        "storage: %s belongs to node \"%.*s\", configured "
+                        "node id is \"%s\"",
+                        o->dir, (int)(v.mv_size > 256 ? 256 : v.mv_size),
+                        (const char *)v.mv_data, o->node_id);
     if (parts != o->partitions)
-        return storage_err_(err, errlen, RK_ECONFIG,
-                            "storage: %s was created with %llu partitions, "
-                            "configured %u",
-                            o->dir, (unsigned long long)parts, o->partitions);
+        return open_err(err, errlen, RK_ECONFIG,
+                        "storage: %s was created with %llu partitions, "
+                        "configured %u",
+                        o->dir, (unsigned long long)parts, o->partitions);
     return 0;
 
 bad_meta:
     if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s/data.mdb has missing or invalid meta "
-                            "(%s); refusing to start",
-                            o->dir, mdb_strerror(rc));
-    return storage_err_(err, errlen, storage_open_rc_(rc),
-                        "storage: cannot read meta in %s: %s", o->dir,
-                        mdb_strerror(rc));
+        return open_err(err, errlen, RK_ECORRUPT,
+                        "storage: %s/data.mdb has missing or invalid meta "
+                        "(%s); refusing to start",
+                        o->dir, mdb_strerror(rc));
+    return open_err(err, errlen, open_rc(rc),
+                    "storage: cannot read meta in %s: %s", o->dir,
+                    mdb_strerror(rc));
 }
 
 /* The clean-shutdown marker: meta "running" holds the fsync policy of the
@@ -231,14 +226,14 @@ bad_meta:
  * (docs/design.md, "Safe actors"). So the store gets a new epoch (*epoch,
  * o->new_epoch; the old one in *old_epoch) and the node a new actor. Then
  * the marker is set for this process, in txn. */
-static int storage_mark_running_(struct storage *s, MDB_txn *txn,
-                                 const struct storage_opts *o, uint64_t *epoch,
-                                 uint64_t *old_epoch, bool *unclean,
-                                 bool *renewed, char *err, size_t errlen)
+static int mark_running(struct storage *s, MDB_txn *txn,
+                        const struct storage_opts *o, uint64_t *epoch,
+                        uint64_t *old_epoch, bool *unclean, bool *renewed,
+                        char *err, size_t errlen)
 {
     uint8_t mark = (uint8_t)o->fsync, be[8];
     MDB_val v;
-    int rc = storage_meta_get_(txn, s->meta, "running", &v);
+    int rc = meta_get(txn, s->meta, "running", &v);
 
     if (rc == 0) {
         *unclean = true;
@@ -249,17 +244,17 @@ static int storage_mark_running_(struct storage *s, MDB_txn *txn,
             *epoch = o->new_epoch;
             *renewed = true;
             storage__put_be(be, *epoch, 8);
-            rc = storage_meta_put_(txn, s->meta, "epoch", be, sizeof(be));
+            rc = meta_put(txn, s->meta, "epoch", be, sizeof(be));
         }
     } else if (rc == MDB_NOTFOUND) {
         rc = 0;
     }
     if (rc == 0)
-        rc = storage_meta_put_(txn, s->meta, "running", &mark, 1);
+        rc = meta_put(txn, s->meta, "running", &mark, 1);
     if (rc != 0)
-        return storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                            "storage: cannot write meta in %s: %s", o->dir,
-                            mdb_strerror(rc));
+        return open_err(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                        "storage: cannot write meta in %s: %s", o->dir,
+                        mdb_strerror(rc));
     return 0;
 }
 
@@ -287,8 +282,7 @@ void storage__mark_clean(struct storage *s)
 }
 
 /* Refuses a data.mdb that is shorter than its meta page says. */
-static int storage_check_size_(MDB_env *env, const char *path, char *err,
-                               size_t errlen)
+static int check_size(MDB_env *env, const char *path, char *err, size_t errlen)
 {
     MDB_envinfo info;
     MDB_stat ms;
@@ -296,18 +290,17 @@ static int storage_check_size_(MDB_env *env, const char *path, char *err,
     uint64_t need;
 
     if (stat(path, &st) != 0)
-        return storage_err_(err, errlen, -errno, "storage: cannot stat %s: %s",
-                            path, strerror(errno));
+        return open_err(err, errlen, -errno, "storage: cannot stat %s: %s",
+                        path, strerror(errno));
     if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: cannot read the header of %s", path);
+        return open_err(err, errlen, RK_ECORRUPT,
+                        "storage: cannot read the header of %s", path);
     need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
     if ((uint64_t)st.st_size < need)
-        return storage_err_(err, errlen, RK_ECORRUPT,
-                            "storage: %s is truncated (%lld bytes, its header "
-                            "needs %llu)",
-                            path, (long long)st.st_size,
-                            (unsigned long long)need);
+        return open_err(err, errlen, RK_ECORRUPT,
+                        "storage: %s is truncated (%lld bytes, its header "
+                        "needs %llu)",
+                        path, (long long)st.st_size, (unsigned long long)need);
     return 0;
 }
 
@@ -329,16 +322,16 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     *out = NULL;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    rc = storage_check_opts_(o, err, errlen);
+    rc = check_opts(o, err, errlen);
     if (rc != 0)
         return rc;
     if (strlen(o->dir) + sizeof("/data.mdb") > sizeof(path))
-        return storage_err_(err, errlen, -ENAMETOOLONG,
-                            "storage: data dir path is too long");
+        return open_err(err, errlen, -ENAMETOOLONG,
+                        "storage: data dir path is too long");
 
     s = calloc(1, sizeof(*s));
     if (s == NULL)
-        return storage_err_(err, errlen, -ENOMEM, "storage: out of memory");
+        return open_err(err, errlen, -ENOMEM, "storage: out of memory");
     s->loop = loop;
     s->lock_fd = -1;
     s->fsync = o->fsync;
@@ -353,28 +346,27 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     s->fatal_arg = o->fatal_arg;
 
     if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
-        rc = storage_err_(err, errlen, -errno,
-                          "storage: cannot create data dir %s: %s", o->dir,
-                          strerror(errno));
+        rc = open_err(err, errlen, -errno,
+                      "storage: cannot create data dir %s: %s", o->dir,
+                      strerror(errno));
         goto fail;
     }
     snprintf(path, sizeof(path), "%s/LOCK", o->dir);
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0) {
-        rc = storage_err_(err, errlen, -errno, "storage: cannot open %s: %s",
-                          path, strerror(errno));
+        rc = open_err(err, errlen, -errno, "storage: cannot open %s: %s", path,
+                      strerror(errno));
         goto fail;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
-            rc = storage_err_(err, errlen, RK_ELOCKED,
-                              "storage: data dir %s is in use by another "
-                              "process (or another store in this one)",
-                              o->dir);
+            rc = open_err(err, errlen, RK_ELOCKED,
+                          "storage: data dir %s is in use by another "
+                          "process (or another store in this one)",
+                          o->dir);
         else
-            rc =
-                storage_err_(err, errlen, -errno, "storage: cannot lock %s: %s",
-                             path, strerror(errno));
+            rc = open_err(err, errlen, -errno, "storage: cannot lock %s: %s",
+                          path, strerror(errno));
         goto fail;
     }
 
@@ -382,40 +374,39 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     if (stat(path, &st) == 0) {
         existing = true;
         if (st.st_size == 0) {
-            rc = storage_err_(err, errlen, RK_ECORRUPT,
-                              "storage: %s is empty; not a ringkv store, "
-                              "refusing to start",
-                              path);
+            rc = open_err(err, errlen, RK_ECORRUPT,
+                          "storage: %s is empty; not a ringkv store, "
+                          "refusing to start",
+                          path);
             goto fail;
         }
     } else if (errno != ENOENT) {
-        rc = storage_err_(err, errlen, -errno, "storage: cannot stat %s: %s",
-                          path, strerror(errno));
+        rc = open_err(err, errlen, -errno, "storage: cannot stat %s: %s", path,
+                      strerror(errno));
         goto fail;
     }
 
     rc = mdb_env_create(&s->env);
     if (rc != 0) {
         s->env = NULL;
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: mdb_env_create: %s", mdb_strerror(rc));
+        rc = open_err(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                      "storage: mdb_env_create: %s", mdb_strerror(rc));
         goto fail;
     }
     rc = mdb_env_set_maxdbs(s->env, STORAGE_MAX_DBS);
     if (rc == 0 && o->map_size > 0)
         rc = mdb_env_set_mapsize(s->env, (size_t)o->map_size);
     if (rc != 0) {
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: cannot configure LMDB: %s",
-                          mdb_strerror(rc));
+        rc = open_err(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                      "storage: cannot configure LMDB: %s", mdb_strerror(rc));
         goto fail;
     }
     if (mdb_env_get_maxkeysize(s->env) <
         STORAGE_MAX_KEY_LEN + STORAGE_PREFIX_LEN) {
-        rc = storage_err_(err, errlen, RK_ESTORAGE,
-                          "storage: LMDB max key size %d is below %d",
-                          mdb_env_get_maxkeysize(s->env),
-                          STORAGE_MAX_KEY_LEN + STORAGE_PREFIX_LEN);
+        rc = open_err(err, errlen, RK_ESTORAGE,
+                      "storage: LMDB max key size %d is below %d",
+                      mdb_env_get_maxkeysize(s->env),
+                      STORAGE_MAX_KEY_LEN + STORAGE_PREFIX_LEN);
         goto fail;
     }
     flags = MDB_NOTLS;
@@ -428,16 +419,15 @@ int storage_open(struct storage **out, uv_loop_t *loop,
         flags |= MDB_WRITEMAP;
     rc = mdb_env_open(s->env, o->dir, flags, 0600);
     if (rc != 0) {
-        rc = storage_err_(err, errlen, storage_open_rc_(rc),
-                          "storage: cannot open %s: %s%s", path,
-                          mdb_strerror(rc),
-                          storage_open_rc_(rc) == RK_ECORRUPT
-                              ? " (not a valid LMDB file; refusing to start)"
-                              : "");
+        rc = open_err(err, errlen, open_rc(rc), "storage: cannot open %s: %s%s",
+                      path, mdb_strerror(rc),
+                      open_rc(rc) == RK_ECORRUPT
+                          ? " (not a valid LMDB file; refusing to start)"
+                          : "");
         goto fail;
     }
     if (existing) {
-        rc = storage_check_size_(s->env, path, err, errlen);
+        rc = check_size(s->env, path, err, errlen);
         if (rc != 0)
             goto fail;
     }
@@ -445,18 +435,18 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0) {
         txn = NULL;
-        rc = storage_err_(err, errlen, storage_open_rc_(rc),
-                          "storage: cannot begin a transaction in %s: %s",
-                          o->dir, mdb_strerror(rc));
+        rc = open_err(err, errlen, open_rc(rc),
+                      "storage: cannot begin a transaction in %s: %s", o->dir,
+                      mdb_strerror(rc));
         goto fail;
     }
     if (existing)
-        rc = storage_check_meta_(s, txn, o, &epoch, err, errlen);
+        rc = check_meta(s, txn, o, &epoch, err, errlen);
     else
-        rc = storage_create_meta_(s, txn, o, err, errlen);
+        rc = create_meta(s, txn, o, err, errlen);
     if (rc == 0)
-        rc = storage_mark_running_(s, txn, o, &epoch, &old_epoch, &unclean,
-                                   &renewed, err, errlen);
+        rc = mark_running(s, txn, o, &epoch, &old_epoch, &unclean, &renewed,
+                          err, errlen);
     if (rc != 0)
         goto fail;
     rc = mdb_txn_commit(txn);
@@ -465,9 +455,9 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     if (rc == 0 && o->fsync != STORAGE_FSYNC_ALWAYS)
         rc = mdb_env_sync(s->env, 1);
     if (rc != 0) {
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: cannot commit in %s: %s", o->dir,
-                          mdb_strerror(rc));
+        rc = open_err(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                      "storage: cannot commit in %s: %s", o->dir,
+                      mdb_strerror(rc));
         goto fail;
     }
     MDB_envinfo ei;
@@ -479,9 +469,9 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
     if (rc != 0) {
         s->rtxn = NULL;
-        rc = storage_err_(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
-                          "storage: cannot begin a read transaction: %s",
-                          mdb_strerror(rc));
+        rc = open_err(err, errlen, rc > 0 ? -rc : RK_ESTORAGE,
+                      "storage: cannot begin a read transaction: %s",
+                      mdb_strerror(rc));
         goto fail;
     }
     mdb_txn_reset(s->rtxn);
@@ -527,7 +517,7 @@ int storage_open(struct storage **out, uv_loop_t *loop,
     return 0;
 
 fail_uv:
-    rc = storage_err_(err, errlen, rc, "storage: %s", uv_strerror(rc));
+    rc = open_err(err, errlen, rc, "storage: %s", uv_strerror(rc));
 fail:
     if (have_worker)
         storage__stop_worker(s);
