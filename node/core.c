@@ -91,13 +91,13 @@ struct core {
 #define CORE_LOG(c, level, ...)                                                \
     do {                                                                       \
         if ((level) >= log_min_level)                                          \
-            core_log((c), (level), __VA_ARGS__);                               \
+            emit_log((c), (level), __VA_ARGS__);                               \
     } while (0)
 
-static void core_log(struct core *c, enum log_level level, const char *fmt, ...)
+static void emit_log(struct core *c, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void core_log(struct core *c, enum log_level level, const char *fmt, ...)
+static void emit_log(struct core *c, enum log_level level, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -138,8 +138,8 @@ struct core_write {
 
 /* Appends the context's tag for key (any thread: the key is read only).
  * Contexts are untagged when the core has no context key. */
-static int core_ctx_seal(const struct core *c, const uint8_t *key,
-                         size_t key_len, uint8_t **ctx, size_t *len)
+static int ctx_seal(const struct core *c, const uint8_t *key, size_t key_len,
+                    uint8_t **ctx, size_t *len)
 {
     if (!c->ctx_tagged)
         return 0;
@@ -156,8 +156,8 @@ static int core_ctx_seal(const struct core *c, const uint8_t *key,
  * untagged part in *len: only a context the cluster issued for this key
  * is accepted (a forged or another key's context could claim dots that
  * were never written here, and every write they cover would be lost). */
-static int core_ctx_open(const struct core *c, const uint8_t *key,
-                         size_t key_len, const uint8_t *ctx, uint32_t *len)
+static int ctx_open(const struct core *c, const uint8_t *key, size_t key_len,
+                    const uint8_t *ctx, uint32_t *len)
 {
     if (!c->ctx_tagged)
         return 0;
@@ -171,7 +171,7 @@ static int core_ctx_open(const struct core *c, const uint8_t *key,
 }
 
 /* Worker thread: refuses an encoded record over max_record (*out freed). */
-static int core_check_size(struct core_write *w, uint8_t **out, size_t len)
+static int check_size(struct core_write *w, uint8_t **out, size_t len)
 {
     if (w->max_record == 0 || len <= w->max_record)
         return 0;
@@ -185,8 +185,8 @@ static int core_check_size(struct core_write *w, uint8_t **out, size_t len)
 }
 
 /* Worker thread: version a coordinator's write against the current record. */
-static int core_apply_update(struct core_write *w, const struct dvv *local,
-                             uint8_t **out, size_t *out_len)
+static int apply_update(struct core_write *w, const struct dvv *local,
+                        uint8_t **out, size_t *out_len)
 {
     struct dvv next;
     struct dvv_vv joined;
@@ -198,17 +198,17 @@ static int core_apply_update(struct core_write *w, const struct dvv *local,
     snprintf(w->msg, sizeof(w->msg), "%s", w->up.msg);
     if (err != 0 || (err = dvv_join(&next, &w->arena, &joined)) != 0 ||
         (err = dvv_vv_encode(&joined, &w->ctx_out, &w->ctx_out_len)) != 0 ||
-        (err = core_ctx_seal(w->core, w->buf, w->op.key_len, &w->ctx_out,
-                             &w->ctx_out_len)) != 0 ||
+        (err = ctx_seal(w->core, w->buf, w->op.key_len, &w->ctx_out,
+                        &w->ctx_out_len)) != 0 ||
         (err = dvv_encode(&next, out, out_len)) != 0 ||
-        (err = core_check_size(w, out, *out_len)) != 0)
+        (err = check_size(w, out, *out_len)) != 0)
         return err;
     return STORAGE_APPLY_PUT;
 }
 
 /* Worker thread: merge a replicated record into the current one. */
-static int core_apply_merge(struct core_write *w, const struct dvv *local,
-                            uint8_t **out, size_t *out_len)
+static int apply_merge(struct core_write *w, const struct dvv *local,
+                       uint8_t **out, size_t *out_len)
 {
     struct dvv in, next;
     int err;
@@ -224,13 +224,13 @@ static int core_apply_merge(struct core_write *w, const struct dvv *local,
     if (!w->mg.changed)
         return STORAGE_APPLY_NOOP; /* nothing new: no write */
     if ((err = dvv_encode(&next, out, out_len)) != 0 ||
-        (err = core_check_size(w, out, *out_len)) != 0)
+        (err = check_size(w, out, *out_len)) != 0)
         return err;
     return STORAGE_APPLY_PUT;
 }
 
-static int core_apply(struct storage_op *op, const uint8_t *old, size_t old_len,
-                      uint8_t **out, size_t *out_len)
+static int apply_op(struct storage_op *op, const uint8_t *old, size_t old_len,
+                    uint8_t **out, size_t *out_len)
 {
     struct core_write *w = op->arg;
     struct dvv local = {0};
@@ -243,12 +243,12 @@ static int core_apply(struct storage_op *op, const uint8_t *old, size_t old_len,
     if (old != NULL && (err = dvv_decode(old, old_len, &w->arena, &local)))
         return err;
     if (w->kind == CW_UPDATE)
-        return core_apply_update(w, &local, out, out_len);
-    return core_apply_merge(w, &local, out, out_len);
+        return apply_update(w, &local, out, out_len);
+    return apply_merge(w, &local, out, out_len);
 }
 
 /* Loop thread: the commit is durable per the fsync policy (or failed). */
-static void core_write_done(struct storage_op *op)
+static void write_done(struct storage_op *op)
 {
     struct core_write *w = op->arg;
     struct core *c = w->core;
@@ -292,9 +292,9 @@ static void core_write_done(struct storage_op *op)
 }
 
 /* Submits a local write. On error fn is not called. */
-static int core_write_submit(struct core *c, enum core_write_kind kind,
-                             const struct core_req *req, uint32_t partition,
-                             core_reply_fn fn, void *arg)
+static int write_submit(struct core *c, enum core_write_kind kind,
+                        const struct core_req *req, uint32_t partition,
+                        core_reply_fn fn, void *arg)
 {
     bool put = req->op == WIRE_OP_PUT || req->op == WIRE_OP_FPUT;
     size_t blen = kind == CW_MERGE ? req->rec_len : put ? req->value_len : 0;
@@ -336,8 +336,7 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
             .ts = hlc_now(&c->hlc, c->env->ops->wall_ms(c->env))};
         uint32_t ctx_len = req->ctx_len;
         if (!overwrite && req->ctx != NULL &&
-            (core_ctx_open(c, req->key, req->key_len, req->ctx, &ctx_len) !=
-                 0 ||
+            (ctx_open(c, req->key, req->key_len, req->ctx, &ctx_len) != 0 ||
              dvv_vv_decode(req->ctx, ctx_len, &w->arena, &w->up.ctx) != 0)) {
             dvv_arena_free(&w->arena);
             free(w);
@@ -347,8 +346,8 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
     w->op.partition = partition;
     w->op.key = w->buf;
     w->op.key_len = req->key_len;
-    w->op.apply = core_apply;
-    w->op.done = core_write_done;
+    w->op.apply = apply_op;
+    w->op.done = write_done;
     w->op.arg = w;
     w->op.size = sizeof(*w) + req->key_len + blen;
     err = c->env->ops->store_submit(c->env, &w->op);
@@ -364,22 +363,21 @@ static int core_write_submit(struct core *c, enum core_write_kind kind,
 /* ---- helpers --------------------------------------------------------------
  */
 
-static void core_fail(struct core *c, core_reply_fn fn, void *arg, int err,
-                      bool definite, const char *msg)
+static void fail_reply(struct core *c, core_reply_fn fn, void *arg, int err,
+                       bool definite, const char *msg)
 {
     struct core_reply rep = {.err = err, .definite = definite, .msg = msg};
     c->st.errors++;
     fn(arg, &rep);
 }
 
-static uint32_t core_partition(const struct core *c, const struct core_req *r)
+static uint32_t key_partition(const struct core *c, const struct core_req *r)
 {
     return ring_partition(r->key, r->key_len, c->o.partitions);
 }
 
 /* The key's replicas (member indices); returns how many. */
-static uint32_t core_replicas(const struct core *c, uint32_t part,
-                              uint32_t *out)
+static uint32_t replica_list(const struct core *c, uint32_t part, uint32_t *out)
 {
     if (c->o.ring == NULL) {
         out[0] = c->o.self;
@@ -389,25 +387,25 @@ static uint32_t core_replicas(const struct core *c, uint32_t part,
     return n > 0 ? (uint32_t)n : 0;
 }
 
-static bool core_up(struct core *c, uint32_t member)
+static bool count_up(struct core *c, uint32_t member)
 {
     return member == c->o.self || c->env->ops->peer_up(c->env, member);
 }
 
 /* Asks the env which of co's replicas are up and plans from that. */
-static void core_plan(struct core *c, const uint32_t *replicas, uint32_t n,
-                      struct decide_plan *plan)
+static void plan_replicas(struct core *c, const uint32_t *replicas, uint32_t n,
+                          struct decide_plan *plan)
 {
     bool up[QUORUM_MAX_N];
     for (uint32_t i = 0; i < n; i++)
-        up[i] = core_up(c, replicas[i]);
+        up[i] = count_up(c, replicas[i]);
     decide_plan(replicas, n, c->o.self, up, plan);
 }
 
 /* Values and context of a record, handed to fn as a get reply. */
-static int core_reply_record(struct core *c, const uint8_t *key, size_t key_len,
-                             const struct dvv *d, struct dvv_arena *a,
-                             core_reply_fn fn, void *arg)
+static int reply_record(struct core *c, const uint8_t *key, size_t key_len,
+                        const struct dvv *d, struct dvv_arena *a,
+                        core_reply_fn fn, void *arg)
 {
     struct core_reply rep = {0};
     struct core_value *vals = NULL;
@@ -432,7 +430,7 @@ static int core_reply_record(struct core *c, const uint8_t *key, size_t key_len,
     }
     if ((err = dvv_join(d, a, &vv)) != 0 ||
         (err = dvv_vv_encode(&vv, &ctx, &ctx_len)) != 0 ||
-        (err = core_ctx_seal(c, key, key_len, &ctx, &ctx_len)) != 0) {
+        (err = ctx_seal(c, key, key_len, &ctx, &ctx_len)) != 0) {
         free(ctx);
         return err;
     }
@@ -458,7 +456,7 @@ struct core_read {
     int err;
 };
 
-static int core_read_cb(void *arg, const uint8_t *val, size_t len)
+static int local_read_cb(void *arg, const uint8_t *val, size_t len)
 {
     struct core_read *rd = arg;
     struct core *c = rd->core;
@@ -476,16 +474,15 @@ static int core_read_cb(void *arg, const uint8_t *val, size_t len)
         CORE_LOG(c, LOG_ERROR, "stored record fails to decode (%zu bytes): %s",
                  len, rk_err_msg(err));
     if (err == 0)
-        err =
-            core_reply_record(c, rd->key, rd->key_len, &d, &a, rd->fn, rd->arg);
+        err = reply_record(c, rd->key, rd->key_len, &d, &a, rd->fn, rd->arg);
     dvv_arena_free(&a);
     if (err != 0)
-        core_fail(c, rd->fn, rd->arg, err, true, NULL);
+        fail_reply(c, rd->fn, rd->arg, err, true, NULL);
     return 0;
 }
 
-static void core_read_local(struct core *c, const struct core_req *req,
-                            bool raw, core_reply_fn fn, void *arg)
+static void read_local(struct core *c, const struct core_req *req, bool raw,
+                       core_reply_fn fn, void *arg)
 {
     struct core_read rd = {.core = c,
                            .fn = fn,
@@ -493,10 +490,10 @@ static void core_read_local(struct core *c, const struct core_req *req,
                            .raw = raw,
                            .key = req->key,
                            .key_len = req->key_len};
-    int err = c->env->ops->store_get(c->env, core_partition(c, req), req->key,
-                                     req->key_len, core_read_cb, &rd);
+    int err = c->env->ops->store_get(c->env, key_partition(c, req), req->key,
+                                     req->key_len, local_read_cb, &rd);
     if (err != 0) /* the callback did not run */
-        core_fail(c, fn, arg, err, true, NULL);
+        fail_reply(c, fn, arg, err, true, NULL);
 }
 
 /* ---- coordination ---------------------------------------------------------
@@ -565,8 +562,8 @@ static struct coord *coord_new(struct core *c, enum coord_kind kind,
     co->key = (uint8_t *)(co + 1);
     memcpy(co->key, req->key, req->key_len);
     co->key_len = req->key_len;
-    co->partition = core_partition(c, req);
-    co->nrep = core_replicas(c, co->partition, co->replicas);
+    co->partition = key_partition(c, req);
+    co->nrep = replica_list(c, co->partition, co->replicas);
     for (uint32_t i = 0; i < co->nrep; i++)
         co->slots[i] = (struct coord_slot){co, i};
     co->next = c->active;
@@ -642,8 +639,8 @@ static void coord_get_progress(struct coord *co, bool decided)
         if (co->get.state == QUORUM_OK) {
             struct dvv_arena a;
             dvv_arena_init(&a);
-            int err = core_reply_record(c, co->key, co->key_len,
-                                        &co->get.merged, &a, co->fn, co->arg);
+            int err = reply_record(c, co->key, co->key_len, &co->get.merged, &a,
+                                   co->fn, co->arg);
             dvv_arena_free(&a);
             if (err != 0) /* the callback did not run */
                 coord_fail(co, err, true, NULL, 0);
@@ -687,7 +684,7 @@ static void coord_get_local_reply(void *arg, const struct core_reply *rep)
 static void coord_get_local(struct core *c, struct coord *co, uint32_t i)
 {
     struct core_req req = {.key = co->key, .key_len = co->key_len};
-    core_read_local(c, &req, true, coord_get_local_reply, &co->slots[i]);
+    read_local(c, &req, true, coord_get_local_reply, &co->slots[i]);
 }
 
 static void coord_get(struct core *c, const struct core_req *req,
@@ -701,7 +698,7 @@ static void coord_get(struct core *c, const struct core_req *req,
     c->st.gets++;
     co = coord_new(c, CO_GET, req, fn, arg);
     if (co == NULL) {
-        core_fail(c, fn, arg, -ENOMEM, true, NULL);
+        fail_reply(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
     if ((err = quorum_get_init(&co->get, co->nrep, r,
@@ -710,7 +707,7 @@ static void coord_get(struct core *c, const struct core_req *req,
         coord_release(co);
         return;
     }
-    core_plan(c, co->replicas, co->nrep, &plan);
+    plan_replicas(c, co->replicas, co->nrep, &plan);
     if (plan.up < r) {
         c->st.unavailable++;
         coord_fail(co, RK_EUNAVAILABLE, true,
@@ -745,14 +742,14 @@ static void coord_get(struct core *c, const struct core_req *req,
     coord_release(co);
 }
 
-static void core_repair_reply(void *arg, int err, const struct wire_resp *resp)
+static void repair_reply(void *arg, int err, const struct wire_resp *resp)
 {
     struct core *c = arg;
     if (err != 0 || resp->err != 0)
         c->st.read_repair_failures++;
 }
 
-static void core_repair_local_done(void *arg, const struct core_reply *rep)
+static void repair_local_done(void *arg, const struct core_reply *rep)
 {
     struct core *c = arg;
     if (rep->err != 0)
@@ -793,16 +790,15 @@ static void coord_get_repair(struct coord *co)
         int err;
         c->st.read_repairs++;
         if (m == c->o.self) {
-            err = core_write_submit(c, CW_MERGE, &req, co->partition,
-                                    core_repair_local_done, c);
+            err = write_submit(c, CW_MERGE, &req, co->partition,
+                               repair_local_done, c);
         } else {
             struct wire_req q = {.op = WIRE_OP_RPUT,
                                  .key = co->key,
                                  .key_len = co->key_len,
                                  .rec = rec,
                                  .rec_len = (uint32_t)rec_len};
-            err =
-                c->env->ops->peer_request(c->env, m, &q, core_repair_reply, c);
+            err = c->env->ops->peer_request(c->env, m, &q, repair_reply, c);
         }
         if (err != 0)
             c->st.read_repair_failures++;
@@ -893,7 +889,7 @@ static void coord_forward(struct core *c, const struct core_req *req,
                           core_reply_fn fn, void *arg);
 
 /* True the first time (from, inc, seq) is seen (quorum/fwd_window.h). */
-static bool core_fwd_first(struct core *c, const struct core_req *req)
+static bool fwd_first(struct core *c, const struct core_req *req)
 {
     if (req->fwd_from >= c->nmembers || c->fwd_seen == NULL)
         return true; /* not stamped: nothing to compare */
@@ -909,23 +905,23 @@ static void coord_put(struct core *c, const struct core_req *req,
     struct decide_plan plan;
     int err;
 
-    if (req->forwarded && !core_fwd_first(c, req)) {
+    if (req->forwarded && !fwd_first(c, req)) {
         /* A copy of a forward already handled: applying it again could make
          * a write the client was told failed definitely appear after all
          * (found by the simulator, docs/simulation.md). The first copy's
          * answer stands; this one says only "maybe". */
         c->st.duplicate_forwards++;
-        core_fail(c, fn, arg, RK_EPROTO, false,
-                  "duplicate forwarded request; the first copy's outcome "
-                  "stands");
+        fail_reply(c, fn, arg, RK_EPROTO, false,
+                   "duplicate forwarded request; the first copy's outcome "
+                   "stands");
         return;
     }
     co = coord_new(c, CO_PUT, req, fn, arg);
     if (co == NULL) {
-        core_fail(c, fn, arg, -ENOMEM, true, NULL);
+        fail_reply(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
-    core_plan(c, co->replicas, co->nrep, &plan);
+    plan_replicas(c, co->replicas, co->nrep, &plan);
     if ((err = quorum_put_init(&co->put, co->nrep, w)) != 0) {
         coord_fail(co, err, true, NULL, 0);
         coord_release(co);
@@ -934,8 +930,8 @@ static void coord_put(struct core *c, const struct core_req *req,
     if (!plan.mine) {
         coord_release(co);
         if (req->forwarded) {
-            core_fail(c, fn, arg, RK_EUNAVAILABLE, true,
-                      "forwarded to a node that is not a replica");
+            fail_reply(c, fn, arg, RK_EUNAVAILABLE, true,
+                       "forwarded to a node that is not a replica");
             return;
         }
         coord_forward(c, req, fn, arg);
@@ -951,8 +947,8 @@ static void coord_put(struct core *c, const struct core_req *req,
         return;
     }
     /* The local write holds the caller's reference until it is done. */
-    err = core_write_submit(c, CW_UPDATE, req, co->partition,
-                            coord_put_local_done, co);
+    err = write_submit(c, CW_UPDATE, req, co->partition, coord_put_local_done,
+                       co);
     if (err != 0) {
         coord_fail(co, err, true, NULL, 0);
         coord_release(co);
@@ -985,10 +981,10 @@ static void coord_forward(struct core *c, const struct core_req *req,
     int err;
 
     if (co == NULL) {
-        core_fail(c, fn, arg, -ENOMEM, true, NULL);
+        fail_reply(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
-    core_plan(c, co->replicas, co->nrep, &plan);
+    plan_replicas(c, co->replicas, co->nrep, &plan);
     uint32_t target = plan.target;
     if (target == DECIDE_NO_TARGET) {
         c->st.unavailable++;
@@ -1056,8 +1052,8 @@ static void coord_timer_fired(void *arg)
 /* ---- replica side ---------------------------------------------------------
  */
 
-static void core_rput(struct core *c, const struct core_req *req,
-                      core_reply_fn fn, void *arg)
+static void rput_op(struct core *c, const struct core_req *req,
+                    core_reply_fn fn, void *arg)
 {
     uint64_t wall = c->env->ops->wall_ms(c->env);
     c->st.replica_puts++;
@@ -1071,15 +1067,14 @@ static void core_rput(struct core *c, const struct core_req *req,
                      "refused a replicated write stamped %" PRIu64
                      " ms ahead of this clock",
                      hlc_physical_ms(req->ts) - wall);
-            core_fail(c, fn, arg, RK_ECLOCK_SKEW, true,
-                      "write timestamp too far in the future");
+            fail_reply(c, fn, arg, RK_ECLOCK_SKEW, true,
+                       "write timestamp too far in the future");
             return;
         }
     }
-    int err =
-        core_write_submit(c, CW_MERGE, req, core_partition(c, req), fn, arg);
+    int err = write_submit(c, CW_MERGE, req, key_partition(c, req), fn, arg);
     if (err != 0)
-        core_fail(c, fn, arg, err, true, NULL);
+        fail_reply(c, fn, arg, err, true, NULL);
 }
 
 /* ---- public ----------------------------------------------------------------
@@ -1227,7 +1222,7 @@ uint32_t core_members(struct core *c, struct wire_member *out, uint32_t cap)
         out[i].id = m->id;
         out[i].addr = m->addr;
         out[i].self = i == c->o.self;
-        out[i].up = core_up(c, i);
+        out[i].up = count_up(c, i);
     }
     return c->nmembers;
 }
@@ -1236,7 +1231,7 @@ void core_ring_pref(const struct core *c, uint16_t *out)
 {
     uint32_t reps[QUORUM_MAX_N];
     for (uint32_t p = 0; p < c->o.partitions; p++) {
-        uint32_t n = core_replicas(c, p, reps);
+        uint32_t n = replica_list(c, p, reps);
         for (uint32_t j = 0; j < c->nval; j++)
             out[p * c->nval + j] =
                 j < n ? (uint16_t)reps[j] : (uint16_t)WIRE_NO_MEMBER;
@@ -1247,14 +1242,14 @@ void core_request(struct core *c, const struct core_req *req, core_reply_fn fn,
                   void *arg)
 {
     if (c->shutting_down) {
-        core_fail(c, fn, arg, RK_ESHUTTING_DOWN, true, NULL);
+        fail_reply(c, fn, arg, RK_ESHUTTING_DOWN, true, NULL);
         return;
     }
     switch (req->op) {
     case WIRE_OP_GET:
         if (req->local) {
             c->st.gets++;
-            core_read_local(c, req, false, fn, arg);
+            read_local(c, req, false, fn, arg);
         } else {
             coord_get(c, req, fn, arg);
         }
@@ -1271,13 +1266,13 @@ void core_request(struct core *c, const struct core_req *req, core_reply_fn fn,
         break;
     case WIRE_OP_RGET:
         c->st.replica_gets++;
-        core_read_local(c, req, true, fn, arg);
+        read_local(c, req, true, fn, arg);
         break;
     case WIRE_OP_RPUT:
-        core_rput(c, req, fn, arg);
+        rput_op(c, req, fn, arg);
         break;
     default:
-        core_fail(c, fn, arg, RK_EUNKNOWN_OP, true, NULL);
+        fail_reply(c, fn, arg, RK_EUNKNOWN_OP, true, NULL);
         break;
     }
 }

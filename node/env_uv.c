@@ -26,13 +26,13 @@ struct env_timer {
     void *arg;
 };
 
-static uint64_t env_uv_now(struct env *env)
+static uint64_t op_now(struct env *env)
 {
     struct env_uv *u = env->impl;
     return uv_now(u->loop);
 }
 
-static uint64_t env_uv_wall(struct env *env)
+static uint64_t op_wall(struct env *env)
 {
     struct timeval tv;
     (void)env;
@@ -40,35 +40,35 @@ static uint64_t env_uv_wall(struct env *env)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static int env_uv_get(struct env *env, uint32_t partition, const uint8_t *key,
-                      uint32_t key_len, storage_read_fn fn, void *arg)
+static int op_store_get(struct env *env, uint32_t partition, const uint8_t *key,
+                        uint32_t key_len, storage_read_fn fn, void *arg)
 {
     struct env_uv *u = env->impl;
     return storage_get(u->store, partition, key, key_len, fn, arg);
 }
 
-static int env_uv_submit(struct env *env, struct storage_op *op)
+static int op_store_submit(struct env *env, struct storage_op *op)
 {
     struct env_uv *u = env->impl;
     return storage_submit(u->store, op);
 }
 
-static void env_uv_timer_closed(uv_handle_t *h)
+static void timer_closed_cb(uv_handle_t *h)
 {
     free(h);
 }
 
-static void env_uv_timer_fired(uv_timer_t *h)
+static void timer_fired_cb(uv_timer_t *h)
 {
     struct env_timer *t = (struct env_timer *)h;
     env_timer_fn fn = t->fn;
     void *arg = t->arg;
-    uv_close((uv_handle_t *)h, env_uv_timer_closed);
+    uv_close((uv_handle_t *)h, timer_closed_cb);
     fn(arg);
 }
 
-static struct env_timer *env_uv_timer_start(struct env *env, uint64_t ms,
-                                            env_timer_fn fn, void *arg)
+static struct env_timer *op_timer_start(struct env *env, uint64_t ms,
+                                        env_timer_fn fn, void *arg)
 {
     struct env_uv *u = env->impl;
     struct env_timer *t = malloc(sizeof(*t));
@@ -77,20 +77,20 @@ static struct env_timer *env_uv_timer_start(struct env *env, uint64_t ms,
     t->fn = fn;
     t->arg = arg;
     uv_timer_init(u->loop, &t->h);
-    uv_timer_start(&t->h, env_uv_timer_fired, ms, 0);
+    uv_timer_start(&t->h, timer_fired_cb, ms, 0);
     return t;
 }
 
-static void env_uv_timer_cancel(struct env *env, struct env_timer *t)
+static void op_timer_cancel(struct env *env, struct env_timer *t)
 {
     (void)env;
     uv_timer_stop(&t->h);
-    uv_close((uv_handle_t *)&t->h, env_uv_timer_closed);
+    uv_close((uv_handle_t *)&t->h, timer_closed_cb);
 }
 
-static int env_uv_peer_request(struct env *env, uint32_t member,
-                               const struct wire_req *req, env_reply_fn fn,
-                               void *arg)
+static int op_peer_request(struct env *env, uint32_t member,
+                           const struct wire_req *req, env_reply_fn fn,
+                           void *arg)
 {
     struct env_uv *u = env->impl;
     if (u->peers == NULL)
@@ -98,7 +98,7 @@ static int env_uv_peer_request(struct env *env, uint32_t member,
     return peers_request(u->peers, member, req, fn, arg);
 }
 
-static bool env_uv_peer_up(struct env *env, uint32_t member)
+static bool op_peer_up(struct env *env, uint32_t member)
 {
     struct env_uv *u = env->impl;
     return u->peers != NULL && peers_up(u->peers, member);
@@ -118,29 +118,29 @@ uint64_t env_uv_random64(void)
     return e;
 }
 
-static uint64_t env_uv_random(struct env *env)
+static uint64_t op_random64(struct env *env)
 {
     (void)env;
     return env_uv_random64();
 }
 
-static void env_uv_log(struct env *env, enum log_level level, const char *msg)
+static void op_log(struct env *env, enum log_level level, const char *msg)
 {
     (void)env;
     log_write(level, "%s", msg);
 }
 
 static const struct env_ops env_uv_ops = {
-    .now_ms = env_uv_now,
-    .wall_ms = env_uv_wall,
-    .store_get = env_uv_get,
-    .store_submit = env_uv_submit,
-    .timer_start = env_uv_timer_start,
-    .timer_cancel = env_uv_timer_cancel,
-    .peer_request = env_uv_peer_request,
-    .peer_up = env_uv_peer_up,
-    .random64 = env_uv_random,
-    .log = env_uv_log,
+    .now_ms = op_now,
+    .wall_ms = op_wall,
+    .store_get = op_store_get,
+    .store_submit = op_store_submit,
+    .timer_start = op_timer_start,
+    .timer_cancel = op_timer_cancel,
+    .peer_request = op_peer_request,
+    .peer_up = op_peer_up,
+    .random64 = op_random64,
+    .log = op_log,
 };
 
 /* One production env per process. */

@@ -52,9 +52,9 @@ struct node {
 /* Builds the ring from the configured members and the member table in
  * ring order (the ring sorts members by id; every index in the node is a
  * ring index). */
-static int node_membership(struct node *n, const struct config *cfg,
-                           struct peer_conf **pc_out, uint32_t *nm_out,
-                           uint32_t *self_out, char *err, size_t errlen)
+static int build_membership(struct node *n, const struct config *cfg,
+                            struct peer_conf **pc_out, uint32_t *nm_out,
+                            uint32_t *self_out, char *err, size_t errlen)
 {
     struct config_member cm[CONFIG_MAX_MEMBERS];
     const char *ids[CONFIG_MAX_MEMBERS];
@@ -108,7 +108,7 @@ _Static_assert((int)CONFIG_LOG_DEBUG == (int)LOG_DEBUG &&
 
 #define NODE_SHUTDOWN_GRACE_MS 5000
 
-static void node_on_deadline(uv_timer_t *t)
+static void on_deadline(uv_timer_t *t)
 {
     struct node *n = t->data;
     LOG_WARN("clients still hold unsent replies after %d ms; closing them",
@@ -117,7 +117,7 @@ static void node_on_deadline(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
 }
 
-static void node_stop(struct node *n, const char *why)
+static void stop_node(struct node *n, const char *why)
 {
     if (n->stopping)
         return;
@@ -135,32 +135,32 @@ static void node_stop(struct node *n, const char *why)
      * it does not keep the loop alive once everything else has closed. */
     uv_timer_init(&n->loop, &n->deadline);
     n->deadline.data = n;
-    uv_timer_start(&n->deadline, node_on_deadline, NODE_SHUTDOWN_GRACE_MS, 0);
+    uv_timer_start(&n->deadline, on_deadline, NODE_SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&n->deadline);
 }
 
-static void node_on_signal(uv_signal_t *h, int signum)
+static void on_signal(uv_signal_t *h, int signum)
 {
-    node_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop_node(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* The store failed (fsync, commit, LMDB panic): what is on disk is no
  * longer known, so the node must not go on acknowledging nothing and
  * serving reads as if healthy. Writes in flight were answered (indefinite
  * where they may be on disk); stop and exit non-zero. */
-static void node_on_storage_fatal(void *arg, const char *msg)
+static void on_storage_fatal(void *arg, const char *msg)
 {
     struct node *n = arg;
     LOG_ERROR("%s: stopping the node (exit status 1); check the disk, "
               "then restart",
               msg);
     n->failed = true;
-    node_stop(n, "storage failure");
+    stop_node(n, "storage failure");
 }
 
 /* Raises the open-files limit towards max_clients plus room for peers,
  * the database and the log; says so when the hard limit is lower. */
-static void node_raise_nofile(uint32_t max_clients)
+static void raise_nofile(uint32_t max_clients)
 {
     struct rlimit rl;
     rlim_t need = (rlim_t)max_clients + 256;
@@ -177,7 +177,7 @@ static void node_raise_nofile(uint32_t max_clients)
 /* The cluster secret from cluster_secret or cluster_secret_file into buf
  * (PEER_AUTH_MAX_SECRET bytes). Returns its length (0 = none) or an error
  * with err set. */
-static int node_secret(const struct config *cfg, uint8_t *buf, char *err,
+static int load_secret(const struct config *cfg, uint8_t *buf, char *err,
                        size_t errlen)
 {
     size_t n = strlen(cfg->cluster_secret);
@@ -243,9 +243,9 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
-    node_raise_nofile(cfg.max_clients);
+    raise_nofile(cfg.max_clients);
     if (peer_auth_init() != 0 ||
-        (secret_len = node_secret(&cfg, secret, err, sizeof(err))) < 0) {
+        (secret_len = load_secret(&cfg, secret, err, sizeof(err))) < 0) {
         if (secret_len >= 0)
             snprintf(err, sizeof(err), "cannot initialise libsodium");
         LOG_ERROR("%s", err);
@@ -273,7 +273,7 @@ int main(int argc, char **argv)
          * of its request, and at most max_inflight are waiting. */
         .max_queue = cfg.max_inflight,
         .max_queue_bytes = cfg.max_buffer,
-        .on_fatal = node_on_storage_fatal,
+        .on_fatal = on_storage_fatal,
         .fatal_arg = &n,
     };
     rc = storage_open(&n.store, &n.loop, &so, &info, err, sizeof(err));
@@ -299,7 +299,7 @@ int main(int argc, char **argv)
 
     struct peer_conf *pc = NULL;
     uint32_t nm = 0, self = 0;
-    rc = node_membership(&n, &cfg, &pc, &nm, &self, err, sizeof(err));
+    rc = build_membership(&n, &cfg, &pc, &nm, &self, err, sizeof(err));
     if (rc == 0 && nm > 1)
         rc = peers_create(&n.peers, &n.loop, pc, nm, self, &auth,
                           (uint32_t)cfg.max_frame,
@@ -373,8 +373,8 @@ int main(int argc, char **argv)
     uv_signal_init(&n.loop, &n.sigterm);
     uv_signal_init(&n.loop, &n.sigint);
     n.sigterm.data = n.sigint.data = &n;
-    uv_signal_start(&n.sigterm, node_on_signal, SIGTERM);
-    uv_signal_start(&n.sigint, node_on_signal, SIGINT);
+    uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&n.sigint, on_signal, SIGINT);
     uint32_t nval = core_nval(n.core);
     LOG_INFO("node %s serving: native %s:%u, resp %s:%u, fsync %s, "
              "%u member(s), n=%u r=%u w=%u",

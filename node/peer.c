@@ -92,17 +92,17 @@ struct peers {
     msgpack_zone zone;
 };
 
-static void peer_connect(struct peer *pe);
-static void peer_drop(struct peer *pe, int err);
+static void dial(struct peer *pe);
+static void drop_link(struct peer *pe, int err);
 
 /* ---- pending table ------------------------------------------------------ */
 
-static uint32_t peer_slot(const struct peer *pe, uint64_t id)
+static uint32_t link_slot(const struct peer *pe, uint64_t id)
 {
     return (uint32_t)(id * 0x9E3779B97F4A7C15ull >> 32) & (pe->pend_cap - 1);
 }
 
-static int peer_pend_grow(struct peer *pe)
+static int pend_grow(struct peer *pe)
 {
     uint32_t ncap = pe->pend_cap ? pe->pend_cap * 2 : 64;
     struct peer_pending *old = pe->pend;
@@ -115,7 +115,7 @@ static int peer_pend_grow(struct peer *pe)
     for (uint32_t i = 0; i < ocap; i++) {
         if (old[i].id == 0)
             continue;
-        uint32_t s = peer_slot(pe, old[i].id);
+        uint32_t s = link_slot(pe, old[i].id);
         while (np[s].id != 0)
             s = (s + 1) & (ncap - 1);
         np[s] = old[i];
@@ -124,11 +124,11 @@ static int peer_pend_grow(struct peer *pe)
     return 0;
 }
 
-static int peer_pend_add(struct peer *pe, const struct peer_pending *e)
+static int pend_add(struct peer *pe, const struct peer_pending *e)
 {
-    if ((pe->pend_n + 1) * 2 > pe->pend_cap && peer_pend_grow(pe) != 0)
+    if ((pe->pend_n + 1) * 2 > pe->pend_cap && pend_grow(pe) != 0)
         return -ENOMEM;
-    uint32_t s = peer_slot(pe, e->id);
+    uint32_t s = link_slot(pe, e->id);
     while (pe->pend[s].id != 0)
         s = (s + 1) & (pe->pend_cap - 1);
     pe->pend[s] = *e;
@@ -137,7 +137,7 @@ static int peer_pend_add(struct peer *pe, const struct peer_pending *e)
 }
 
 /* Removes slot s, shifting later entries of its cluster back. */
-static void peer_pend_del_slot(struct peer *pe, uint32_t s)
+static void pend_del_slot(struct peer *pe, uint32_t s)
 {
     uint32_t mask = pe->pend_cap - 1;
     uint32_t i = s, j = s;
@@ -147,7 +147,7 @@ static void peer_pend_del_slot(struct peer *pe, uint32_t s)
         j = (j + 1) & mask;
         if (pe->pend[j].id == 0)
             return;
-        uint32_t home = peer_slot(pe, pe->pend[j].id);
+        uint32_t home = link_slot(pe, pe->pend[j].id);
         /* Move j back to i unless its home lies cyclically in (i, j]. */
         bool stay = i <= j ? (i < home && home <= j) : (i < home || home <= j);
         if (stay)
@@ -159,15 +159,15 @@ static void peer_pend_del_slot(struct peer *pe, uint32_t s)
 }
 
 /* Takes the pending entry for id out of the table. */
-static bool peer_pend_take(struct peer *pe, uint64_t id, struct peer_pending *e)
+static bool pend_take(struct peer *pe, uint64_t id, struct peer_pending *e)
 {
     if (pe->pend_cap == 0 || id == 0)
         return false;
-    uint32_t s = peer_slot(pe, id);
+    uint32_t s = link_slot(pe, id);
     while (pe->pend[s].id != 0) {
         if (pe->pend[s].id == id) {
             *e = pe->pend[s];
-            peer_pend_del_slot(pe, s);
+            pend_del_slot(pe, s);
             return true;
         }
         s = (s + 1) & (pe->pend_cap - 1);
@@ -178,7 +178,7 @@ static bool peer_pend_take(struct peer *pe, uint64_t id, struct peer_pending *e)
 /* Fails every pending request of pe with err. The table is emptied first
  * (one pass), then the callbacks run: they may send new requests, to other
  * peers or to pe once it is up again. */
-static void peer_fail_all(struct peer *pe, int err)
+static void fail_all(struct peer *pe, int err)
 {
     struct peer_pending *old = pe->pend;
     uint32_t cap = pe->pend_cap;
@@ -197,12 +197,12 @@ static void peer_fail_all(struct peer *pe, int err)
 /* ---- I/O ------------------------------------------------------------------
  */
 
-static void peer_mark_dirty(struct peer *pe)
+static void mark_dirty(struct peer *pe)
 {
     stream_mark_dirty(&pe->owner->dirty, &pe->st);
 }
 
-static void peer_close_cb(uv_handle_t *h)
+static void close_cb(uv_handle_t *h)
 {
     struct peers *ps = h->data;
     ps->handles--;
@@ -210,11 +210,11 @@ static void peer_close_cb(uv_handle_t *h)
 }
 
 /* The connection is gone: fail what is pending, go DOWN. */
-static void peer_drop(struct peer *pe, int err)
+static void drop_link(struct peer *pe, int err)
 {
     if (pe->tcp != NULL) {
         pe->tcp->data = pe->owner;
-        uv_close((uv_handle_t *)pe->tcp, peer_close_cb);
+        uv_close((uv_handle_t *)pe->tcp, close_cb);
         pe->tcp = NULL;
     }
     if (pe->was_up) {
@@ -226,29 +226,29 @@ static void peer_drop(struct peer *pe, int err)
     pe->state = PEER_DOWN;
     pe->overflow = false;
     stream_reset(&pe->st);
-    peer_fail_all(pe, err);
+    fail_all(pe, err);
 }
 
-static void peer_written(struct stream *st, int status)
+static void on_written(struct stream *st, int status)
 {
     struct peer *pe = st->data;
     if (pe->tcp == NULL || pe->state < PEER_HELLO)
         return; /* dropped meanwhile */
     if (status < 0) {
-        peer_drop(pe, status);
+        drop_link(pe, status);
         return;
     }
     if (pe->st.out.len > 0)
-        peer_mark_dirty(pe);
+        mark_dirty(pe);
 }
 
-static void peer_flush_one(struct peer *pe)
+static void flush_one(struct peer *pe)
 {
     if (pe->state < PEER_HELLO || pe->st.writing || pe->st.out.len == 0)
         return;
     int rc = stream_flush(&pe->st);
     if (rc < 0)
-        peer_drop(pe, rc);
+        drop_link(pe, rc);
 }
 
 static void peers_flush_cb(uv_check_t *h)
@@ -256,10 +256,10 @@ static void peers_flush_cb(uv_check_t *h)
     struct peers *ps = h->data;
     struct stream *st;
     while ((st = stream_take_dirty(&ps->dirty)) != NULL)
-        peer_flush_one(st->data);
+        flush_one(st->data);
 }
 
-static void peer_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct peer *pe = h->data;
     (void)hint;
@@ -268,7 +268,7 @@ static void peer_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 /* The handshake failed: say why, count it, drop the connection and wait
  * PEER_AUTH_RETRY_MS before dialing again. */
-static void peer_auth_failed(struct peer *pe, const char *why)
+static void auth_failed(struct peer *pe, const char *why)
 {
     struct peers *ps = pe->owner;
     ps->st.handshakes_failed++;
@@ -276,11 +276,11 @@ static void peer_auth_failed(struct peer *pe, const char *why)
              "in %d ms",
              pe->id, pe->addr, why, PEER_AUTH_RETRY_MS);
     pe->retry_at = uv_now(ps->loop) + PEER_AUTH_RETRY_MS;
-    peer_drop(pe, RK_EFORBIDDEN);
+    drop_link(pe, RK_EFORBIDDEN);
 }
 
-static void peer_auth_input(const struct peer *pe, const uint8_t *acc_nonce,
-                            struct peer_auth_input *in)
+static void auth_input(const struct peer *pe, const uint8_t *acc_nonce,
+                       struct peer_auth_input *in)
 {
     const struct peers_auth *a = &pe->owner->auth;
     *in = (struct peer_auth_input){
@@ -298,19 +298,19 @@ static void peer_auth_input(const struct peer *pe, const uint8_t *acc_nonce,
 }
 
 /* Appends a handshake request to pe->st.out and flushes it. */
-static void peer_send_hs(struct peer *pe, const struct wire_req *req)
+static void send_hs(struct peer *pe, const struct wire_req *req)
 {
     struct wire_req r = *req;
     r.id = pe->next_id++;
     if (wire_encode_req(&pe->st.out, &r) != 0) {
-        peer_drop(pe, -ENOMEM);
+        drop_link(pe, -ENOMEM);
         return;
     }
-    peer_mark_dirty(pe);
+    mark_dirty(pe);
 }
 
 /* HELLO or AUTH: the acceptor's answer to our hello or auth. */
-static void peer_on_handshake(struct peer *pe, const struct wire_resp *r)
+static void on_handshake(struct peer *pe, const struct wire_resp *r)
 {
     struct peer_auth_input in;
     uint8_t mac[PEER_AUTH_MAC_LEN];
@@ -320,7 +320,7 @@ static void peer_on_handshake(struct peer *pe, const struct wire_resp *r)
         snprintf(why, sizeof(why), "it refused our %s: %s",
                  pe->state == PEER_HELLO ? "hello" : "proof",
                  r->msg ? r->msg : rk_err_msg(r->err));
-        peer_auth_failed(pe, why);
+        auth_failed(pe, why);
         return;
     }
     if (pe->state == PEER_AUTH) {
@@ -338,31 +338,31 @@ static void peer_on_handshake(struct peer *pe, const struct wire_resp *r)
                  "node id mismatch: expected %s, it says %.*s", pe->id,
                  h->node ? (int)h->node_len : 1,
                  h->node ? (const char *)h->node : "?");
-        peer_auth_failed(pe, why);
+        auth_failed(pe, why);
         return;
     }
     if (h->nonce == NULL || h->nonce_len != PEER_AUTH_NONCE_LEN) {
-        peer_auth_failed(pe, "its hello answer has no nonce");
+        auth_failed(pe, "its hello answer has no nonce");
         return;
     }
-    peer_auth_input(pe, h->nonce, &in);
+    auth_input(pe, h->nonce, &in);
     peer_auth_mac(mac, PEER_AUTH_ACCEPTOR, &in);
     bool proven = peer_auth_check(mac, h->mac, h->mac_len);
     peer_auth_mac(mac, PEER_AUTH_DIALER, &in);
     struct wire_req auth = {.op = WIRE_OP_AUTH,
                             .hello = {.mac = mac, .mac_len = sizeof(mac)}};
     pe->state = PEER_AUTH;
-    peer_send_hs(pe, &auth);
+    send_hs(pe, &auth);
     if (!proven) {
         /* Our proof goes out anyway (best effort, before the drop), so
          * the acceptor logs the bad secret too; nothing else is sent. */
-        peer_flush_one(pe);
-        peer_auth_failed(pe, "bad secret: its proof does not match our "
-                             "cluster secret");
+        flush_one(pe);
+        auth_failed(pe, "bad secret: its proof does not match our "
+                        "cluster secret");
     }
 }
 
-static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)
+static void on_frame(struct peer *pe, const uint8_t *p, size_t n)
 {
     struct peers *ps = pe->owner;
     struct wire_resp r;
@@ -374,14 +374,14 @@ static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)
     if (rc != 0) {
         LOG_WARN("peer %s (%s) sent a bad response (%s); reconnecting", pe->id,
                  pe->addr, why ? why : rk_err_msg(rc));
-        peer_drop(pe, RK_EPROTO);
+        drop_link(pe, RK_EPROTO);
         return;
     }
     if (pe->state == PEER_HELLO || pe->state == PEER_AUTH) {
-        peer_on_handshake(pe, &r);
+        on_handshake(pe, &r);
         return;
     }
-    if (!peer_pend_take(pe, r.id, &e)) {
+    if (!pend_take(pe, r.id, &e)) {
         if (r.id == 0)
             LOG_DEBUG("peer %s says: %s", pe->id, r.msg ? r.msg : "?");
         return; /* given up on, or an id-0 connection error */
@@ -391,7 +391,7 @@ static void peer_on_frame(struct peer *pe, const uint8_t *p, size_t n)
 
 /* A response frame of len bytes (over max_frame), answering request id
  * (0 = unknown), is being skipped: fail that request; the link stays. */
-static void peer_skipped(struct peer *pe, uint32_t len, uint64_t id)
+static void on_skipped(struct peer *pe, uint32_t len, uint64_t id)
 {
     struct peers *ps = pe->owner;
     struct peer_pending e;
@@ -400,11 +400,11 @@ static void peer_skipped(struct peer *pe, uint32_t len, uint64_t id)
     LOG_WARN("peer %s (%s) sent a %" PRIu32 "-byte frame, over max_frame "
              "(%" PRIu32 "); skipped it",
              pe->id, pe->addr, len, ps->max_frame);
-    if (peer_pend_take(pe, id, &e))
+    if (pend_take(pe, id, &e))
         e.fn(e.arg, RK_ETOO_LARGE, NULL);
 }
 
-static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct peer *pe = st->data;
     struct peers *ps = pe->owner;
@@ -414,7 +414,7 @@ static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        peer_drop(pe, (int)nread);
+        drop_link(pe, (int)nread);
         return;
     }
     stream_received(&pe->st, (size_t)nread);
@@ -423,41 +423,41 @@ static void peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (k == WIRE_SPLIT_MORE)
             break;
         if (k < 0) {
-            peer_drop(pe, k);
+            drop_link(pe, k);
             break;
         }
         if (k == WIRE_SPLIT_SKIPPED) {
-            peer_skipped(pe, f.len, f.id);
+            on_skipped(pe, f.len, f.id);
             continue;
         }
         if (k == WIRE_SPLIT_BAD) {
             LOG_WARN("peer %s (%s) sent a bad frame; reconnecting", pe->id,
                      pe->addr);
-            peer_drop(pe, RK_EPROTO);
+            drop_link(pe, RK_EPROTO);
             return;
         }
-        peer_on_frame(pe, f.body, f.len);
+        on_frame(pe, f.body, f.len);
     }
     if (pe->state >= PEER_HELLO)
         stream_consume(&pe->st);
 }
 
-static void peer_connect_cb(uv_connect_t *req, int status)
+static void dial_cb(uv_connect_t *req, int status)
 {
     struct peer *pe = req->data;
     if (pe->owner->closing) {
         return; /* peers_close() already closed the handle */
     }
     if (status < 0) {
-        peer_drop(pe, status);
+        drop_link(pe, status);
         return;
     }
     const struct peers_auth *a = &pe->owner->auth;
     pe->state = PEER_HELLO;
     pe->hs_deadline = uv_now(pe->owner->loop) + pe->owner->give_up_ms;
     uv_tcp_nodelay(pe->tcp, 1);
-    if (stream_read_start(&pe->st, peer_alloc_cb, peer_read_cb) != 0) {
-        peer_drop(pe, -EIO);
+    if (stream_read_start(&pe->st, alloc_cb, read_cb) != 0) {
+        drop_link(pe, -EIO);
         return;
     }
     peer_auth_nonce(pe->nonce);
@@ -469,10 +469,10 @@ static void peer_connect_cb(uv_connect_t *req, int status)
                   .node_len = (uint32_t)strlen(a->self_id),
                   .nonce = pe->nonce,
                   .nonce_len = sizeof(pe->nonce)}};
-    peer_send_hs(pe, &hello);
+    send_hs(pe, &hello);
 }
 
-static void peer_connect(struct peer *pe)
+static void dial(struct peer *pe)
 {
     struct peers *ps = pe->owner;
     uv_tcp_t *t = malloc(sizeof(*t));
@@ -485,13 +485,13 @@ static void peer_connect(struct peer *pe)
     pe->st.h = (uv_stream_t *)t;
     pe->state = PEER_CONNECTING;
     pe->conn_req.data = pe;
-    int rc = uv_tcp_connect(&pe->conn_req, t, (struct sockaddr *)&pe->sa,
-                            peer_connect_cb);
+    int rc =
+        uv_tcp_connect(&pe->conn_req, t, (struct sockaddr *)&pe->sa, dial_cb);
     if (rc != 0)
-        peer_drop(pe, rc);
+        drop_link(pe, rc);
 }
 
-static void peer_ping_reply(void *arg, int err, const struct wire_resp *resp)
+static void ping_reply(void *arg, int err, const struct wire_resp *resp)
 {
     (void)arg;
     (void)err;
@@ -507,15 +507,15 @@ static void peers_tick_cb(uv_timer_t *h)
         if (i == ps->self)
             continue;
         if (pe->state == PEER_DOWN && now >= pe->retry_at)
-            peer_connect(pe);
+            dial(pe);
         if ((pe->state == PEER_HELLO || pe->state == PEER_AUTH) &&
             now >= pe->hs_deadline) {
-            peer_auth_failed(pe, "no answer to the handshake in time");
+            auth_failed(pe, "no answer to the handshake in time");
             continue;
         }
         if (pe->state == PEER_UP && now - pe->last_send >= PEER_KEEPALIVE_MS) {
             struct wire_req ping = {.op = WIRE_OP_PING};
-            peers_request(ps, i, &ping, peer_ping_reply, NULL);
+            peers_request(ps, i, &ping, ping_reply, NULL);
         }
         /* A request unanswered past its deadline means the peer is hung
          * (stopped, or a partition TCP has not noticed): drop the
@@ -527,13 +527,13 @@ static void peers_tick_cb(uv_timer_t *h)
         if (pe->overflow && pe->state == PEER_UP) {
             LOG_WARN("peer %s (%s) does not read what we send; reconnecting",
                      pe->id, pe->addr);
-            peer_drop(pe, -ENOBUFS);
+            drop_link(pe, -ENOBUFS);
         } else if (expired && pe->state == PEER_UP) {
             LOG_WARN("peer %s (%s) did not answer in time; reconnecting",
                      pe->id, pe->addr);
-            peer_drop(pe, RK_ETIMEOUT);
+            drop_link(pe, RK_ETIMEOUT);
         } else if (expired) {
-            peer_fail_all(pe, RK_ETIMEOUT);
+            fail_all(pe, RK_ETIMEOUT);
         }
     }
 }
@@ -566,7 +566,7 @@ int peers_create(struct peers **out, uv_loop_t *loop,
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
         char port[8];
 
-        stream_init(&pe->st, NULL, peer_written, pe);
+        stream_init(&pe->st, NULL, on_written, pe);
         pe->owner = ps;
         pe->idx = i;
         pe->next_id = 1;
@@ -597,7 +597,7 @@ int peers_create(struct peers **out, uv_loop_t *loop,
                    PEER_RECONNECT_MS);
     for (uint32_t i = 0; i < n; i++)
         if (i != self)
-            peer_connect(&ps->p[i]);
+            dial(&ps->p[i]);
     *out = ps;
     return 0;
 }
@@ -633,12 +633,12 @@ int peers_request(struct peers *ps, uint32_t member, const struct wire_req *req,
                              .fn = fn,
                              .arg = arg,
                              .deadline = uv_now(ps->loop) + ps->give_up_ms};
-    if (peer_pend_add(pe, &e) != 0) {
+    if (pend_add(pe, &e) != 0) {
         pe->st.out.len = mark; /* unsend: the frame is the last thing in out */
         return -ENOMEM;
     }
     pe->last_send = uv_now(ps->loop);
-    peer_mark_dirty(pe);
+    mark_dirty(pe);
     return 0;
 }
 
@@ -672,7 +672,7 @@ void peers_close(struct peers *ps)
         if (i == ps->self)
             continue;
         pe->was_up = false;
-        peer_drop(pe, RK_ESHUTTING_DOWN);
+        drop_link(pe, RK_ESHUTTING_DOWN);
     }
     ps->closing = true;
     ps->handles += 2;

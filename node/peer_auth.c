@@ -31,8 +31,8 @@ void peer_auth_nonce(uint8_t out[PEER_AUTH_NONCE_LEN])
     randombytes_buf(out, PEER_AUTH_NONCE_LEN);
 }
 
-static void peer_auth_field(crypto_auth_hmacsha256_state *st, const uint8_t *p,
-                            size_t n)
+static void auth_field(crypto_auth_hmacsha256_state *st, const uint8_t *p,
+                       size_t n)
 {
     uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
                       (uint8_t)n};
@@ -52,12 +52,12 @@ void peer_auth_mac(uint8_t out[PEER_AUTH_MAC_LEN], enum peer_auth_role role,
     const char *label = labels[role];
 
     crypto_auth_hmacsha256_init(&st, in->secret, in->secret_len);
-    peer_auth_field(&st, (const uint8_t *)label, strlen(label));
-    peer_auth_field(&st, in->acceptor_nonce, PEER_AUTH_NONCE_LEN);
-    peer_auth_field(&st, in->dialer_nonce, PEER_AUTH_NONCE_LEN);
-    peer_auth_field(&st, in->cluster, in->cluster_len);
-    peer_auth_field(&st, in->acceptor_id, in->acceptor_id_len);
-    peer_auth_field(&st, in->dialer_id, in->dialer_id_len);
+    auth_field(&st, (const uint8_t *)label, strlen(label));
+    auth_field(&st, in->acceptor_nonce, PEER_AUTH_NONCE_LEN);
+    auth_field(&st, in->dialer_nonce, PEER_AUTH_NONCE_LEN);
+    auth_field(&st, in->cluster, in->cluster_len);
+    auth_field(&st, in->acceptor_id, in->acceptor_id_len);
+    auth_field(&st, in->dialer_id, in->dialer_id_len);
     crypto_auth_hmacsha256_final(&st, out);
     sodium_memzero(&st, sizeof(st));
 }
@@ -76,7 +76,7 @@ void peer_auth_ctx_key(uint8_t out[PEER_AUTH_CTX_KEY_LEN],
     crypto_auth_hmacsha256_state st;
 
     crypto_auth_hmacsha256_init(&st, secret, secret_len);
-    peer_auth_field(&st, (const uint8_t *)label, sizeof(label) - 1);
+    auth_field(&st, (const uint8_t *)label, sizeof(label) - 1);
     crypto_auth_hmacsha256_final(&st, out);
     sodium_memzero(&st, sizeof(st));
 }
@@ -90,8 +90,8 @@ void peer_auth_ctx_tag(uint8_t out[PEER_AUTH_CTX_TAG_LEN],
     uint8_t mac[crypto_auth_hmacsha256_BYTES];
 
     crypto_auth_hmacsha256_init(&st, ctx_key, PEER_AUTH_CTX_KEY_LEN);
-    peer_auth_field(&st, key, key_len);
-    peer_auth_field(&st, ctx, ctx_len);
+    auth_field(&st, key, key_len);
+    auth_field(&st, ctx, ctx_len);
     crypto_auth_hmacsha256_final(&st, mac);
     memcpy(out, mac, PEER_AUTH_CTX_TAG_LEN);
     sodium_memzero(&st, sizeof(st));

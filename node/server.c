@@ -35,7 +35,7 @@
 #include "node/log.h"
 #include "node/server_internal.h"
 
-static void server_close_handle(struct server *s, uv_handle_t *h);
+static void close_handle(struct server *s, uv_handle_t *h);
 static void conn_process(struct conn *c);
 
 /* ---- connection lifetime -------------------------------------------------
@@ -220,7 +220,7 @@ static void conn_flush(struct conn *c)
         server__conn_resume(c);
 }
 
-static void server_flush_cb(uv_check_t *h)
+static void flush_cb(uv_check_t *h)
 {
     struct server *s = h->data;
     struct stream *st;
@@ -228,7 +228,7 @@ static void server_flush_cb(uv_check_t *h)
         conn_flush(st->data);
     /* Stopping: the check handle goes last, once every connection closed. */
     if (s->stopping && s->conns == NULL)
-        server_close_handle(s, (uv_handle_t *)&s->flush);
+        close_handle(s, (uv_handle_t *)&s->flush);
 }
 
 static void conn_process(struct conn *c)
@@ -368,7 +368,7 @@ static void conn_serve(struct conn *c)
     server__conn_resume(c);
 }
 
-static void server_on_conn(uv_stream_t *ls, int status)
+static void on_conn(uv_stream_t *ls, int status)
 {
     struct server *s = ls->data;
     struct conn *c;
@@ -416,7 +416,7 @@ void server_get_load(const struct server *s, struct server_load *out)
     }
 }
 
-static void server_idle_cb(uv_timer_t *t)
+static void idle_cb(uv_timer_t *t)
 {
     struct server *s = t->data;
     uint64_t now = uv_now(s->loop);
@@ -432,8 +432,8 @@ static void server_idle_cb(uv_timer_t *t)
     }
 }
 
-static int server_listen(struct server *s, uv_tcp_t *h, uint16_t port,
-                         bool init, char *err, size_t errlen)
+static int listen_on(struct server *s, uv_tcp_t *h, uint16_t port, bool init,
+                     char *err, size_t errlen)
 {
     struct sockaddr_storage sa;
     int rc;
@@ -452,7 +452,7 @@ static int server_listen(struct server *s, uv_tcp_t *h, uint16_t port,
         return RK_ECONFIG;
     }
     if ((rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)h, 511, server_on_conn)) != 0) {
+        (rc = uv_listen((uv_stream_t *)h, 511, on_conn)) != 0) {
         snprintf(err, errlen, "cannot listen on %s:%u: %s", s->listen_addr,
                  (unsigned)port, uv_strerror(rc));
         return rc;
@@ -460,17 +460,17 @@ static int server_listen(struct server *s, uv_tcp_t *h, uint16_t port,
     return 0;
 }
 
-static void server_handle_closed(uv_handle_t *h)
+static void handle_closed(uv_handle_t *h)
 {
     struct server *s = h->data;
     s->handles_open--;
 }
 
-static void server_close_handle(struct server *s, uv_handle_t *h)
+static void close_handle(struct server *s, uv_handle_t *h)
 {
     h->data = s;
     if (!uv_is_closing(h))
-        uv_close(h, server_handle_closed);
+        uv_close(h, handle_closed);
 }
 
 int server_start(struct server **out, uv_loop_t *loop, struct core *core,
@@ -503,16 +503,16 @@ int server_start(struct server **out, uv_loop_t *loop, struct core *core,
     uv_check_init(loop, &s->flush);
     s->flush.data = s;
     s->handles_open++;
-    uv_check_start(&s->flush, server_flush_cb);
+    uv_check_start(&s->flush, flush_cb);
     uv_timer_init(loop, &s->idle);
     s->idle.data = s;
     s->handles_open++;
     if (o->idle_timeout_ms > 0)
-        uv_timer_start(&s->idle, server_idle_cb, 1000, 1000);
+        uv_timer_start(&s->idle, idle_cb, 1000, 1000);
 
-    rc = server_listen(s, &s->lnative, o->port, true, err, errlen);
+    rc = listen_on(s, &s->lnative, o->port, true, err, errlen);
     if (rc == 0 && o->resp_port != 0)
-        rc = server_listen(s, &s->lresp, o->resp_port, false, err, errlen);
+        rc = listen_on(s, &s->lresp, o->resp_port, false, err, errlen);
     *out = s;
     if (rc != 0)
         server_stop(s);
@@ -524,13 +524,13 @@ void server_stop(struct server *s)
     if (s->stopping)
         return;
     s->stopping = true;
-    server_close_handle(s, (uv_handle_t *)&s->lnative);
-    server_close_handle(s, (uv_handle_t *)&s->lresp);
-    server_close_handle(s, (uv_handle_t *)&s->idle);
+    close_handle(s, (uv_handle_t *)&s->lnative);
+    close_handle(s, (uv_handle_t *)&s->lresp);
+    close_handle(s, (uv_handle_t *)&s->idle);
     /* Flush everything queued, then close; the check handle goes last. */
     for (struct conn *c = s->conns; c != NULL; c = c->next)
         server__conn_close_after_flush(c);
-    server_flush_cb(&s->flush);
+    flush_cb(&s->flush);
 }
 
 void server_force_close(struct server *s)
@@ -542,7 +542,7 @@ void server_force_close(struct server *s)
         c = next;
     }
     if (!uv_is_closing((uv_handle_t *)&s->flush))
-        server_close_handle(s, (uv_handle_t *)&s->flush);
+        close_handle(s, (uv_handle_t *)&s->flush);
 }
 
 void server_destroy(struct server *s)

@@ -16,7 +16,7 @@
  *   core reply --> fills its slot --> drain: emit the done slots at the head
  *
  * Invariant: every command that is consumed from the input gets exactly one
- * reply (a slot), and resp_drain() runs after every command, so a reply
+ * reply (a slot), and drain_slots() runs after every command, so a reply
  * that is ready never waits for more input. If a slot cannot be allocated,
  * the connection is closed: a reply skipped would shift every later one.
  *
@@ -77,7 +77,7 @@ struct resp_slot {
     size_t req_bytes; /* counted in conn->req_bytes while waiting */
 };
 
-static struct resp_slot *resp_slot_new(struct conn *c, enum resp_slot_kind k)
+static struct resp_slot *slot_new(struct conn *c, enum resp_slot_kind k)
 {
     struct resp_slot *sl = calloc(1, sizeof(*sl));
     if (sl == NULL) {
@@ -95,7 +95,7 @@ static struct resp_slot *resp_slot_new(struct conn *c, enum resp_slot_kind k)
     return sl;
 }
 
-static size_t resp_slot_size(const struct resp_slot *sl)
+static size_t slot_size(const struct resp_slot *sl)
 {
     size_t n = sizeof(*sl) + sl->data.cap + sl->nparts * sizeof(*sl->parts);
     for (uint32_t i = 0; i < sl->nparts; i++)
@@ -106,9 +106,9 @@ static size_t resp_slot_size(const struct resp_slot *sl)
 /* The slot's data changed: recount it in its connection's slot bytes. A
  * reply past the connection's reply cap is dropped for an overloaded
  * error (definite: reads only hold data, they apply nothing). */
-static void resp_slot_grew(struct conn *c, struct resp_slot *sl)
+static void slot_grew(struct conn *c, struct resp_slot *sl)
 {
-    size_t now = resp_slot_size(sl);
+    size_t now = slot_size(sl);
     if (now > server__reply_cap(c->srv) && sl->err == 0) {
         c->srv->replies_too_large++;
         sl->err = RK_EOVERLOADED;
@@ -119,13 +119,13 @@ static void resp_slot_grew(struct conn *c, struct resp_slot *sl)
         wire_buf_free(&sl->data);
         for (uint32_t i = 0; i < sl->nparts; i++)
             wire_buf_free(&sl->parts[i].data);
-        now = resp_slot_size(sl);
+        now = slot_size(sl);
     }
     c->slot_bytes = c->slot_bytes - sl->counted + now;
     sl->counted = now;
 }
 
-static void resp_slot_free(struct conn *c, struct resp_slot *sl)
+static void slot_free(struct conn *c, struct resp_slot *sl)
 {
     c->slot_bytes -= sl->counted;
     for (uint32_t i = 0; i < sl->nparts; i++)
@@ -136,7 +136,7 @@ static void resp_slot_free(struct conn *c, struct resp_slot *sl)
 }
 
 /* "ERR <code>: <detail> (<definite or not>)" for a failed core request. */
-static void resp_emit_error(struct conn *c, const struct resp_slot *sl)
+static void emit_error(struct conn *c, const struct resp_slot *sl)
 {
     char msg[256];
     const char *why = "";
@@ -152,7 +152,7 @@ static void resp_emit_error(struct conn *c, const struct resp_slot *sl)
 }
 
 /* Emits every completed slot at the head of the FIFO, in order. */
-static void resp_drain(struct conn *c)
+static void drain_slots(struct conn *c)
 {
     while (c->head != NULL && c->head->waiting == 0) {
         struct resp_slot *sl = c->head;
@@ -161,7 +161,7 @@ static void resp_drain(struct conn *c)
             c->tail = NULL;
         if (!c->closed) {
             if (sl->err != 0) {
-                resp_emit_error(c, sl);
+                emit_error(c, sl);
             } else if (sl->kind == SLOT_EXISTS || sl->kind == SLOT_DEL) {
                 resp_int(&c->st.out, sl->count);
             } else if (sl->kind == SLOT_SET) {
@@ -176,19 +176,19 @@ static void resp_drain(struct conn *c)
             }
             server__conn_dirty(c);
         }
-        resp_slot_free(c, sl);
+        slot_free(c, sl);
     }
 }
 
 /* A ready reply: the error msg (printf-style), counted. */
-static void resp_fail(struct conn *c, const char *fmt, ...)
+static void reply_fail(struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void resp_fail(struct conn *c, const char *fmt, ...)
+static void reply_fail(struct conn *c, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
-    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    struct resp_slot *sl = slot_new(c, SLOT_READY);
     c->srv->resp_errors++;
     if (sl == NULL)
         return;
@@ -198,9 +198,9 @@ static void resp_fail(struct conn *c, const char *fmt, ...)
     resp_error(&sl->data, msg);
 }
 
-static void resp_ok(struct conn *c, const char *simple)
+static void reply_ok(struct conn *c, const char *simple)
 {
-    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    struct resp_slot *sl = slot_new(c, SLOT_READY);
     if (sl)
         resp_simple(&sl->data, simple);
 }
@@ -214,7 +214,7 @@ static void resp_ok(struct conn *c, const char *simple)
 
 /* The documented rule for a plain GET on a key with siblings: the value
  * with the greatest HLC timestamp, ties broken by the greater actor. */
-static const struct core_value *resp_pick(const struct core_reply *rep)
+static const struct core_value *pick_value(const struct core_reply *rep)
 {
     const struct core_value *best = NULL;
     for (uint32_t i = 0; i < rep->nvalues; i++) {
@@ -226,9 +226,9 @@ static const struct core_value *resp_pick(const struct core_reply *rep)
     return best;
 }
 
-static void resp_put_value(struct wire_buf *b, const struct core_reply *rep)
+static void put_value(struct wire_buf *b, const struct core_reply *rep)
 {
-    const struct core_value *v = resp_pick(rep);
+    const struct core_value *v = pick_value(rep);
     if (v)
         resp_bulk(b, v->data, v->len);
     else
@@ -236,7 +236,7 @@ static void resp_put_value(struct wire_buf *b, const struct core_reply *rep)
 }
 
 /* One thing the slot waited for is done; the last one completes it. */
-static void resp_slot_settle(struct conn *c, struct resp_slot *sl)
+static void slot_settle(struct conn *c, struct resp_slot *sl)
 {
     if (--sl->waiting > 0)
         return;
@@ -247,20 +247,20 @@ static void resp_slot_settle(struct conn *c, struct resp_slot *sl)
 }
 
 /* One core reply done: the slot may be complete now. */
-static void resp_core_done(struct conn *c, struct resp_slot *sl)
+static void on_core_done(struct conn *c, struct resp_slot *sl)
 {
     c->inflight--;
     c->srv->inflight--;
-    resp_slot_grew(c, sl);
-    resp_slot_settle(c, sl);
-    resp_drain(c);
+    slot_grew(c, sl);
+    slot_settle(c, sl);
+    drain_slots(c);
     server__conn_account(c);
     if (!c->closed)
         server__conn_resume(c);
     server__conn_unref(c);
 }
 
-static void resp_note_error(struct resp_slot *sl, const struct core_reply *rep)
+static void note_error(struct resp_slot *sl, const struct core_reply *rep)
 {
     if (sl->err != 0)
         return;
@@ -269,16 +269,16 @@ static void resp_note_error(struct resp_slot *sl, const struct core_reply *rep)
     snprintf(sl->errmsg, sizeof(sl->errmsg), "%s", rep->msg ? rep->msg : "");
 }
 
-static void resp_core_reply(void *arg, const struct core_reply *rep)
+static void on_core_reply(void *arg, const struct core_reply *rep)
 {
     struct resp_slot *sl = arg;
 
     if (rep->err != 0) {
-        resp_note_error(sl, rep);
+        note_error(sl, rep);
     } else {
         switch (sl->kind) {
         case SLOT_GET:
-            resp_put_value(&sl->data, rep);
+            put_value(&sl->data, rep);
             break;
         case SLOT_SIBS:
             resp_array(&sl->data, rep->nvalues);
@@ -295,25 +295,25 @@ static void resp_core_reply(void *arg, const struct core_reply *rep)
             break;
         }
     }
-    resp_core_done(sl->conn, sl);
+    on_core_done(sl->conn, sl);
 }
 
-static void resp_part_reply(void *arg, const struct core_reply *rep)
+static void part_reply(void *arg, const struct core_reply *rep)
 {
     struct resp_part *pt = arg;
     struct resp_slot *sl = pt->sl;
 
     if (rep->err != 0)
-        resp_note_error(sl, rep);
+        note_error(sl, rep);
     else
-        resp_put_value(&pt->data, rep);
-    resp_core_done(sl->conn, sl);
+        put_value(&pt->data, rep);
+    on_core_done(sl->conn, sl);
 }
 
 /* Submits one core request for slot sl; fn(arg) gets its reply. */
-static void resp_core(struct conn *c, struct resp_slot *sl, enum wire_op op,
-                      const struct resp_arg *key, const struct resp_arg *val,
-                      core_reply_fn fn, void *arg)
+static void run_core(struct conn *c, struct resp_slot *sl, enum wire_op op,
+                     const struct resp_arg *key, const struct resp_arg *val,
+                     core_reply_fn fn, void *arg)
 {
     struct core_req cr = {.op = op,
                           .key = key->p,
@@ -334,16 +334,16 @@ static void resp_core(struct conn *c, struct resp_slot *sl, enum wire_op op,
 }
 
 /* Keys a[first..n): each within max_key, else an error reply. */
-static bool resp_keys_ok(struct conn *c, const struct resp_arg *a,
-                         uint32_t first, uint32_t n)
+static bool keys_ok(struct conn *c, const struct resp_arg *a, uint32_t first,
+                    uint32_t n)
 {
     uint32_t max = c->srv->o.lim.max_key;
     for (uint32_t i = first; i < n; i++) {
         if (a[i].len == 0 || a[i].len > max) {
-            resp_fail(c,
-                      "ERR key of %" PRIu32 " bytes is empty or exceeds "
-                      "max_key (%" PRIu32 " bytes)",
-                      a[i].len, max);
+            reply_fail(c,
+                       "ERR key of %" PRIu32 " bytes is empty or exceeds "
+                       "max_key (%" PRIu32 " bytes)",
+                       a[i].len, max);
             return false;
         }
     }
@@ -352,7 +352,7 @@ static bool resp_keys_ok(struct conn *c, const struct resp_arg *a,
 
 /* Parses a[i] as a decimal int64 (Redis's string2ll rules: optional '-',
  * no '+', no spaces, no leading zeros except "0"). */
-static bool resp_arg_int(const struct resp_arg *a, int64_t *out)
+static bool arg_int(const struct resp_arg *a, int64_t *out)
 {
     const uint8_t *p = a->p;
     uint32_t n = a->len, i = 0;
@@ -406,10 +406,10 @@ static void cmd_ping(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     struct resp_slot *sl;
     if (n > 2) {
-        resp_fail(c, "ERR wrong number of arguments for 'ping' command");
+        reply_fail(c, "ERR wrong number of arguments for 'ping' command");
         return;
     }
-    if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+    if ((sl = slot_new(c, SLOT_READY)) == NULL)
         return;
     if (n == 2)
         resp_bulk(&sl->data, a[1].p, a[1].len);
@@ -419,7 +419,7 @@ static void cmd_ping(struct conn *c, const struct resp_arg *a, uint32_t n)
 
 static void cmd_echo(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
-    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    struct resp_slot *sl = slot_new(c, SLOT_READY);
     if (sl)
         resp_bulk(&sl->data, a[1].p, a[1].len);
 }
@@ -428,10 +428,10 @@ static void cmd_get(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     struct resp_slot *sl;
     bool sibs = resp_arg_is(&a[0], "SIBLINGS");
-    if (!resp_keys_ok(c, a, 1, 2))
+    if (!keys_ok(c, a, 1, 2))
         return;
-    if ((sl = resp_slot_new(c, sibs ? SLOT_SIBS : SLOT_GET)))
-        resp_core(c, sl, WIRE_OP_GET, &a[1], NULL, resp_core_reply, sl);
+    if ((sl = slot_new(c, sibs ? SLOT_SIBS : SLOT_GET)))
+        run_core(c, sl, WIRE_OP_GET, &a[1], NULL, on_core_reply, sl);
 }
 
 /*
@@ -465,12 +465,12 @@ static void cmd_set(struct conn *c, const struct resp_arg *a, uint32_t n)
             int64_t t;
             if (expiry != NULL || keepttl || i + 1 >= n)
                 goto syntax;
-            if (!resp_arg_int(&a[i + 1], &t)) {
-                resp_fail(c, "ERR value is not an integer or out of range");
+            if (!arg_int(&a[i + 1], &t)) {
+                reply_fail(c, "ERR value is not an integer or out of range");
                 return;
             }
             if (t <= 0) {
-                resp_fail(c, "ERR invalid expire time in 'set' command");
+                reply_fail(c, "ERR invalid expire time in 'set' command");
                 return;
             }
             expiry = o;
@@ -480,39 +480,39 @@ static void cmd_set(struct conn *c, const struct resp_arg *a, uint32_t n)
         }
     }
     if (expiry != NULL) {
-        resp_fail(c,
-                  "ERR SET option " ARG_FMT " is not supported: ringkv has "
-                  "no key expiry (see README, Redis compatibility)",
-                  ARG_P(expiry));
+        reply_fail(c,
+                   "ERR SET option " ARG_FMT " is not supported: ringkv has "
+                   "no key expiry (see README, Redis compatibility)",
+                   ARG_P(expiry));
         return;
     }
     if (cond != NULL || get != NULL) {
         const struct resp_arg *o = cond ? cond : get;
-        resp_fail(c,
-                  "ERR SET option " ARG_FMT " is not supported: a "
-                  "leaderless store cannot read and write a key atomically "
-                  "(see README, Redis compatibility)",
-                  ARG_P(o));
+        reply_fail(c,
+                   "ERR SET option " ARG_FMT " is not supported: a "
+                   "leaderless store cannot read and write a key atomically "
+                   "(see README, Redis compatibility)",
+                   ARG_P(o));
         return;
     }
-    if (!resp_keys_ok(c, a, 1, 2))
+    if (!keys_ok(c, a, 1, 2))
         return;
     if (a[2].len > s->o.lim.max_value) {
-        resp_fail(c,
-                  "ERR value of %" PRIu32 " bytes exceeds max_value (%" PRIu32
-                  " bytes)",
-                  a[2].len, s->o.lim.max_value);
+        reply_fail(c,
+                   "ERR value of %" PRIu32 " bytes exceeds max_value (%" PRIu32
+                   " bytes)",
+                   a[2].len, s->o.lim.max_value);
         return;
     }
-    if ((sl = resp_slot_new(c, SLOT_SET))) {
+    if ((sl = slot_new(c, SLOT_SET))) {
         sl->is_write = true;
         c->writes_inflight++;
         /* A synchronous answer drains (and frees) the slot itself. */
-        resp_core(c, sl, WIRE_OP_PUT, &a[1], &a[2], resp_core_reply, sl);
+        run_core(c, sl, WIRE_OP_PUT, &a[1], &a[2], on_core_reply, sl);
     }
     return;
 syntax:
-    resp_fail(c, "ERR syntax error");
+    reply_fail(c, "ERR syntax error");
 }
 
 /* DEL / UNLINK and EXISTS: one integer for all the keys. */
@@ -521,9 +521,9 @@ static void cmd_del_exists(struct conn *c, const struct resp_arg *a, uint32_t n)
     bool del = !resp_arg_is(&a[0], "EXISTS");
     struct resp_slot *sl;
 
-    if (!resp_keys_ok(c, a, 1, n))
+    if (!keys_ok(c, a, 1, n))
         return;
-    if ((sl = resp_slot_new(c, del ? SLOT_DEL : SLOT_EXISTS)) == NULL)
+    if ((sl = slot_new(c, del ? SLOT_DEL : SLOT_EXISTS)) == NULL)
         return;
     /* Hold the slot open until every key was submitted. */
     sl->waiting = 1;
@@ -532,9 +532,9 @@ static void cmd_del_exists(struct conn *c, const struct resp_arg *a, uint32_t n)
         c->writes_inflight++;
     }
     for (uint32_t i = 1; i < n; i++)
-        resp_core(c, sl, del ? WIRE_OP_DEL : WIRE_OP_GET, &a[i], NULL,
-                  resp_core_reply, sl);
-    resp_slot_settle(c, sl);
+        run_core(c, sl, del ? WIRE_OP_DEL : WIRE_OP_GET, &a[i], NULL,
+                 on_core_reply, sl);
+    slot_settle(c, sl);
 }
 
 /* MGET: all keys' values, or one error for the whole command (as Redis
@@ -543,9 +543,9 @@ static void cmd_mget(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     struct resp_slot *sl;
 
-    if (!resp_keys_ok(c, a, 1, n))
+    if (!keys_ok(c, a, 1, n))
         return;
-    if ((sl = resp_slot_new(c, SLOT_MGET)) == NULL)
+    if ((sl = slot_new(c, SLOT_MGET)) == NULL)
         return;
     sl->parts = calloc(n - 1, sizeof(*sl->parts));
     if (sl->parts == NULL) {
@@ -557,76 +557,76 @@ static void cmd_mget(struct conn *c, const struct resp_arg *a, uint32_t n)
     sl->waiting = 1;
     for (uint32_t i = 1; i < n; i++) {
         sl->parts[i - 1].sl = sl;
-        resp_core(c, sl, WIRE_OP_GET, &a[i], NULL, resp_part_reply,
-                  &sl->parts[i - 1]);
+        run_core(c, sl, WIRE_OP_GET, &a[i], NULL, part_reply,
+                 &sl->parts[i - 1]);
     }
-    resp_slot_settle(c, sl);
+    slot_settle(c, sl);
 }
 
-static void resp_info(struct conn *c, struct wire_buf *b);
+static void info_text(struct conn *c, struct wire_buf *b);
 
 static void cmd_info(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
-    struct resp_slot *sl = resp_slot_new(c, SLOT_READY);
+    struct resp_slot *sl = slot_new(c, SLOT_READY);
     if (sl)
-        resp_info(c, &sl->data);
+        info_text(c, &sl->data);
 }
 
 static void cmd_quit(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
-    resp_ok(c, "OK");
-    resp_drain(c);
+    reply_ok(c, "OK");
+    drain_slots(c);
     server__conn_close_after_flush(c);
 }
 
 static void cmd_select(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     int64_t db;
-    if (!resp_arg_int(&a[1], &db))
-        resp_fail(c, "ERR value is not an integer or out of range");
+    if (!arg_int(&a[1], &db))
+        reply_fail(c, "ERR value is not an integer or out of range");
     else if (db != 0)
-        resp_fail(c, "ERR DB index is out of range");
+        reply_fail(c, "ERR DB index is out of range");
     else
-        resp_ok(c, "OK");
+        reply_ok(c, "OK");
 }
 
 static void cmd_auth(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     if (n > 3) {
-        resp_fail(c, "ERR syntax error");
+        reply_fail(c, "ERR syntax error");
         return;
     }
     /* As Redis answers when the default user has no password. */
-    resp_fail(c, "ERR AUTH <password> called without any password "
-                 "configured for the default user. Are you sure your "
-                 "configuration is correct?");
+    reply_fail(c, "ERR AUTH <password> called without any password "
+                  "configured for the default user. Are you sure your "
+                  "configuration is correct?");
 }
 
-static bool resp_client_name_ok(struct conn *c, const struct resp_arg *nm)
+static bool is_valid_client_name(struct conn *c, const struct resp_arg *nm)
 {
     for (uint32_t i = 0; i < nm->len; i++) {
         if (nm->p[i] <= ' ' || nm->p[i] > '~') {
-            resp_fail(c, "ERR Client names cannot contain spaces, newlines "
-                         "or special characters.");
+            reply_fail(c, "ERR Client names cannot contain spaces, newlines "
+                          "or special characters.");
             return false;
         }
     }
     if (nm->len > SERVER_CLIENT_NAME_MAX) {
-        resp_fail(c, "ERR client name longer than %d bytes",
-                  SERVER_CLIENT_NAME_MAX);
+        reply_fail(c, "ERR client name longer than %d bytes",
+                   SERVER_CLIENT_NAME_MAX);
         return false;
     }
     return true;
 }
 
-static void resp_set_name(struct conn *c, const struct resp_arg *nm)
+static void set_name(struct conn *c, const struct resp_arg *nm)
 {
     memcpy(c->name, nm->p, nm->len);
     c->name[nm->len] = '\0';
 }
 
 /* One CLIENT LIST / CLIENT INFO line. */
-static void resp_client_line(const struct conn *c, char *line, size_t cap)
+static void format_client_line(const struct conn *c, char *line, size_t cap)
 {
     uint64_t now = uv_now(c->srv->loop);
     snprintf(line, cap,
@@ -642,15 +642,15 @@ static void cmd_client(struct conn *c, const struct resp_arg *a, uint32_t n)
     char line[256];
 
     if (resp_arg_is(sub, "ID") && n == 2) {
-        if ((sl = resp_slot_new(c, SLOT_READY)))
+        if ((sl = slot_new(c, SLOT_READY)))
             resp_int(&sl->data, (int64_t)c->id);
     } else if (resp_arg_is(sub, "SETNAME") && n == 3) {
-        if (!resp_client_name_ok(c, &a[2]))
+        if (!is_valid_client_name(c, &a[2]))
             return;
-        resp_set_name(c, &a[2]);
-        resp_ok(c, "OK");
+        set_name(c, &a[2]);
+        reply_ok(c, "OK");
     } else if (resp_arg_is(sub, "GETNAME") && n == 2) {
-        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+        if ((sl = slot_new(c, SLOT_READY)) == NULL)
             return;
         if (c->name[0])
             resp_bulk(&sl->data, c->name, strlen(c->name));
@@ -659,22 +659,23 @@ static void cmd_client(struct conn *c, const struct resp_arg *a, uint32_t n)
     } else if (resp_arg_is(sub, "SETINFO") && n == 4) {
         /* LIB-NAME / LIB-VER: accepted, not kept. */
         if (!resp_arg_is(&a[2], "LIB-NAME") && !resp_arg_is(&a[2], "LIB-VER"))
-            resp_fail(c, "ERR Unrecognized option '" ARG_FMT "'", ARG_P(&a[2]));
+            reply_fail(c, "ERR Unrecognized option '" ARG_FMT "'",
+                       ARG_P(&a[2]));
         else
-            resp_ok(c, "OK");
+            reply_ok(c, "OK");
     } else if (resp_arg_is(sub, "INFO") && n == 2) {
-        resp_client_line(c, line, sizeof(line));
-        if ((sl = resp_slot_new(c, SLOT_READY)))
+        format_client_line(c, line, sizeof(line));
+        if ((sl = slot_new(c, SLOT_READY)))
             resp_bulk(&sl->data, line, strlen(line));
     } else if (resp_arg_is(sub, "LIST") && n == 2) {
         struct wire_buf t;
-        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+        if ((sl = slot_new(c, SLOT_READY)) == NULL)
             return;
         wire_buf_init(&t);
         for (struct conn *o = c->srv->conns; o != NULL; o = o->next) {
             if (!o->resp)
                 continue;
-            resp_client_line(o, line, sizeof(line));
+            format_client_line(o, line, sizeof(line));
             wire_buf_append(&t, line, strlen(line));
         }
         resp_bulk(&sl->data, t.data, t.len);
@@ -682,15 +683,15 @@ static void cmd_client(struct conn *c, const struct resp_arg *a, uint32_t n)
     } else if (resp_arg_is(sub, "SETNAME") || resp_arg_is(sub, "GETNAME") ||
                resp_arg_is(sub, "ID") || resp_arg_is(sub, "INFO") ||
                resp_arg_is(sub, "LIST") || resp_arg_is(sub, "SETINFO")) {
-        resp_fail(
+        reply_fail(
             c, "ERR wrong number of arguments for 'client|" ARG_FMT "' command",
             ARG_P(sub));
     } else {
-        resp_fail(c,
-                  "ERR unknown subcommand '" ARG_FMT
-                  "'. ringkv supports CLIENT ID, SETNAME, GETNAME, SETINFO, "
-                  "INFO and LIST.",
-                  ARG_P(sub));
+        reply_fail(c,
+                   "ERR unknown subcommand '" ARG_FMT
+                   "'. ringkv supports CLIENT ID, SETNAME, GETNAME, SETINFO, "
+                   "INFO and LIST.",
+                   ARG_P(sub));
     }
 }
 
@@ -708,14 +709,14 @@ static void cmd_hello(struct conn *c, const struct resp_arg *a, uint32_t n)
     int64_t ver = 2;
 
     if (n >= 2) {
-        if (!resp_arg_int(&a[1], &ver)) {
-            resp_fail(c, "ERR Protocol version is not an integer or out of "
-                         "range");
+        if (!arg_int(&a[1], &ver)) {
+            reply_fail(c, "ERR Protocol version is not an integer or out of "
+                          "range");
             return;
         }
         if (ver != 2) {
-            resp_fail(c, "NOPROTO sorry, this protocol version is not "
-                         "supported");
+            reply_fail(c, "NOPROTO sorry, this protocol version is not "
+                          "supported");
             return;
         }
     }
@@ -725,17 +726,17 @@ static void cmd_hello(struct conn *c, const struct resp_arg *a, uint32_t n)
         } else if (resp_arg_is(&a[i], "SETNAME") && i + 1 < n) {
             name = &a[++i];
         } else {
-            resp_fail(c, "ERR Syntax error in HELLO option '" ARG_FMT "'",
-                      ARG_P(&a[i]));
+            reply_fail(c, "ERR Syntax error in HELLO option '" ARG_FMT "'",
+                       ARG_P(&a[i]));
             return;
         }
     }
     if (name != NULL) {
-        if (!resp_client_name_ok(c, name))
+        if (!is_valid_client_name(c, name))
             return;
-        resp_set_name(c, name);
+        set_name(c, name);
     }
-    if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+    if ((sl = slot_new(c, SLOT_READY)) == NULL)
         return;
     resp_array(&sl->data, 14);
     resp_bulk(&sl->data, "server", 6);
@@ -758,14 +759,14 @@ static void cmd_config(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     struct resp_slot *sl;
     if (!resp_arg_is(&a[1], "GET") || n != 3) {
-        resp_fail(c,
-                  "ERR CONFIG " ARG_FMT " is not supported: ringkv is "
-                  "configured by its config file and flags (docs/config.md)",
-                  ARG_P(&a[1]));
+        reply_fail(c,
+                   "ERR CONFIG " ARG_FMT " is not supported: ringkv is "
+                   "configured by its config file and flags (docs/config.md)",
+                   ARG_P(&a[1]));
         return;
     }
     /* redis-benchmark reads "save" and "appendonly" at start. */
-    if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+    if ((sl = slot_new(c, SLOT_READY)) == NULL)
         return;
     if (resp_arg_is(&a[2], "save") || resp_arg_is(&a[2], "appendonly")) {
         resp_array(&sl->data, 2);
@@ -789,36 +790,36 @@ static void cmd_config(struct conn *c, const struct resp_arg *a, uint32_t n)
 static void cmd_multi(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     if (c->in_multi) {
-        resp_fail(c, "ERR MULTI calls can not be nested");
+        reply_fail(c, "ERR MULTI calls can not be nested");
         return;
     }
     c->in_multi = true;
-    resp_fail(c, "ERR MULTI is not supported: ringkv has no transactions "
-                 "(commands up to EXEC or DISCARD are refused; use a "
-                 "pipeline without MULTI)");
+    reply_fail(c, "ERR MULTI is not supported: ringkv has no transactions "
+                  "(commands up to EXEC or DISCARD are refused; use a "
+                  "pipeline without MULTI)");
 }
 
 static void cmd_exec(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     bool discard = resp_arg_is(&a[0], "DISCARD");
     if (!c->in_multi) {
-        resp_fail(c, "ERR %s without MULTI", discard ? "DISCARD" : "EXEC");
+        reply_fail(c, "ERR %s without MULTI", discard ? "DISCARD" : "EXEC");
         return;
     }
     c->in_multi = false;
     if (discard)
-        resp_ok(c, "OK");
+        reply_ok(c, "OK");
     else
-        resp_fail(c, "EXECABORT Transaction discarded: ringkv does not "
-                     "support MULTI");
+        reply_fail(c, "EXECABORT Transaction discarded: ringkv does not "
+                      "support MULTI");
 }
 
 static void cmd_watch(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
-    resp_fail(c,
-              "ERR " ARG_FMT " is not supported: ringkv has no "
-              "transactions",
-              ARG_P(&a[0]));
+    reply_fail(c,
+               "ERR " ARG_FMT " is not supported: ringkv has no "
+               "transactions",
+               ARG_P(&a[0]));
 }
 
 static void cmd_command(struct conn *c, const struct resp_arg *a, uint32_t n);
@@ -850,7 +851,7 @@ static const struct resp_cmd_def resp_cmds[] = {
 
 #define RESP_NCMDS (sizeof(resp_cmds) / sizeof(resp_cmds[0]))
 
-static const struct resp_cmd_def *resp_lookup(const struct resp_arg *name)
+static const struct resp_cmd_def *lookup_command(const struct resp_arg *name)
 {
     for (size_t i = 0; i < RESP_NCMDS; i++)
         if (resp_arg_is(name, resp_cmds[i].name))
@@ -859,7 +860,7 @@ static const struct resp_cmd_def *resp_lookup(const struct resp_arg *name)
 }
 
 /* One COMMAND INFO entry, in Redis's RESP2 layout. */
-static void resp_command_info(struct wire_buf *b, const struct resp_cmd_def *d)
+static void command_info(struct wire_buf *b, const struct resp_cmd_def *d)
 {
     char lower[16];
     size_t i;
@@ -883,50 +884,50 @@ static void cmd_command(struct conn *c, const struct resp_arg *a, uint32_t n)
 {
     struct resp_slot *sl;
     if (n >= 2 && resp_arg_is(&a[1], "COUNT") && n == 2) {
-        if ((sl = resp_slot_new(c, SLOT_READY)))
+        if ((sl = slot_new(c, SLOT_READY)))
             resp_int(&sl->data, (int64_t)RESP_NCMDS);
     } else if (n >= 2 && resp_arg_is(&a[1], "DOCS")) {
         /* No docs: redis-cli then works without hints. */
-        if ((sl = resp_slot_new(c, SLOT_READY)))
+        if ((sl = slot_new(c, SLOT_READY)))
             resp_array(&sl->data, 0);
     } else if (n >= 2 && resp_arg_is(&a[1], "INFO")) {
-        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+        if ((sl = slot_new(c, SLOT_READY)) == NULL)
             return;
         resp_array(&sl->data, n - 2);
         for (uint32_t i = 2; i < n; i++) {
-            const struct resp_cmd_def *d = resp_lookup(&a[i]);
+            const struct resp_cmd_def *d = lookup_command(&a[i]);
             if (d)
-                resp_command_info(&sl->data, d);
+                command_info(&sl->data, d);
             else
                 resp_array(&sl->data, -1);
         }
     } else if (n == 1) {
-        if ((sl = resp_slot_new(c, SLOT_READY)) == NULL)
+        if ((sl = slot_new(c, SLOT_READY)) == NULL)
             return;
         resp_array(&sl->data, RESP_NCMDS);
         for (size_t i = 0; i < RESP_NCMDS; i++)
-            resp_command_info(&sl->data, &resp_cmds[i]);
+            command_info(&sl->data, &resp_cmds[i]);
     } else {
-        resp_fail(c,
-                  "ERR unknown subcommand '" ARG_FMT
-                  "'. ringkv supports COMMAND, COMMAND COUNT, DOCS and INFO.",
-                  ARG_P(&a[1]));
+        reply_fail(c,
+                   "ERR unknown subcommand '" ARG_FMT
+                   "'. ringkv supports COMMAND, COMMAND COUNT, DOCS and INFO.",
+                   ARG_P(&a[1]));
     }
 }
 
 /* Runs one command. Returns false when the command must wait (a read
  * behind this connection's writes): it is then parsed again later.
  * Otherwise the command has its reply slot. */
-static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
+static bool run_command(struct conn *c, const struct resp_cmd *cmd)
 {
     const struct resp_arg *a = cmd->argv;
     uint32_t n = cmd->argc;
-    const struct resp_cmd_def *d = resp_lookup(&a[0]);
+    const struct resp_cmd_def *d = lookup_command(&a[0]);
 
     if (d == NULL) {
         c->srv->commands++;
-        resp_fail(c, "ERR unknown or unsupported command '" ARG_FMT "'",
-                  ARG_P(&a[0]));
+        reply_fail(c, "ERR unknown or unsupported command '" ARG_FMT "'",
+                   ARG_P(&a[0]));
         return true;
     }
     if ((d->flags & CMD_READ) && c->writes_inflight > 0)
@@ -935,14 +936,14 @@ static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
     if (d->flags & (CMD_READ | CMD_WRITE)) {
         const char *why = NULL;
         if (server__admit(c, &why) != 0) {
-            resp_fail(c, "ERR overloaded: %s (definite: nothing was applied)",
-                      why);
+            reply_fail(c, "ERR overloaded: %s (definite: nothing was applied)",
+                       why);
             return true;
         }
     }
     if (c->in_multi && d->run != cmd_exec && d->run != cmd_multi) {
-        resp_fail(c, "ERR not run: this connection is in a MULTI that ringkv "
-                     "refused; EXEC or DISCARD ends it");
+        reply_fail(c, "ERR not run: this connection is in a MULTI that ringkv "
+                      "refused; EXEC or DISCARD ends it");
         return true;
     }
     if ((d->arity > 0 && n != (uint32_t)d->arity) ||
@@ -952,37 +953,37 @@ static bool resp_command(struct conn *c, const struct resp_cmd *cmd)
         for (i = 0; d->name[i] && i < sizeof(lower) - 1; i++)
             lower[i] = (char)(d->name[i] | 0x20);
         lower[i] = '\0';
-        resp_fail(c, "ERR wrong number of arguments for '%s' command", lower);
+        reply_fail(c, "ERR wrong number of arguments for '%s' command", lower);
         return true;
     }
     d->run(c, a, n);
     if (c->tail != NULL && !c->closed)
-        resp_slot_grew(c, c->tail);
+        slot_grew(c, c->tail);
     return true;
 }
 
 /* A multibulk command over a limit: answer, then discard the rest. */
-static void resp_refuse_oversized(struct conn *c, const struct resp_cmd *cmd)
+static void refuse_oversized(struct conn *c, const struct resp_cmd *cmd)
 {
     struct server *s = c->srv;
     s->resp_oversized++;
     if (cmd->skip.bytes > 0) {
-        resp_fail(c,
-                  "ERR argument of %" PRIu64 " bytes is larger than any key "
-                  "or value allowed (max_value %" PRIu32 ", max_key %" PRIu32
-                  " bytes)",
-                  cmd->too_big, s->o.lim.max_value, s->o.lim.max_key);
+        reply_fail(c,
+                   "ERR argument of %" PRIu64 " bytes is larger than any key "
+                   "or value allowed (max_value %" PRIu32 ", max_key %" PRIu32
+                   " bytes)",
+                   cmd->too_big, s->o.lim.max_value, s->o.lim.max_key);
     } else {
-        resp_fail(c,
-                  "ERR command of %" PRIu64 " arguments exceeds the limit "
-                  "of %d",
-                  cmd->too_big, SERVER_RESP_ARGS);
+        reply_fail(c,
+                   "ERR command of %" PRIu64 " arguments exceeds the limit "
+                   "of %d",
+                   cmd->too_big, SERVER_RESP_ARGS);
     }
 }
 
 /* Discards what an oversized command still has in c->st.in[*off..). Returns
  * false when the connection was closed. */
-static bool resp_skipping(struct conn *c, size_t *off)
+static bool on_skipping(struct conn *c, size_t *off)
 {
     struct resp_skip st = {c->skip_args, c->skip_bytes};
     const char *why = NULL;
@@ -995,9 +996,9 @@ static bool resp_skipping(struct conn *c, size_t *off)
     c->skip_args = st.args;
     c->skip_bytes = st.bytes;
     if (rc != 0 || c->skipped > RESP_SKIP_MAX) {
-        resp_fail(c, "ERR Protocol error: %s",
-                  rc != 0 ? why : "oversized command too long to discard");
-        resp_drain(c);
+        reply_fail(c, "ERR Protocol error: %s",
+                   rc != 0 ? why : "oversized command too long to discard");
+        drain_slots(c);
         server__conn_close_after_flush(c);
         return false;
     }
@@ -1017,7 +1018,7 @@ void server__resp_process(struct conn *c)
     while (!c->closing && c->st.reading && off < c->st.in.len) {
         if (c->skip_args > 0 || c->skip_bytes > 0) {
             c->last_active = uv_now(s->loop); /* the stream moves on */
-            if (!resp_skipping(c, &off))
+            if (!on_skipping(c, &off))
                 break;
             if (c->skip_args > 0 || c->skip_bytes > 0)
                 break; /* the rest has not arrived yet */
@@ -1030,13 +1031,13 @@ void server__resp_process(struct conn *c)
         if (n < 0 && cmd.skip_from > 0) {
             /* Refused, but the stream goes on past the command. */
             if (n == RK_ETOO_LARGE)
-                resp_refuse_oversized(c, &cmd);
+                refuse_oversized(c, &cmd);
             else
-                resp_fail(c, "ERR Protocol error: %s", why);
+                reply_fail(c, "ERR Protocol error: %s", why);
             c->skip_args = cmd.skip.args;
             c->skip_bytes = cmd.skip.bytes;
             c->skipped = 0;
-            resp_drain(c);
+            drain_slots(c);
             off += cmd.skip_from;
             continue;
         }
@@ -1046,10 +1047,10 @@ void server__resp_process(struct conn *c)
              * The command is one array (inline ones stop at max_inline):
              * answer it and discard the array as it streams past. */
             s->resp_oversized++;
-            resp_fail(
+            reply_fail(
                 c, "ERR command too large: over max_frame (%" PRIu32 " bytes)",
                 s->o.lim.max_frame);
-            resp_drain(c);
+            drain_slots(c);
             c->skip_args = 1;
             c->skip_bytes = 0;
             c->skipped = 0;
@@ -1058,18 +1059,18 @@ void server__resp_process(struct conn *c)
         if (n == 0)
             break;
         if (n < 0) {
-            resp_fail(c, "ERR Protocol error: %s", why ? why : rk_err_msg(n));
-            resp_drain(c);
+            reply_fail(c, "ERR Protocol error: %s", why ? why : rk_err_msg(n));
+            drain_slots(c);
             server__conn_close_after_flush(c);
             break;
         }
         c->last_active = uv_now(s->loop); /* a whole command arrived */
-        if (cmd.argc > 0 && !resp_command(c, &cmd)) {
+        if (cmd.argc > 0 && !run_command(c, &cmd)) {
             /* A read waits for this connection's writes; they resume us. */
             server__conn_pause(c);
             break;
         }
-        resp_drain(c);
+        drain_slots(c);
         off += (size_t)n;
         if (server__conn_should_pause(c))
             server__conn_pause(c);
@@ -1080,7 +1081,7 @@ void server__resp_process(struct conn *c)
 /* ---- INFO ----------------------------------------------------------------
  */
 
-static void resp_info(struct conn *c, struct wire_buf *b)
+static void info_text(struct conn *c, struct wire_buf *b)
 {
     struct wire_stat st[SERVER_NSTATS];
     uint32_t n = server__collect(c->srv, st);

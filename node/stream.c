@@ -51,7 +51,7 @@ size_t stream_queued(const struct stream *st)
     return st->out.len + st->wbuf.len;
 }
 
-static void stream_trim_buf(struct wire_buf *b)
+static void trim_buf(struct wire_buf *b)
 {
     if (b->len == 0 && b->cap > STREAM_KEEP_BUF)
         wire_buf_free(b);
@@ -59,9 +59,9 @@ static void stream_trim_buf(struct wire_buf *b)
 
 void stream_trim(struct stream *st)
 {
-    stream_trim_buf(&st->in);
-    stream_trim_buf(&st->out);
-    stream_trim_buf(&st->wbuf);
+    trim_buf(&st->in);
+    trim_buf(&st->out);
+    trim_buf(&st->wbuf);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -142,7 +142,7 @@ struct stream *stream_take_dirty(struct stream **list)
     return st;
 }
 
-static void stream_write_cb(uv_write_t *req, int status)
+static void write_cb(uv_write_t *req, int status)
 {
     struct stream *st = req->data;
     st->writing = false;
@@ -154,7 +154,7 @@ static void stream_write_cb(uv_write_t *req, int status)
  * pieces of at most STREAM_CHUNK bytes, whatever its size. */
 #define STREAM_CHUNK ((size_t)1 << 30)
 
-static uv_buf_t stream_piece(const struct wire_buf *b, size_t off)
+static uv_buf_t write_piece(const struct wire_buf *b, size_t off)
 {
     size_t k = b->len - off < STREAM_CHUNK ? b->len - off : STREAM_CHUNK;
     return uv_buf_init((char *)b->data + off, (unsigned)k);
@@ -165,7 +165,7 @@ int stream_flush(struct stream *st)
     assert(!st->writing);
     if (st->out.len == 0)
         return 0;
-    uv_buf_t b = stream_piece(&st->out, 0);
+    uv_buf_t b = write_piece(&st->out, 0);
     int n = uv_try_write(st->h, &b, 1);
     if (n > 0)
         wire_buf_consume(&st->out, (size_t)n);
@@ -183,10 +183,10 @@ int stream_flush(struct stream *st)
         return UV_ENOMEM;
     }
     for (size_t i = 0; i < nb; i++)
-        bufs[i] = stream_piece(&st->wbuf, i * STREAM_CHUNK);
+        bufs[i] = write_piece(&st->wbuf, i * STREAM_CHUNK);
     st->wreq.data = st;
     /* uv_write copies the array of pieces, not the bytes. */
-    int rc = uv_write(&st->wreq, st->h, bufs, (unsigned)nb, stream_write_cb);
+    int rc = uv_write(&st->wreq, st->h, bufs, (unsigned)nb, write_cb);
     if (bufs != &b)
         free(bufs);
     if (rc != 0) {
