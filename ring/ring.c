@@ -25,7 +25,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-int ring_q_valid(uint32_t q)
+bool ring_q_valid(uint32_t q)
 {
     return q >= 1 && q <= RING_Q_MAX && (q & (q - 1)) == 0;
 }
@@ -231,7 +231,7 @@ int ring_member_index(const struct ring *r, const char *id)
     uint32_t lo = 0, hi = r->n;
 
     if (id == NULL)
-        return -1;
+        return -ENOENT;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         int c = strcmp(r->ids[mid], id);
@@ -243,7 +243,7 @@ int ring_member_index(const struct ring *r, const char *id)
         else
             hi = mid;
     }
-    return -1;
+    return -ENOENT;
 }
 
 uint32_t ring_owner(const struct ring *r, uint32_t partition)
@@ -256,15 +256,15 @@ uint32_t ring_owned(const struct ring *r, uint32_t idx)
     return idx < r->n ? r->owned[idx] : 0;
 }
 
-static int chosen(const uint32_t *nodes, uint32_t count, uint32_t m)
+static bool chosen(const uint32_t *nodes, uint32_t count, uint32_t m)
 {
     uint32_t i;
 
     for (i = 0; i < count; i++) {
         if (nodes[i] == m)
-            return 1;
+            return true;
     }
-    return 0;
+    return false;
 }
 
 int ring_pref_list(const struct ring *r, uint32_t partition, uint32_t nval,

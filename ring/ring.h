@@ -30,6 +30,7 @@
 #ifndef RINGKV_RING_H
 #define RINGKV_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,9 +45,8 @@
 
 struct ring; /* opaque, immutable once built */
 
-/* 1 if q is a valid partition count (a power of two in 1..RING_Q_MAX), else
- * 0. */
-int ring_q_valid(uint32_t q);
+/* Whether q is a valid partition count (a power of two in 1..RING_Q_MAX). */
+bool ring_q_valid(uint32_t q);
 
 /* The partition of key[0..len): the top log2(q) bits of
  * XXH64(key, len, seed 0), so it depends on nothing but the key and q.
@@ -116,8 +116,8 @@ uint32_t ring_members(const struct ring *r);
  * borrowed, and lives as long as r. */
 const char *ring_member(const struct ring *r, uint32_t idx);
 
-/* The index of the member named id, or -1 if id is not a member (or NULL).
- * O(log n). */
+/* The index of the member named id, or -ENOENT if id is not a member (or
+ * NULL). O(log n). */
 int ring_member_index(const struct ring *r, const char *id);
 
 /* The member index that owns partition, or RING_NONE when partition >= Q. */

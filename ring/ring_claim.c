@@ -187,22 +187,22 @@ static void place_orphans(struct ring *r, struct claim *c)
 }
 
 /* Moves p to m if its owner must give and m would sit at least min_s away
- * from its own other partitions. Returns 1 if taken. */
-static int try_take(struct ring *r, struct claim *c, uint32_t m, uint32_t p,
-                    uint32_t min_s)
+ * from its own other partitions. Returns whether it did. */
+static bool try_take(struct ring *r, struct claim *c, uint32_t m, uint32_t p,
+                     uint32_t min_s)
 {
     uint16_t o = r->owner[p];
     struct nbrs nb;
 
     if (o == m || c->surplus[o] == 0)
-        return 0;
+        return false;
     neighbours(r, p, c->w, &nb);
     if (score(&nb, m, c->w) < min_s)
-        return 0;
+        return false;
     r->owner[p] = (uint16_t)m;
     c->surplus[o]--;
     c->need[m]--;
-    return 1;
+    return true;
 }
 
 /* Member m takes need[m] partitions from members above target: first a

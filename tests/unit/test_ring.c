@@ -420,7 +420,7 @@ Test(ring, removing_a_member_moves_only_the_partitions_it_owned)
                 }
                 b = rebuild(a, rest, n - 1);
                 assert_balanced(b);
-                cr_assert_eq(ring_member_index(b, ids[gone]), -1);
+                cr_assert_eq(ring_member_index(b, ids[gone]), -ENOENT);
                 for (p = 0; p < q; p++) {
                     if (strcmp(owner_id(a, p), owner_id(b, p)) != 0)
                         cr_assert_str_eq(owner_id(a, p), ids[gone]);
@@ -585,8 +585,8 @@ Test(ring, accessors_answer_out_of_range_questions_safely)
     cr_assert_str_eq(ring_member(r, 2), "c");
     cr_assert_null(ring_member(r, 3));
     cr_assert_eq(ring_member_index(r, "c"), 2);
-    cr_assert_eq(ring_member_index(r, "d"), -1);
-    cr_assert_eq(ring_member_index(r, NULL), -1);
+    cr_assert_eq(ring_member_index(r, "d"), -ENOENT);
+    cr_assert_eq(ring_member_index(r, NULL), -ENOENT);
     cr_assert_eq(ring_owner(r, 64), RING_NONE);
     cr_assert_eq(ring_owned(r, 3), 0);
     cr_assert_eq(ring_pref_list(r, 64, 1, out), -EINVAL);
