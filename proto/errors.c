@@ -1,6 +1,7 @@
 /*
  * errors.c - names and messages for ringkv's error codes (see errors.h).
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@ static const struct {
 #undef RK_ERR_ROW_
 };
 
-static int err_is_ours(int err)
+static bool err_is_ours(int err)
 {
     return err > RK_ERR_FIRST_ && err < RK_ERR_LAST_;
 }

@@ -206,7 +206,7 @@ int resp_skip(const uint8_t *buf, size_t len, struct resp_skip *st,
     return 0;
 }
 
-static int is_blank(uint8_t c)
+static bool is_blank(uint8_t c)
 {
     return c == ' ' || c == '\t';
 }
@@ -269,11 +269,11 @@ int resp_parse(const uint8_t *buf, size_t len, const struct resp_limits *lim,
     return parse_inline(buf, len, lim, cmd, why);
 }
 
-int resp_arg_is(const struct resp_arg *a, const char *word)
+bool resp_arg_is(const struct resp_arg *a, const char *word)
 {
     size_t n = strlen(word);
     if (a->len != n)
-        return 0;
+        return false;
     for (size_t i = 0; i < n; i++) {
         uint8_t x = a->p[i];
         uint8_t y = (uint8_t)word[i];
@@ -282,9 +282,9 @@ int resp_arg_is(const struct resp_arg *a, const char *word)
         if (y >= 'A' && y <= 'Z')
             y = (uint8_t)(y - 'A' + 'a');
         if (x != y)
-            return 0;
+            return false;
     }
-    return 1;
+    return true;
 }
 
 /* ---- encoders ----------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #ifndef RINGKV_RESP_H
 #define RINGKV_RESP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,9 +82,8 @@ int resp_parse(const uint8_t *buf, size_t len, const struct resp_limits *lim,
 int resp_skip(const uint8_t *buf, size_t len, struct resp_skip *st,
               size_t *consumed, const char **why);
 
-/* Case-insensitive compare of an argument with a NUL-terminated ASCII
- * word. */
-int resp_arg_is(const struct resp_arg *a, const char *word);
+/* Whether an argument equals a NUL-terminated ASCII word, ignoring case. */
+bool resp_arg_is(const struct resp_arg *a, const char *word);
 
 /* Reply encoders: append to b; return 0 or -ENOMEM. */
 int resp_simple(struct wire_buf *b, const char *s);  /* +s\r\n */
