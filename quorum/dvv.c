@@ -239,6 +239,9 @@ static uint8_t *put_bin(uint8_t *w, const uint8_t *p, uint32_t n)
 
 /* ---- msgpack reader ------------------------------------------------------ */
 
+/* Each rd_* reads one item and returns 0, or -EBADMSG when the bytes are
+ * short or not the expected type; the callers turn that into the record's
+ * error (RK_ECORRUPT, RK_EBAD_CONTEXT). */
 struct rd {
     const uint8_t *p;
     size_t n; /* bytes remaining */
@@ -247,7 +250,7 @@ struct rd {
 static int rd_be(struct rd *r, unsigned bytes, uint64_t *out)
 {
     if (r->n < bytes)
-        return -1;
+        return -EBADMSG;
     uint64_t v = 0;
     for (unsigned i = 0; i < bytes; i++)
         v = v << 8 | r->p[i];
@@ -260,7 +263,7 @@ static int rd_be(struct rd *r, unsigned bytes, uint64_t *out)
 static int rd_byte(struct rd *r, uint8_t *out)
 {
     if (r->n < 1)
-        return -1;
+        return -EBADMSG;
     *out = r->p[0];
     r->p++;
     r->n--;
@@ -273,7 +276,7 @@ static int rd_uint(struct rd *r, uint64_t *out)
     uint8_t t;
     uint64_t v;
     if (rd_byte(r, &t) != 0)
-        return -1;
+        return -EBADMSG;
     if (t < 0x80) {
         *out = t;
         return 0;
@@ -290,14 +293,14 @@ static int rd_uint(struct rd *r, uint64_t *out)
     case 0xd3: {
         unsigned bytes = 1u << (t - 0xd0);
         if (rd_be(r, bytes, &v) != 0)
-            return -1;
+            return -EBADMSG;
         if (v >> (8 * bytes - 1))
-            return -1; /* negative */
+            return -EBADMSG; /* negative */
         *out = v;
         return 0;
     }
     default:
-        return -1;
+        return -EBADMSG;
     }
 }
 
@@ -308,20 +311,20 @@ static int rd_arr(struct rd *r, size_t min_elem, uint32_t *out)
     uint8_t t;
     uint64_t v;
     if (rd_byte(r, &t) != 0)
-        return -1;
+        return -EBADMSG;
     if ((t & 0xf0) == 0x90) {
         v = t & 0x0f;
     } else if (t == 0xdc) {
         if (rd_be(r, 2, &v) != 0)
-            return -1;
+            return -EBADMSG;
     } else if (t == 0xdd) {
         if (rd_be(r, 4, &v) != 0)
-            return -1;
+            return -EBADMSG;
     } else {
-        return -1;
+        return -EBADMSG;
     }
     if (v > r->n / min_elem)
-        return -1;
+        return -EBADMSG;
     *out = (uint32_t)v;
     return 0;
 }
@@ -331,13 +334,13 @@ static int rd_bin(struct rd *r, const uint8_t **p, uint32_t *len)
     uint8_t t;
     uint64_t v;
     if (rd_byte(r, &t) != 0)
-        return -1;
+        return -EBADMSG;
     if (t < 0xc4 || t > 0xc6)
-        return -1;
+        return -EBADMSG;
     if (rd_be(r, 1u << (t - 0xc4), &v) != 0)
-        return -1;
+        return -EBADMSG;
     if (v > r->n)
-        return -1;
+        return -EBADMSG;
     *p = r->p;
     *len = (uint32_t)v;
     r->p += v;
@@ -424,11 +427,11 @@ static int decode_val(struct rd *r, struct dvv_val *v)
     uint32_t n;
     uint64_t flags;
     if (rd_arr(r, 1, &n) != 0 || n != 3)
-        return -1;
+        return -EBADMSG;
     if (rd_bin(r, &v->data, &v->len) != 0)
-        return -1;
+        return -EBADMSG;
     if (rd_uint(r, &flags) != 0 || flags > UINT32_MAX)
-        return -1;
+        return -EBADMSG;
     v->flags = (uint32_t)flags;
     return rd_uint(r, &v->ts);
 }
