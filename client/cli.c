@@ -29,6 +29,7 @@
 #define CLI_EXIT_OK        0
 #define CLI_EXIT_NOT_FOUND 1
 #define CLI_EXIT_ERROR     2
+#define CLI_RUN            (-1) /* cli_parse: no exit yet, run the command */
 
 /* Longer than the node's default request_timeout (5 s), so that when a
  * quorum is slow the node's own, more precise error arrives first. */
@@ -105,7 +106,8 @@ static bool cli_num(const char *s, unsigned long lo, unsigned long hi,
     return true;
 }
 
-/* Parses argv into o. Returns -1 when all is well, else an exit code. */
+/* Parses argv into o. Returns CLI_RUN when the command is to run, else the
+ * exit status (--help, a usage error). */
 static int cli_parse(struct cli *o, int argc, char **argv)
 {
     bool opts_done = false;
@@ -201,7 +203,7 @@ static int cli_parse(struct cli *o, int argc, char **argv)
             return cli_usage_error("unknown option '%s'", a);
         }
     }
-    return -1;
+    return CLI_RUN;
 }
 
 /* Writes b to stdout; false (with a message) when that fails. */
@@ -674,7 +676,7 @@ int main(int argc, char **argv)
                     .timeout_ms = CLI_DEFAULT_TIMEOUT_MS,
                     .max_value = CLI_DEFAULT_MAX_VALUE};
     int code = cli_parse(&o, argc, argv);
-    if (code >= 0)
+    if (code != CLI_RUN)
         return code;
     if (o.npos == 0) {
         fputs(cli_usage, stderr);

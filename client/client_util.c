@@ -79,7 +79,7 @@ char *rkc_b64_encode(const void *p, size_t n)
     return s;
 }
 
-/* 0..63, or -1 for a character outside the alphabet. */
+/* 0..63, or -EINVAL for a character outside the alphabet. */
 static int b64_val(unsigned char ch)
 {
     if (ch >= 'A' && ch <= 'Z')
@@ -92,7 +92,7 @@ static int b64_val(unsigned char ch)
         return 62;
     if (ch == '/')
         return 63;
-    return -1;
+    return -EINVAL;
 }
 
 int rkc_b64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len,
