@@ -396,13 +396,14 @@ static const char *const config_true_words[] = {"yes", "true", "on", "1", NULL};
 static const char *const config_false_words[] = {"no", "false", "off", "0",
                                                  NULL};
 
+/* The index of s in the NULL-terminated words, or -ENOENT. */
 static int find_word(const char *const *words, const char *s)
 {
     for (int i = 0; words[i] != NULL; i++) {
         if (word_eq(words[i], s))
             return i;
     }
-    return -1;
+    return -ENOENT;
 }
 
 int config_parse_bool(const char *s, bool *out)

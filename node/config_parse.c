@@ -22,8 +22,8 @@ static bool is_blank_line(char ch)
 }
 
 /* Splits one line (NUL-terminated, no newline) in place. Returns 1 with
- * *key and *value set, 0 for a blank or comment line, or -1 with *problem
- * set. */
+ * *key and *value set, 0 for a blank or comment line, or -EINVAL with
+ * *problem set. */
 static int split_line(char *line, char **key, char **value,
                       const char **problem)
 {
@@ -40,11 +40,11 @@ static int split_line(char *line, char **key, char **value,
         p++;
     if (*p != '=') {
         *problem = "expected \"option = value\"";
-        return -1;
+        return -EINVAL;
     }
     if (key_end == *key) {
         *problem = "missing option name before '='";
-        return -1;
+        return -EINVAL;
     }
     *key_end = '\0';
     p++;
@@ -59,7 +59,7 @@ static int split_line(char *line, char **key, char **value,
         for (;;) {
             if (*p == '\0') {
                 *problem = "unterminated quoted value";
-                return -1;
+                return -EINVAL;
             }
             if (*p == '"')
                 break;
@@ -68,7 +68,7 @@ static int split_line(char *line, char **key, char **value,
                 if (*p != '"' && *p != '\\') {
                     *problem = "unknown escape in quoted value (use \\\" or "
                                "\\\\)";
-                    return -1;
+                    return -EINVAL;
                 }
             }
             *out++ = *p++;
@@ -78,7 +78,7 @@ static int split_line(char *line, char **key, char **value,
             p++;
         if (*p != '\0' && *p != '#') {
             *problem = "unexpected text after quoted value";
-            return -1;
+            return -EINVAL;
         }
         *out = '\0';
         return 1;

@@ -151,13 +151,12 @@ void storage__stop_worker(struct storage *s)
 /* Failed commits are logged once per this many nanoseconds at most. */
 #define STORAGE_LOG_EVERY_NS (10 * UINT64_C(1000000000))
 
-static const char storage_msg_full_[] =
+static const char msg_full[] =
     "the database is full (max_db_size); nothing was written";
-static const char storage_msg_txn_full_[] =
+static const char msg_txn_full[] =
     "the write is too large for one storage transaction; nothing was written";
-static const char storage_msg_failed_[] =
-    "storage failed; the node is stopping";
-static const char storage_msg_maybe_[] =
+static const char msg_failed[] = "storage failed; the node is stopping";
+static const char msg_maybe[] =
     "storage failed while committing; the write may be on disk";
 
 /* True for the LMDB and system errors after which the environment cannot be
@@ -205,11 +204,12 @@ static void set_fatal(struct storage *s, const char *what, int rc)
 }
 
 /* Writer thread, no write transaction open: doubles the map, up to
- * max_db_size. Returns 0 when it grew, 1 when it may not grow now (at
- * max_db_size, or a read of the loop thread is on the map), or -1 with
- * *err set to the LMDB error of a failed growth. rlock keeps the other thread
- * off the map while it is replaced: the loop's reads with fsync always, the
- * worker's syncs (mdb_env_sync reads the meta page in the map) otherwise.
+ * max_db_size. Returns 0 when it grew, -EAGAIN when it may not grow now
+ * (at max_db_size, or a read of the loop thread is on the map), or
+ * RK_ESTORAGE with *err set to the LMDB error of a failed growth. rlock keeps
+ * the other thread off the map while it is replaced: the loop's reads with
+ * fsync always, the worker's syncs (mdb_env_sync reads the meta page in the
+ * map) otherwise.
  *
  * A failed growth is fatal for the caller: mdb_env_set_mapsize unmaps the
  * old map before it sizes the file (MDB_WRITEMAP) and maps the new one, and
@@ -224,11 +224,11 @@ static int grow_map(struct storage *s, int *err)
     int rc;
 
     if (s->map_size >= s->max_db_size)
-        return 1;
+        return -EAGAIN;
     if (want > s->max_db_size || want < s->map_size)
         want = s->max_db_size;
     if (s->fsync != STORAGE_FSYNC_ALWAYS && s->rdepth > 0)
-        return 1; /* a read of this (the loop) thread is on the map */
+        return -EAGAIN; /* a read of this (the loop) thread is on the map */
     uv_mutex_lock(&s->rlock);
     rc = mdb_env_set_mapsize(s->env, (size_t)want);
     if (rc != 0)
@@ -240,7 +240,7 @@ static int grow_map(struct storage *s, int *err)
                   (unsigned long long)s->map_size, (unsigned long long)want,
                   mdb_strerror(rc));
         *err = rc;
-        return -1;
+        return RK_ESTORAGE;
     }
     LOG_INFO("storage: the database map grew from %llu to %llu bytes "
              "(max_db_size %llu)",
@@ -427,7 +427,7 @@ static void apply_batch(struct storage *s, struct storage_op *batch)
         fatal = s->fatal;
         uv_mutex_unlock(&s->mu);
         if (fatal) {
-            fail_ops(from, NULL, false, storage_msg_failed_);
+            fail_ops(from, NULL, false, msg_failed);
             return;
         }
         rc = run_txn(s, from, limit, &end, &hit, &applied);
@@ -449,10 +449,10 @@ static void apply_batch(struct storage *s, struct storage_op *batch)
             bool alone = hit == from || (hit == NULL && from->next_ == end);
             reset_ops(from, end);
             int gerr = 0;
-            int grown = rc == MDB_MAP_FULL ? grow_map(s, &gerr) : 1;
+            int grown = rc == MDB_MAP_FULL ? grow_map(s, &gerr) : -EAGAIN;
             if (grown == 0)
                 continue; /* retry the same ops in the larger map */
-            if (grown < 0) {
+            if (grown != -EAGAIN) {
                 /* The map could not be replaced: the aborted txn wrote
                  * nothing, so these ops and all after them fail definite
                  * (at the top of the loop), and the node stops. */
@@ -465,8 +465,7 @@ static void apply_batch(struct storage *s, struct storage_op *batch)
             if (alone) {
                 /* This op alone does not fit: it fails, the rest goes on. */
                 fail_ops(from, from->next_, false,
-                         rc == MDB_MAP_FULL ? storage_msg_full_
-                                            : storage_msg_txn_full_);
+                         rc == MDB_MAP_FULL ? msg_full : msg_txn_full);
                 uv_mutex_lock(&s->mu);
                 if (rc == MDB_MAP_FULL)
                     s->st.map_full++;
@@ -500,7 +499,7 @@ static void apply_batch(struct storage *s, struct storage_op *batch)
             /* The commit failed (a write or an fsync): LMDB may have
              * written the meta page, so these ops may be on disk, and
              * what the disk holds is unknown. */
-            fail_ops(from, end, true, storage_msg_maybe_);
+            fail_ops(from, end, true, msg_maybe);
             set_fatal(s, "commit failed", rc);
             from = end;
             continue;
@@ -767,7 +766,7 @@ void storage__kick_cb(uv_idle_t *h)
 }
 
 /* An environment whose map was lost (storage_close); a root for LSan. */
-static MDB_env *volatile storage_lost_env_;
+static MDB_env *volatile lost_env;
 
 void storage_close(struct storage *s)
 {
@@ -796,7 +795,7 @@ void storage_close(struct storage *s)
     if (s->map_lost) {
         /* mdb_env_close would munmap a stale pointer. Kept reachable, so
          * leak checkers do not report it: the process is about to exit. */
-        storage_lost_env_ = s->env;
+        lost_env = s->env;
         LOG_ERROR("storage: the map was lost; the environment is left open "
                   "(the process exits)");
     } else {
