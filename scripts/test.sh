@@ -2,7 +2,8 @@
 # scripts/test.sh - install dependencies, build, and run every test.
 #
 # Steps: dependencies (scripts/deps.sh) -> clang-format check -> include
-# rule (scripts/check-includes.sh) -> ASan+UBSan
+# rule (scripts/check-includes.sh) -> naming rule (scripts/check-names.sh)
+# -> ASan+UBSan
 # build with -Werror in build/asan -> a Release -Werror build (build/werror)
 # -> each libFuzzer target for a short run
 # over its committed corpus (clang build in build/fuzz) -> every unit and
@@ -35,6 +36,9 @@ clang-format --dry-run -Werror "${srcs[@]}"
 
 echo "== include rule (pure modules and the client include no node/, libuv, LMDB)"
 scripts/check-includes.sh
+
+echo "== naming rule (public mod_x, cross-file mod__x, file-local static x)"
+scripts/check-names.sh
 
 echo "== build (ASan + UBSan, -Werror)"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Asan -DRINGKV_WERROR=ON >/dev/null
