@@ -474,27 +474,26 @@ static void disk_fail_all(struct sim_node *nd)
 /* ---- env ops ---------------------------------------------------------------
  */
 
-static struct sim_node *env_node(struct env *env)
+static struct sim_node *node_of(struct env *env)
 {
     return env->impl;
 }
 
-static uint64_t env_now_ms(struct env *env)
+static uint64_t op_now_ms(struct env *env)
 {
-    return env_node(env)->sim->now;
+    return node_of(env)->sim->now;
 }
 
-static uint64_t env_wall_ms(struct env *env)
+static uint64_t op_wall_ms(struct env *env)
 {
-    struct sim_node *nd = env_node(env);
+    struct sim_node *nd = node_of(env);
     return (uint64_t)((int64_t)(SIM_WALL_BASE_MS + nd->sim->now) + nd->skew_ms);
 }
 
-static int env_store_get(struct env *env, uint32_t partition,
-                         const uint8_t *key, uint32_t key_len,
-                         storage_read_fn fn, void *arg)
+static int op_store_get(struct env *env, uint32_t partition, const uint8_t *key,
+                        uint32_t key_len, storage_read_fn fn, void *arg)
 {
-    struct sim_node *nd = env_node(env);
+    struct sim_node *nd = node_of(env);
     (void)partition;
     if (!nd->up)
         return RK_ESTORAGE;
@@ -502,9 +501,9 @@ static int env_store_get(struct env *env, uint32_t partition,
     return fn(arg, r ? r->val : NULL, r ? r->len : 0);
 }
 
-static int env_store_submit(struct env *env, struct storage_op *op)
+static int op_store_submit(struct env *env, struct storage_op *op)
 {
-    struct sim_node *nd = env_node(env);
+    struct sim_node *nd = node_of(env);
     struct sim_dop *d;
     if (!nd->up)
         return RK_ESHUTTING_DOWN;
@@ -518,10 +517,10 @@ static int env_store_submit(struct env *env, struct storage_op *op)
     return 0;
 }
 
-static struct env_timer *env_timer_start(struct env *env, uint64_t ms,
-                                         env_timer_fn fn, void *arg)
+static struct env_timer *op_timer_start(struct env *env, uint64_t ms,
+                                        env_timer_fn fn, void *arg)
 {
-    struct sim_node *nd = env_node(env);
+    struct sim_node *nd = node_of(env);
     struct sim *s = nd->sim;
     struct sim_timer *t = calloc(1, sizeof(*t));
     if (t == NULL)
@@ -533,7 +532,7 @@ static struct env_timer *env_timer_start(struct env *env, uint64_t ms,
     return (struct env_timer *)t;
 }
 
-static void env_timer_cancel(struct env *env, struct env_timer *t)
+static void op_timer_cancel(struct env *env, struct env_timer *t)
 {
     (void)env;
     ((struct sim_timer *)t)->cancelled = true; /* its event frees it */
@@ -544,9 +543,9 @@ static bool link_up(const struct sim *s, int a, int b)
     return !s->blocked[a][b];
 }
 
-static bool env_peer_up(struct env *env, uint32_t member)
+static bool op_peer_up(struct env *env, uint32_t member)
 {
-    struct sim_node *nd = env_node(env);
+    struct sim_node *nd = node_of(env);
     struct sim *s = nd->sim;
     if (member >= s->nnodes)
         return false;
@@ -598,11 +597,11 @@ static void net_send(struct sim *s, int src, int dst, bool reply,
     }
 }
 
-static int env_peer_request(struct env *env, uint32_t member,
-                            const struct wire_req *req, env_reply_fn fn,
-                            void *arg)
+static int op_peer_request(struct env *env, uint32_t member,
+                           const struct wire_req *req, env_reply_fn fn,
+                           void *arg)
 {
-    struct sim_node *nd = env_node(env);
+    struct sim_node *nd = node_of(env);
     struct sim *s = nd->sim;
     struct wire_buf b;
     struct wire_req q = *req;
@@ -611,7 +610,7 @@ static int env_peer_request(struct env *env, uint32_t member,
     if (!nd->up)
         return RK_ESHUTTING_DOWN; /* a dead incarnation sends nothing */
     if (member >= s->nnodes || (int)member == nd->idx ||
-        !env_peer_up(env, member))
+        !op_peer_up(env, member))
         return -ENOTCONN;
     if ((p = calloc(1, sizeof(*p))) == NULL)
         return -ENOMEM;
@@ -636,16 +635,16 @@ static int env_peer_request(struct env *env, uint32_t member,
     return 0;
 }
 
-static uint64_t env_random64(struct env *env)
+static uint64_t op_random64(struct env *env)
 {
-    return sim__rand(&env_node(env)->rnd);
+    return sim__rand(&node_of(env)->rnd);
 }
 
 /* A node's log line, stamped with virtual time: in the trace when there is
  * one (not hashed: logging is no event), else on stderr. */
-static void env_log(struct env *env, enum log_level level, const char *msg)
+static void op_log(struct env *env, enum log_level level, const char *msg)
 {
-    struct sim_node *nd = env_node(env);
+    struct sim_node *nd = node_of(env);
     struct sim *s = nd->sim;
     if (s->cfg.trace != NULL)
         sim__trace(s, "n%d log %s: %s", nd->idx + 1, log_level_name(level),
@@ -656,16 +655,16 @@ static void env_log(struct env *env, enum log_level level, const char *msg)
 }
 
 static const struct env_ops sim_env_ops = {
-    .now_ms = env_now_ms,
-    .wall_ms = env_wall_ms,
-    .store_get = env_store_get,
-    .store_submit = env_store_submit,
-    .timer_start = env_timer_start,
-    .timer_cancel = env_timer_cancel,
-    .peer_request = env_peer_request,
-    .peer_up = env_peer_up,
-    .random64 = env_random64,
-    .log = env_log,
+    .now_ms = op_now_ms,
+    .wall_ms = op_wall_ms,
+    .store_get = op_store_get,
+    .store_submit = op_store_submit,
+    .timer_start = op_timer_start,
+    .timer_cancel = op_timer_cancel,
+    .peer_request = op_peer_request,
+    .peer_up = op_peer_up,
+    .random64 = op_random64,
+    .log = op_log,
 };
 
 static struct sim_pend *pend_take(struct sim_node *nd, uint64_t id)
@@ -839,7 +838,7 @@ static uint64_t new_epoch(struct sim *s)
  * secret do: contexts are tagged and checked across coordinators. */
 static const uint8_t sim_ctx_key[PEER_AUTH_CTX_KEY_LEN] = "sim-context-key";
 
-static int node_start(struct sim *s, struct sim_node *nd)
+static int start_node(struct sim *s, struct sim_node *nd)
 {
     struct core_opts o = {
         .actor = nd->epoch,
@@ -860,7 +859,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
     return nd->core ? 0 : -ENOMEM;
 }
 
-static void node_crash(struct sim *s, struct sim_node *nd)
+static void crash_node(struct sim *s, struct sim_node *nd)
 {
     sim__trace(s, "n%d CRASH (incarnation %u ends)", nd->idx + 1, nd->inc);
     s->res->crashes++;
@@ -895,7 +894,7 @@ static void node_crash(struct sim *s, struct sim_node *nd)
     }
 }
 
-static void node_restart(struct sim *s, struct sim_node *nd, bool wipe)
+static void restart_node(struct sim *s, struct sim_node *nd, bool wipe)
 {
     if (nd->up)
         return;
@@ -907,7 +906,7 @@ static void node_restart(struct sim *s, struct sim_node *nd, bool wipe)
         s->wiped_mask |= 1u << nd->idx;
         s->res->wipes++;
     }
-    if (node_start(s, nd) != 0) {
+    if (start_node(s, nd) != 0) {
         s->res->sim_errors++;
         nd->up = false;
         return;
@@ -999,7 +998,7 @@ static void nemesis(struct sim *s)
         if (f == F_PART) {
             partition_start(s);
         } else if (f == F_CRASH && nd->up) {
-            node_crash(s, nd);
+            crash_node(s, nd);
             struct sim_event *e = sim__event(s, s->now + d, SIM_EV_RESTART, -1);
             e->src = victim;
         } else if (f == F_PAUSE && nd->up && !sim__paused(s, victim)) {
@@ -1027,7 +1026,7 @@ static void restart_event(struct sim *s, int victim)
     bool may = s->p.wipes && ((s->wiped_mask & bit) || wiped + 1 < s->w);
     bool wipe = may && sim__chance(&s->fault, s->p.wipe_p);
     if (s->active)
-        node_restart(s, nd, wipe);
+        restart_node(s, nd, wipe);
 }
 
 static void end_active(struct sim *s)
@@ -1046,7 +1045,7 @@ static void end_active(struct sim *s)
     for (uint32_t i = 0; i < s->nnodes; i++) {
         if (s->node[i].paused_until > s->now)
             s->node[i].paused_until = s->now;
-        node_restart(s, &s->node[i], false);
+        restart_node(s, &s->node[i], false);
     }
 }
 
@@ -1309,7 +1308,7 @@ static int sim_setup(struct sim *s)
                 ? 0
                 : (int64_t)sim__range(&s->clock, 0, 2 * s->p.skew_max_ms) -
                       (int64_t)s->p.skew_max_ms;
-        if ((err = node_start(s, nd)) != 0)
+        if ((err = start_node(s, nd)) != 0)
             return err;
     }
     return sim__work_init(s);
@@ -1325,7 +1324,7 @@ static void sim_teardown(struct sim *s)
         struct sim_node *nd = &s->node[i];
         if (nd->core != NULL) {
             /* Drain the way a crash does, then free. */
-            node_crash(s, nd);
+            crash_node(s, nd);
             s->res->crashes--;
             while (s->nheap > 0)
                 event_free(heap_pop(s));
