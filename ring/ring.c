@@ -201,6 +201,27 @@ int ring_build_owned(struct ring **out, uint32_t q, const char *const *members,
     return 0;
 }
 
+struct ring *ring__copy(const struct ring *r)
+{
+    struct ring *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->q = r->q;
+    c->n = r->n;
+    c->owner = malloc(r->q * sizeof(*c->owner));
+    c->owned = malloc(r->n * sizeof(*c->owned));
+    c->ids = malloc(r->n * sizeof(*c->ids));
+    if (c->owner == NULL || c->owned == NULL || c->ids == NULL) {
+        ring_destroy(c);
+        return NULL;
+    }
+    memcpy(c->owner, r->owner, r->q * sizeof(*c->owner));
+    memcpy(c->owned, r->owned, r->n * sizeof(*c->owned));
+    memcpy(c->ids, r->ids, r->n * sizeof(*c->ids));
+    return c;
+}
+
 void ring_destroy(struct ring *r)
 {
     if (r == NULL)
