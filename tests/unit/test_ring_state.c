@@ -621,3 +621,322 @@ Test(ring_state, random_changes_keep_n_holders_and_agree_across_nodes)
     }
     cr_assert_gt(rounds, 200);
 }
+
+/* ---- codec -------------------------------------------------------------- */
+
+#define FQ   64
+#define FMAX 512
+
+/* A state spelled out field by field, packed by the test's own writer so
+ * each field can be broken on its own. */
+struct fake {
+    uint64_t fmt, version, nval, q;
+    uint32_t ncur, ncur_own, nnext;
+    const char *cur_ids[MAXN], *next_ids[MAXN];
+    uint32_t cur_own[FQ + 1], next_own[FQ];
+    bool has_next;
+    uint32_t ngone, gone[MAXN];
+    uint32_t nx, xk[FMAX], xd[FMAX];
+    int64_t xs[FMAX]; /* -1: nil */
+    uint32_t nbits;
+    uint8_t bits[FMAX / 8 + 2];
+    bool extra_key;
+};
+
+static void fake_of(const struct ring_state *s, struct fake *f)
+{
+    const struct ring *cur = ring_state_cur(s), *next = ring_state_next(s);
+    struct ring_transfer t;
+    uint32_t i;
+
+    memset(f, 0, sizeof(*f));
+    f->fmt = 1;
+    f->version = ring_state_version(s);
+    f->nval = ring_state_nval(s);
+    f->q = ring_q(cur);
+    cr_assert_leq(f->q, FQ);
+    f->ncur = ring_members(cur);
+    f->ncur_own = (uint32_t)f->q;
+    for (i = 0; i < f->ncur; i++)
+        f->cur_ids[i] = ring_member(cur, i);
+    for (i = 0; i < f->q; i++)
+        f->cur_own[i] = ring_owner(cur, i);
+    f->has_next = next != NULL;
+    if (next == NULL)
+        return;
+    f->nnext = ring_members(next);
+    for (i = 0; i < f->nnext; i++)
+        f->next_ids[i] = ring_member(next, i);
+    for (i = 0; i < f->q; i++)
+        f->next_own[i] = ring_owner(next, i);
+    f->ngone = f->ncur;
+    for (i = 0; i < f->ncur; i++)
+        f->gone[i] = ring_state_leaving(s, f->cur_ids[i])   ? 1
+                     : ring_state_removed(s, f->cur_ids[i]) ? 2
+                                                            : 0;
+    f->nx = ring_state_transfers(s);
+    cr_assert_leq(f->nx, FMAX);
+    f->nbits = (f->nx + 7) / 8;
+    for (i = 0; i < f->nx; i++) {
+        cr_assert_eq(ring_state_transfer(s, i, &t), 0);
+        f->xk[i] = t.part;
+        f->xd[i] = (uint32_t)ring_member_index(next, t.dest);
+        f->xs[i] = t.src == NULL ? -1 : ring_member_index(cur, t.src);
+        if (t.done)
+            f->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+    }
+}
+
+static int sbuf_write(void *data, const char *buf, size_t len)
+{
+    return msgpack_sbuffer_write(data, buf, len);
+}
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void pk_ring(msgpack_packer *pk, const char *const *id, uint32_t n,
+                    const uint32_t *own, uint32_t nown)
+{
+    uint32_t i;
+
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, n);
+    for (i = 0; i < n; i++)
+        pk_str(pk, id[i]);
+    msgpack_pack_array(pk, nown);
+    for (i = 0; i < nown; i++)
+        msgpack_pack_uint32(pk, own[i]);
+}
+
+static void pack_fake(const struct fake *f, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    uint32_t i;
+
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, sbuf_write);
+    msgpack_pack_map(&pk, 9 + f->extra_key);
+    pk_str(&pk, "fmt");
+    msgpack_pack_uint64(&pk, f->fmt);
+    pk_str(&pk, "version");
+    msgpack_pack_uint64(&pk, f->version);
+    pk_str(&pk, "nval");
+    msgpack_pack_uint64(&pk, f->nval);
+    pk_str(&pk, "q");
+    msgpack_pack_uint64(&pk, f->q);
+    pk_str(&pk, "cur");
+    pk_ring(&pk, f->cur_ids, f->ncur, f->cur_own, f->ncur_own);
+    pk_str(&pk, "next");
+    if (f->has_next)
+        pk_ring(&pk, f->next_ids, f->nnext, f->next_own, (uint32_t)f->q);
+    else
+        msgpack_pack_nil(&pk);
+    pk_str(&pk, "gone");
+    msgpack_pack_array(&pk, f->ngone);
+    for (i = 0; i < f->ngone; i++)
+        msgpack_pack_uint32(&pk, f->gone[i]);
+    pk_str(&pk, "xfers");
+    msgpack_pack_array(&pk, f->nx);
+    for (i = 0; i < f->nx; i++) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, f->xk[i]);
+        msgpack_pack_uint32(&pk, f->xd[i]);
+        if (f->xs[i] < 0)
+            msgpack_pack_nil(&pk);
+        else
+            msgpack_pack_uint32(&pk, (uint32_t)f->xs[i]);
+    }
+    pk_str(&pk, "done");
+    msgpack_pack_bin(&pk, f->nbits);
+    msgpack_pack_bin_body(&pk, f->bits, f->nbits);
+    if (f->extra_key) {
+        pk_str(&pk, "later");
+        msgpack_pack_nil(&pk);
+    }
+}
+
+static int decode_fake(const struct fake *f, const char **why)
+{
+    msgpack_sbuffer sb;
+    struct ring_state *d = NULL;
+    int rc;
+
+    pack_fake(f, &sb);
+    *why = NULL;
+    rc = ring_state_decode((const uint8_t *)sb.data, sb.size, &d, why);
+    msgpack_sbuffer_destroy(&sb);
+    ring_state_destroy(d);
+    return rc;
+}
+
+/* A pending 3 -> 4 join at Q = 64, N = 3 with the first 3 transfers done. */
+static struct ring_state *pending_join(void)
+{
+    struct ring_state *s = state_of(3, FQ, 3);
+    const char *j[] = {"n4"};
+    struct ring_change c = joining(j, 1);
+    struct ring_transfer t;
+    uint32_t i;
+
+    cr_assert_eq(ring_state_change(s, &c), 0);
+    for (i = 0; i < 3; i++) {
+        cr_assert_eq(ring_state_transfer(s, i, &t), 0);
+        cr_assert_eq(ring_state_transfer_done(s, t.part, t.dest), 0);
+    }
+    return s;
+}
+
+Test(ring_state, codec_round_trips_and_pins_the_format)
+{
+    struct ring_state *s = state_of(3, FQ, 3), *d;
+    struct fake f;
+    msgpack_sbuffer sb;
+    uint8_t *b;
+    size_t l;
+
+    /* The test's writer and ring_state_encode() agree byte for byte, so
+     * the format in docs/ring.md is what goes on the wire. */
+    fake_of(s, &f);
+    pack_fake(&f, &sb);
+    cr_assert_eq(ring_state_encode(s, &b, &l), 0);
+    cr_assert_eq(l, sb.size);
+    cr_assert_eq(memcmp(b, sb.data, l), 0);
+    free(b);
+    msgpack_sbuffer_destroy(&sb);
+    d = round_trip(s);
+    cr_assert_eq(ring_state_version(d), 1);
+    cr_assert(!ring_state_pending(d));
+    ring_state_destroy(d);
+    ring_state_destroy(s);
+
+    s = pending_join();
+    fake_of(s, &f);
+    pack_fake(&f, &sb);
+    cr_assert_eq(ring_state_encode(s, &b, &l), 0);
+    cr_assert_eq(l, sb.size);
+    cr_assert_eq(memcmp(b, sb.data, l), 0);
+    free(b);
+    msgpack_sbuffer_destroy(&sb);
+    d = round_trip(s);
+    cr_assert_eq(ring_state_version(d), ring_state_version(s));
+    cr_assert_eq(ring_state_transfers_done(d), 3);
+    assert_same_ring(ring_state_next(d), ring_state_next(s));
+    ring_state_destroy(d);
+    ring_state_destroy(s);
+}
+
+/* Each case breaks one thing in a valid pending state. */
+Test(ring_state, codec_rejects_malformed_states_with_a_reason)
+{
+    struct ring_state *s = pending_join();
+    struct fake good, f;
+    const char *why;
+
+#define REJECT(mutation)                                                       \
+    do {                                                                       \
+        f = good;                                                              \
+        mutation;                                                              \
+        cr_assert_eq(decode_fake(&f, &why), RK_EPROTO, "%s", #mutation);       \
+        cr_assert_not_null(why, "%s", #mutation);                              \
+    } while (0)
+
+    fake_of(s, &good);
+    cr_assert_eq(decode_fake(&good, &why), 0, "%s", why);
+    REJECT(f.fmt = 2);
+    REJECT(f.version = 0);
+    REJECT(f.nval = 0);
+    REJECT(f.nval = RING_STATE_NVAL_MAX + 1);
+    REJECT(f.q = 48);
+    REJECT(f.ncur_own = FQ - 1);
+    REJECT(f.ncur_own = FQ + 1);
+    REJECT(f.cur_own[5] = f.ncur);
+    REJECT(f.cur_ids[0] = "n3"; f.cur_ids[2] = "n1"); /* not ascending */
+    REJECT(f.cur_ids[1] = "n1");                      /* duplicate */
+    REJECT(f.cur_ids[0] = "");
+    REJECT(f.cur_ids[0] =
+               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+               "aaaaaaaaaaaa");
+    REJECT(f.ncur = 0);
+    REJECT(f.next_own[0] = f.next_own[1]; f.next_own[1] = good.next_own[0]);
+    cr_assert_not_null(strstr(why, "rebuild"), "%s", why);
+    REJECT(f.gone[0] = 1);
+    REJECT(f.gone[0] = 3);
+    REJECT(f.ngone = 0);
+    REJECT(f.nx--; f.nbits = (f.nx + 7) / 8);
+    REJECT(f.xd[0] = 0);
+    REJECT(f.xk[0]++);
+    REJECT(f.xs[0] = 3);   /* n4 is not in cur */
+    REJECT(f.xs[0] = 200); /* not a member index */
+    REJECT(f.nbits--);
+    REJECT(f.nbits++);
+    REJECT(f.bits[f.nbits - 1] |= 0x80; cr_assert_neq(f.nx % 8, 0));
+    REJECT(memset(f.bits, 0xff, f.nx / 8);
+           f.bits[f.nx / 8] = (uint8_t)((1u << (f.nx % 8)) - 1));
+    REJECT(f.extra_key = true);
+    REJECT(f.has_next = false; f.ngone = 0); /* a plan with nothing pending */
+    ring_state_destroy(s);
+}
+
+Test(ring_state, codec_rejects_a_dead_source_and_broken_bytes)
+{
+    struct ring_state *s = state_of(5, FQ, 3), *d = NULL;
+    const char *r[] = {"n2"}, *why;
+    struct ring_change c = {0};
+    struct fake good, f;
+    uint8_t *b, *big;
+    size_t l, cut;
+    uint32_t i;
+
+    c.remove = r;
+    c.nremove = 1;
+    cr_assert_eq(ring_state_change(s, &c), 0);
+    fake_of(s, &good);
+    cr_assert_eq(decode_fake(&good, &why), 0, "%s", why);
+    /* n2 (index 1) is in pref_cur of some partition's transfer: naming it
+     * as the source must be refused. */
+    for (i = 0; i < good.nx; i++) {
+        const char *p[RING_STATE_NVAL_MAX];
+        uint32_t np = pref_ids(ring_state_cur(s), good.xk[i], 3, p);
+
+        if (in_list(p, np, "n2"))
+            break;
+    }
+    cr_assert_lt(i, good.nx);
+    REJECT(f.xs[i] = 1);
+    for (uint32_t m = 0; m < 5; m++) { /* a live member outside pref_cur */
+        const char *p[RING_STATE_NVAL_MAX];
+        uint32_t np = pref_ids(ring_state_cur(s), good.xk[0], 3, p);
+
+        if (!in_list(p, np, ids[m]))
+            REJECT(f.xs[0] = m);
+    }
+    REJECT(f.gone[1] = 1; f.xs[i] = 1; cr_assert_eq(decode_fake(&f, &why), 0);
+           f.gone[1] = 2);
+
+    cr_assert_eq(ring_state_encode(s, &b, &l), 0);
+    for (cut = 0; cut < l; cut++)
+        cr_assert_eq(ring_state_decode(b, cut, &d, &why), RK_EPROTO,
+                     "a %zu-byte prefix", cut);
+    big = calloc(1, l + 1);
+    memcpy(big, b, l);
+    cr_assert_eq(ring_state_decode(big, l + 1, &d, &why), RK_EPROTO,
+                 "trailing byte");
+    free(big);
+    big = calloc(1, RING_STATE_MAX_BYTES + 1);
+    cr_assert_eq(ring_state_decode(big, RING_STATE_MAX_BYTES + 1, &d, &why),
+                 RK_EPROTO);
+    free(big);
+    cr_assert_eq(ring_state_decode((const uint8_t *)"\x91\x01", 2, &d, &why),
+                 RK_EPROTO);
+    cr_assert_eq(
+        ring_state_decode((const uint8_t *)"\xdd\xff\xff\xff\xff", 5, &d, &why),
+        RK_EPROTO, "a count larger than the bytes present");
+    cr_assert_eq(ring_state_decode(NULL, 0, &d, &why), -EINVAL);
+    cr_assert_null(d);
+    free(b);
+    ring_state_destroy(s);
+}
