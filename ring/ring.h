@@ -7,7 +7,8 @@
  * prefixes). A key's partition depends only on the key and Q. Each partition
  * has exactly one owner among the ring's members; the preference list of a
  * partition is the first N distinct owners met walking the ring clockwise
- * from it. See docs/ring.md for the operator's view.
+ * from it. See docs/ring.md for the operator's view, and ring_state.h for
+ * how the cluster moves from one ring to the next when members change.
  *
  * Purity: nothing here does I/O, reads a clock, draws random numbers or
  * keeps global state. ring_partition(), ring_pref_list() and the accessors
