@@ -8,6 +8,7 @@
 #include "ring/ring.h"
 
 #include "proto/errors.h" /* RK_E*; needs size_t from ring.h */
+#include "ring_test_util.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -15,23 +16,6 @@
 #include <string.h>
 
 TestSuite(ring, .timeout = 10);
-
-#define MAXN 300
-
-static char names[MAXN][16];
-static const char *ids[MAXN];
-
-/* ids[i] = "n<i+1>": sorted order differs from list order (n10 < n2), so
- * joins land in the middle of the sorted member array. */
-static void make_ids(void)
-{
-    int i;
-
-    for (i = 0; i < MAXN; i++) {
-        snprintf(names[i], sizeof(names[i]), "n%d", i + 1);
-        ids[i] = names[i];
-    }
-}
 
 static struct ring *build(uint32_t q, const char *const *m, uint32_t n)
 {
@@ -55,18 +39,6 @@ static struct ring *rebuild(const struct ring *prev, const char *const *m,
 static const char *owner_id(const struct ring *r, uint32_t p)
 {
     return ring_member(r, ring_owner(r, p));
-}
-
-static void assert_same(const struct ring *a, const struct ring *b)
-{
-    uint32_t i;
-
-    cr_assert_eq(ring_q(a), ring_q(b));
-    cr_assert_eq(ring_members(a), ring_members(b));
-    for (i = 0; i < ring_members(a); i++)
-        cr_assert_str_eq(ring_member(a, i), ring_member(b, i));
-    for (i = 0; i < ring_q(a); i++)
-        cr_assert_eq(ring_owner(a, i), ring_owner(b, i), "partition %u", i);
 }
 
 /* Every member owns floor(Q/n) or ceil(Q/n); owners are valid indices and
