@@ -224,6 +224,18 @@ bool ring_state_removed(const struct ring_state *s, const char *id)
     return gone_is(s, id, RING__REMOVED);
 }
 
+/* Starts the next epoch: step 0. */
+static void next_epoch(struct ring_state *s)
+{
+    s->version = (RING_STATE_EPOCH(s->version) + 1) << 32;
+}
+
+/* -EOVERFLOW when the step of s cannot grow. */
+static int step_room(const struct ring_state *s)
+{
+    return RING_STATE_STEP(s->version) < RING_STATE_STEP_MAX ? 0 : -EOVERFLOW;
+}
+
 /* cur = next: the copy is complete (invariant I1). */
 static void flip(struct ring_state *s)
 {
@@ -232,7 +244,7 @@ static void flip(struct ring_state *s)
     s->cur = s->next;
     s->next = NULL;
     ring__change_free(s);
-    s->version++;
+    next_epoch(s);
 }
 
 /* Marks the members of ids[0..n) as what in gone[]. RK_ECONFIG when one is
@@ -300,6 +312,8 @@ int ring_state_change(struct ring_state *s, const struct ring_change *c)
         return -EINVAL;
     if (s->next != NULL)
         return -EBUSY;
+    if (RING_STATE_EPOCH(s->version) + 2 > RING_STATE_EPOCH_MAX)
+        return -EOVERFLOW;
     if (c->njoin + (uint64_t)c->nleave + c->nremove == 0)
         return RK_ECONFIG;
     if (c->njoin > RING_MAX_NODES)
@@ -325,7 +339,7 @@ int ring_state_change(struct ring_state *s, const struct ring_change *c)
         return err;
     }
     *s = t;
-    s->version++;
+    next_epoch(s);
     if (s->nxfer == 0)
         flip(s);
     return 0;
@@ -391,6 +405,8 @@ int ring_state_transfer_done(struct ring_state *s, uint32_t k, const char *dest)
             continue;
         if (s->xfer[i].done)
             return 0;
+        if (step_room(s) != 0)
+            return -EOVERFLOW;
         s->xfer[i].done = true;
         s->ndone++;
         s->version++;
@@ -412,6 +428,8 @@ int ring_state_replan(struct ring_state *s, const char *const *unavailable,
         return -EINVAL;
     if (s->next == NULL)
         return -ENOENT;
+    if (step_room(s) != 0)
+        return -EOVERFLOW;
     for (i = 0; i < s->nxfer; i++) {
         struct ring__xfer *x = &s->xfer[i];
 
@@ -518,4 +536,147 @@ bool ring_state_responsible(const struct ring_state *s, const char *id,
         return false;
     n = pref(s->next, k, s->nval, list);
     return has(list, n, (uint32_t)i);
+}
+
+/* ---- merging two nodes' views ------------------------------------------- */
+
+static bool same_ring(const struct ring *a, const struct ring *b)
+{
+    return a->q == b->q && a->n == b->n &&
+           memcmp(a->ids, b->ids, a->n * sizeof(*a->ids)) == 0 &&
+           memcmp(a->owner, b->owner, a->q * sizeof(*a->owner)) == 0;
+}
+
+/* Both pending with the same change: same epoch, N, rings and gone
+ * members, so
+ * the same plan up to sources and done bits. */
+static bool same_change(const struct ring_state *a, const struct ring_state *b)
+{
+    return a->next != NULL && b->next != NULL && a->nval == b->nval &&
+           RING_STATE_EPOCH(a->version) == RING_STATE_EPOCH(b->version) &&
+           same_ring(a->cur, b->cur) && same_ring(a->next, b->next) &&
+           memcmp(a->gone, b->gone, a->cur->n) == 0;
+}
+
+static bool same_plan(const struct ring__xfer *a, const struct ring__xfer *b,
+                      uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        if (a[i].src != b[i].src || a[i].done != b[i].done)
+            return false;
+    }
+    return true;
+}
+
+/* *out = a deep copy of o. */
+static int copy_state(const struct ring_state *o, struct ring_state *out)
+{
+    struct ring_state c = *o;
+
+    c.next = NULL;
+    c.gone = NULL;
+    c.xfer = NULL;
+    c.cur = ring__copy(o->cur);
+    if (c.cur == NULL)
+        return -ENOMEM;
+    if (o->next != NULL) {
+        c.next = ring__copy(o->next);
+        c.gone = malloc(o->cur->n);
+        c.xfer = malloc((o->nxfer > 0 ? o->nxfer : 1) * sizeof(*c.xfer));
+        if (c.next == NULL || c.gone == NULL || c.xfer == NULL) {
+            ring__change_free(&c);
+            ring_destroy(c.cur);
+            return -ENOMEM;
+        }
+        memcpy(c.gone, o->gone, o->cur->n);
+        memcpy(c.xfer, o->xfer, o->nxfer * sizeof(*c.xfer));
+    }
+    *out = c;
+    return 0;
+}
+
+/* True if o should replace s when they are not the same change: the higher
+ * version wins; at equal versions the bytewise smaller encoding. */
+static int other_wins(const struct ring_state *s, const struct ring_state *o)
+{
+    uint8_t *a = NULL, *b = NULL;
+    size_t la, lb;
+    int c;
+
+    if (o->version != s->version)
+        return o->version > s->version;
+    if (ring_state_encode(s, &a, &la) != 0 ||
+        ring_state_encode(o, &b, &lb) != 0) {
+        free(a);
+        return -ENOMEM;
+    }
+    c = memcmp(a, b, la < lb ? la : lb);
+    free(a);
+    free(b);
+    return c > 0 || (c == 0 && lb < la);
+}
+
+/* Same change: done bits are OR-ed; a source comes from the higher version,
+ * or at equal versions is the lower member index (RING_NONE last). */
+static int merge_plans(struct ring_state *s, const struct ring_state *o)
+{
+    struct ring__xfer *m;
+    uint32_t i;
+    bool eq_s, eq_o;
+
+    if (step_room(s) != 0 || step_room(o) != 0)
+        return -EOVERFLOW;
+    m = malloc((s->nxfer > 0 ? s->nxfer : 1) * sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    for (i = 0; i < s->nxfer; i++) {
+        const struct ring__xfer *a = &s->xfer[i], *b = &o->xfer[i];
+
+        m[i] = *a;
+        m[i].done = a->done || b->done;
+        if (o->version > s->version)
+            m[i].src = b->src;
+        else if (o->version == s->version && b->src < a->src)
+            m[i].src = b->src;
+    }
+    eq_s = same_plan(m, s->xfer, s->nxfer);
+    eq_o = same_plan(m, o->xfer, s->nxfer);
+    if (eq_s && s->version >= o->version) {
+        free(m);
+        return 0;
+    }
+    free(s->xfer);
+    s->xfer = m;
+    s->version = eq_o && o->version >= s->version
+                     ? o->version
+                     : (s->version > o->version ? s->version : o->version) + 1;
+    s->ndone = 0;
+    for (i = 0; i < s->nxfer; i++)
+        s->ndone += m[i].done;
+    if (s->ndone == s->nxfer)
+        flip(s);
+    return 1;
+}
+
+int ring_state_merge(struct ring_state *s, const struct ring_state *o)
+{
+    struct ring_state c;
+    int rc;
+
+    if (s == NULL || o == NULL)
+        return -EINVAL;
+    if (same_change(s, o))
+        return merge_plans(s, o);
+    rc = other_wins(s, o);
+    if (rc <= 0)
+        return rc;
+    rc = copy_state(o, &c);
+    if (rc != 0)
+        return rc;
+    ring__change_free(s);
+    ring_destroy(s->cur);
+    *s = c;
+    return 1;
 }

@@ -3,9 +3,15 @@
  * that moves data safely when members join, leave or are removed.
  *
  * Model. A struct ring_state holds
- *   - version: a uint64 that grows by one with every change of the state
- *     (a change starts, a transfer is marked done, the state flips, a plan
- *     is re-sourced). Gossip converges on the highest version;
+ *   - version = epoch << 32 | step, strictly increasing with every change
+ *     of the state. The epoch grows by one when a change starts and again
+ *     when it flips (so a change is pending iff the epoch is odd), with the
+ *     step reset to 0; the step grows when a transfer is marked done, the
+ *     plan is re-sourced or two views are merged (ring_state_merge()).
+ *     Hence every state after a flip outranks every state of the change
+ *     before it, however many steps that change took. Gossip converges on
+ *     the highest version, merging views of the same change. The first
+ *     version is 1 (epoch 0, step 1);
  *   - nval: the replication factor N (1..RING_STATE_NVAL_MAX);
  *   - cur: the ring reads use; pref_cur(k) = ring_pref_list(cur, k, N);
  *   - while a change is pending: next (the ring being moved to, built with
@@ -49,6 +55,9 @@
  *   -ENOMEM     allocation failed (the state is unchanged)
  *   -EBUSY      a change is already pending
  *   -ENOENT     no such transfer
+ *   -EOVERFLOW  the epoch or step would pass RING_STATE_EPOCH_MAX /
+ *               RING_STATE_STEP_MAX (2^31 - 1 each; unreachable in practice,
+ *               and decode refuses larger ones)
  *   RK_ECONFIG  a bad nval, an id that is not (or already is) a member, a
  *               duplicate id, a change that would leave no member, an
  *               empty change
@@ -66,6 +75,11 @@
 #define RING_STATE_NVAL_MAX  8           /* largest N a state accepts */
 #define RING_STATE_MAX_BYTES (16u << 20) /* largest encoding decoded */
 #define RING_STATE_FORMAT    1           /* the "fmt" of the encoding */
+
+#define RING_STATE_EPOCH(v)  ((uint64_t)(v) >> 32)
+#define RING_STATE_STEP(v)   ((uint32_t)(v))
+#define RING_STATE_EPOCH_MAX 0x7fffffffu
+#define RING_STATE_STEP_MAX  0x7fffffffu
 
 /* Which set a member of a write set counts in (a bit mask). */
 #define RING_STATE_IN_CUR  1u
@@ -102,10 +116,11 @@ struct ring_state_target {
     unsigned sets;
 };
 
-/* Creates a state at version 1 with no change pending, whose cur is a copy
- * of cur (cur may be destroyed afterwards). On success *out is owned by the
- * caller (ring_state_destroy()); on failure it is untouched. Errors:
- * -EINVAL, -ENOMEM, RK_ECONFIG (nval outside 1..RING_STATE_NVAL_MAX). */
+/* Creates a state at version 1 (epoch 0, step 1) with no change pending, whose
+ * cur is a copy of cur (cur may be destroyed afterwards). On success *out is
+ * owned by the caller (ring_state_destroy()); on failure it is untouched.
+ * Errors: -EINVAL, -ENOMEM, RK_ECONFIG (nval outside 1..RING_STATE_NVAL_MAX).
+ */
 int ring_state_create(struct ring_state **out, const struct ring *cur,
                       uint32_t nval);
 
@@ -132,12 +147,12 @@ bool ring_state_leaving(const struct ring_state *s, const char *id);
 bool ring_state_removed(const struct ring_state *s, const char *id);
 
 /* Starts change c: next = ring_rebuild(cur, cur + join - leave - remove) and
- * the transfer plan (see the model above), version + 1. If the plan is
- * empty the state flips at once (version + 2 in all). On failure s is
+ * the transfer plan (see the model above), next epoch. If the plan is
+ * empty the state flips at once (two epochs in all). On failure s is
  * unchanged. Errors: -EINVAL (s or c NULL, or a NULL id), -EBUSY (a change
- * is pending), -ENOMEM, RK_ECONFIG (a join id already a member or invalid,
- * a leave/remove id not a member, an id named twice, nothing to change, or
- * no member would remain). */
+ * is pending), -ENOMEM, -EOVERFLOW, RK_ECONFIG (a join id already a member or
+ * invalid, a leave/remove id not a member, an id named twice, nothing to
+ * change, or no member would remain). */
 int ring_state_change(struct ring_state *s, const struct ring_change *c);
 
 /* The number of transfers in the plan (0 when nothing is pending), the
@@ -151,22 +166,36 @@ uint32_t ring_state_transfers_blocked(const struct ring_state *s);
 int ring_state_transfer(const struct ring_state *s, uint32_t i,
                         struct ring_transfer *out);
 
-/* Marks the copy of partition k to dest done: version + 1, and when it was
- * the last bit, the state flips (cur = next, version + 1 more). Marking a
+/* Marks the copy of partition k to dest done: step + 1, and when it was
+ * the last bit, the state flips (cur = next, next epoch). Marking a
  * transfer that is already done changes nothing and returns 0 (peers may
  * report twice). Marking a blocked transfer done is how the caller accepts
  * that its data is lost (every old replica is gone); the node decides that,
  * not this module. Errors: -EINVAL (NULL pointer, k >= Q), -ENOENT (no
- * change pending, or no transfer (k, dest)). */
+ * change pending, or no transfer (k, dest)), -EOVERFLOW. */
 int ring_state_transfer_done(struct ring_state *s, uint32_t k,
                              const char *dest);
 
 /* Re-picks the source of every transfer not yet done, with
  * unavailable[0..n) as the members not to use (removed members are never
- * used). version + 1 if any source changed. Returns the number of transfers
- * still blocked, or -EINVAL / -ENOENT (nothing pending). */
+ * used). step + 1 if any source changed. Returns the number of transfers
+ * still blocked, or -EINVAL, -ENOENT (nothing pending), -EOVERFLOW. */
 int ring_state_replan(struct ring_state *s, const char *const *unavailable,
                       uint32_t n);
+
+/* Merges o, another node's view of the same cluster, into s, so that gossip
+ * converges even when two nodes mark different transfers done at the same
+ * version. If both are pending with the same change (same epoch, N, cur, next
+ * and leaving/removed members), done bits are OR-ed and each source is taken
+ * from the higher version (at equal versions: the lower member index, a
+ * blocked source last); the version becomes that of the side the result
+ * equals (the higher one if both), otherwise max + 1; if every bit is then
+ * set, s flips. Otherwise s becomes a copy of o if o's version is higher,
+ * or equal with a bytewise smaller encoding (two changes started
+ * concurrently: one wins, the other's copies are redone under its plan).
+ * The result does not depend on which side is s (commutative). Returns 1
+ * if s changed, 0 if not; -EINVAL, -ENOMEM or -EOVERFLOW (s unchanged). */
+int ring_state_merge(struct ring_state *s, const struct ring_state *o);
 
 /* The members a write for partition k goes to: pref_cur(k) in list order,
  * then the members of pref_next(k) not in pref_cur(k) in list order, each

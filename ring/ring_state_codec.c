@@ -16,7 +16,8 @@
  *
  * Decoding is untrusted input: the size is bounded, wire_prevalidate()
  * checks every count against the bytes present before msgpack-c allocates,
- * and then every invariant of ring_state.h is checked: Q a power of two,
+ * and then every invariant of ring_state.h is checked: the version's epoch
+ * odd iff a change is pending, Q a power of two,
  * ids 1..RING_ID_MAX bytes, strictly ascending, owners in range, next
  * with the same Q and exactly cur minus the gone members plus new ones, the
  * plan equal to the one ring__plan() computes (sources aside, each in
@@ -317,6 +318,9 @@ static int decode_map(const msgpack_object *root, struct ring_state *s,
         BAD("unknown format (fmt)");
     if (!get_uint(f[1], UINT64_MAX, &s->version) || s->version == 0)
         BAD("version is not a positive integer");
+    if (RING_STATE_EPOCH(s->version) > RING_STATE_EPOCH_MAX ||
+        RING_STATE_STEP(s->version) > RING_STATE_STEP_MAX)
+        BAD("version's epoch or step is out of range");
     if (!get_uint(f[2], RING_STATE_NVAL_MAX, &v) || v == 0)
         BAD("nval is outside 1..RING_STATE_NVAL_MAX");
     s->nval = (uint32_t)v;
@@ -325,6 +329,8 @@ static int decode_map(const msgpack_object *root, struct ring_state *s,
     rc = get_ring(f[4], (uint32_t)q, &s->cur, why);
     if (rc == 0 && f[5]->type != MSGPACK_OBJECT_NIL)
         rc = get_ring(f[5], (uint32_t)q, &s->next, why);
+    if (rc == 0 && (s->next != NULL) != (RING_STATE_EPOCH(s->version) % 2))
+        BAD("pending and the version's epoch parity disagree");
     if (rc == 0 && s->next != NULL)
         rc = check_next(s, why);
     if (rc == 0)

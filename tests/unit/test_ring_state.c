@@ -132,7 +132,8 @@ static void complete(struct ring_state *s)
             cr_assert_eq(ring_state_version(s), v);
     }
     cr_assert(!ring_state_pending(s));
-    cr_assert_eq(ring_state_version(s), v + 1, "the flip is a version");
+    cr_assert_eq(ring_state_version(s), (RING_STATE_EPOCH(v) + 1) << 32,
+                 "the flip starts an epoch");
 }
 
 static struct ring_change joining(const char *const *j, uint32_t n)
@@ -156,7 +157,7 @@ Test(ring_state, join_one_into_three_copies_exactly_the_needed_pairs)
     cr_assert_eq(ring_build(&before, 64, ids, 3), 0);
     cr_assert_eq(ring_state_version(s), 1);
     cr_assert_eq(ring_state_change(s, &c), 0);
-    cr_assert_eq(ring_state_version(s), 2);
+    cr_assert_eq(ring_state_version(s), 1ull << 32, "epoch 1, step 0");
     assert_plan_exact(s, NULL, 0);
     n = ring_state_transfers(s);
     /* n4 takes 16 partitions; with N = 3 it joins the pref list of each
@@ -182,7 +183,7 @@ Test(ring_state, join_one_into_three_copies_exactly_the_needed_pairs)
     cr_assert_eq(ring_state_transfer(s, n - 1, &t), 0);
     cr_assert_eq(ring_state_transfer_done(s, t.part, t.dest), 0);
     cr_assert(!ring_state_pending(s));
-    cr_assert_eq(ring_state_version(s), 2 + n + 1);
+    cr_assert_eq(ring_state_version(s), 2ull << 32, "epoch 2, step 0");
     assert_same(ring_state_cur(s), next);
     assert_pref_distinct(ring_state_cur(s), 3);
     cr_assert_eq(ring_state_transfers(s), 0);
@@ -821,6 +822,9 @@ Test(ring_state, codec_rejects_malformed_states_with_a_reason)
     cr_assert_eq(decode_fake(&good, &why), 0, "%s", why);
     REJECT(f.fmt = 2);
     REJECT(f.version = 0);
+    REJECT(f.version = 2ull << 32); /* even epoch: nothing pending */
+    REJECT(f.version = 1ull << 32 | (RING_STATE_STEP_MAX + 1ull));
+    REJECT(f.version = (RING_STATE_EPOCH_MAX + 2ull) << 32);
     REJECT(f.nval = 0);
     REJECT(f.nval = RING_STATE_NVAL_MAX + 1);
     REJECT(f.q = 48);
@@ -912,4 +916,106 @@ Test(ring_state, codec_rejects_a_dead_source_and_broken_bytes)
     cr_assert_null(d);
     free(b);
     ring_state_destroy(s);
+}
+
+/* ---- merging views ------------------------------------------------------ */
+
+static struct ring_state *pending_join_of(uint32_t n, const char *joiner)
+{
+    struct ring_state *s = state_of(n, FQ, 3);
+    const char *j[] = {joiner};
+    struct ring_change c = joining(j, 1);
+
+    cr_assert_eq(ring_state_change(s, &c), 0);
+    return s;
+}
+
+static void mark(struct ring_state *s, uint32_t i)
+{
+    struct ring_transfer t;
+
+    cr_assert_eq(ring_state_transfer(s, i, &t), 0);
+    cr_assert_eq(ring_state_transfer_done(s, t.part, t.dest), 0);
+}
+
+Test(ring_state, merge_keeps_both_nodes_done_marks_at_the_same_version)
+{
+    struct ring_state *s = pending_join_of(3, "n4");
+    struct ring_state *a = round_trip(s), *b = round_trip(s);
+    uint64_t v = ring_state_version(s);
+
+    mark(a, 0);
+    mark(b, 1);
+    cr_assert_eq(ring_state_version(a), ring_state_version(b));
+    cr_assert_eq(ring_state_merge(a, b), 1);
+    cr_assert_eq(ring_state_merge(b, a), 1);
+    assert_same_bytes(a, b);
+    cr_assert_eq(ring_state_transfers_done(a), 2);
+    cr_assert_eq(ring_state_version(a), v + 2, "max + 1: newer than both");
+    cr_assert_eq(ring_state_merge(a, b), 0, "nothing new");
+    /* An older view of the same change adds nothing. */
+    cr_assert_eq(ring_state_merge(a, s), 0);
+    cr_assert_eq(ring_state_merge(s, a), 1);
+    assert_same_bytes(a, s);
+    ring_state_destroy(a);
+    ring_state_destroy(b);
+    ring_state_destroy(s);
+}
+
+Test(ring_state, merge_flips_when_the_union_completes_the_plan)
+{
+    struct ring_state *a = pending_join_of(3, "n4"), *b = round_trip(a);
+    uint32_t i, n = ring_state_transfers(a);
+
+    for (i = 0; i < n; i++)
+        mark(i % 2 == 0 ? a : b, i);
+    cr_assert(ring_state_pending(a) && ring_state_pending(b));
+    cr_assert_eq(ring_state_merge(a, b), 1);
+    cr_assert(!ring_state_pending(a));
+    cr_assert_eq(ring_state_merge(b, a), 1, "b adopts the flipped state");
+    assert_same_bytes(a, b);
+    ring_state_destroy(a);
+    ring_state_destroy(b);
+}
+
+Test(ring_state, merge_never_undoes_a_flip)
+{
+    struct ring_state *a = pending_join_of(3, "n4"), *b = round_trip(a);
+    const char *down[2][1] = {{"n1"}, {"n2"}};
+    uint32_t i;
+
+    complete(a);
+    /* b re-sources its plan many times: its step passes a's, but a is a
+     * later epoch. */
+    for (i = 0; i < 40; i++)
+        cr_assert_geq(ring_state_replan(b, down[i % 2], 1), 0);
+    cr_assert_gt(RING_STATE_STEP(ring_state_version(b)),
+                 RING_STATE_STEP(ring_state_version(a)));
+    cr_assert_eq(ring_state_merge(a, b), 0);
+    cr_assert(!ring_state_pending(a));
+    cr_assert_eq(ring_state_merge(b, a), 1);
+    assert_same_bytes(a, b);
+    ring_state_destroy(a);
+    ring_state_destroy(b);
+}
+
+Test(ring_state, merge_of_two_concurrent_changes_picks_one_on_both_nodes)
+{
+    struct ring_state *a = pending_join_of(3, "n4");
+    struct ring_state *b = pending_join_of(3, "n5");
+
+    mark(a, 0);
+    mark(b, 0);
+    struct ring_state *a2 = round_trip(a), *b2 = round_trip(b);
+
+    cr_assert_eq(ring_state_version(a), ring_state_version(b));
+    /* Each node merges the other's view into its own. */
+    cr_assert_eq(ring_state_merge(a2, b) + ring_state_merge(b2, a), 1,
+                 "exactly one side adopts the other");
+    assert_same_bytes(a2, b2);
+    cr_assert_eq(ring_state_merge(NULL, b), -EINVAL);
+    ring_state_destroy(a);
+    ring_state_destroy(b);
+    ring_state_destroy(a2);
+    ring_state_destroy(b2);
 }
