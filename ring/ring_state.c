@@ -5,11 +5,14 @@
  *
  * Flow of one change (see ring_state.h for the model and its invariants):
  *
- *   version v       cur = R, nothing pending
+ *   epoch 2e        cur = R, nothing pending
  *   change          next = ring_rebuild(R, members'), plan = transfers,
- *                   version v+1   (writes: pref_cur u pref_next, W in each)
- *   transfer_done   one done bit per call, version + 1 each
- *   last bit        cur = next, plan dropped, version + 1 (the flip)
+ *                   epoch 2e+1 (writes: pref_cur u pref_next, W in each)
+ *   transfer_done   one done bit per call, step + 1 each
+ *   last bit        cur = next, plan dropped, epoch 2e+2 (the flip)
+ *
+ * ring_state_merge() joins two nodes' views of one change (done bits are
+ * a grow-only set); a later epoch always wins, so a flip is never undone.
  *
  * Design: the plan is a flat array sorted by (partition, position of the
  * destination in pref_next), so it is a pure function of (cur, next, N,
