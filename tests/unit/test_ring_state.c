@@ -207,7 +207,7 @@ Test(ring_state, leave_sources_from_the_leaver_and_drops_it_at_the_flip)
     cr_assert(ring_state_leaving(s, "n2"));
     cr_assert(!ring_state_removed(s, "n2"));
     cr_assert(!ring_state_leaving(s, "n1"));
-    cr_assert_eq(ring_member_index(ring_state_next(s), "n2"), -1);
+    cr_assert_eq(ring_member_index(ring_state_next(s), "n2"), -ENOENT);
     cr_assert_geq(ring_member_index(ring_state_cur(s), "n2"), 0);
     for (i = 0; i < ring_state_transfers(s); i++) {
         cr_assert_eq(ring_state_transfer(s, i, &t), 0);
@@ -216,7 +216,7 @@ Test(ring_state, leave_sources_from_the_leaver_and_drops_it_at_the_flip)
     cr_assert_gt(from_leaver, 0, "a graceful leaver is a source");
     cr_assert_eq(ring_state_transfers_blocked(s), 0);
     complete(s);
-    cr_assert_eq(ring_member_index(ring_state_cur(s), "n2"), -1);
+    cr_assert_eq(ring_member_index(ring_state_cur(s), "n2"), -ENOENT);
     cr_assert(!ring_state_leaving(s, "n2"));
     assert_pref_distinct(ring_state_cur(s), 3);
     ring_state_destroy(s);
