@@ -805,3 +805,80 @@ Test(gossip, create_refuses_bad_configuration)
     cr_assert_null(g);
     gossip_destroy(NULL);
 }
+
+/* ---- transport hints and bounds -------------------------------------------
+ */
+
+static void know(struct gossip *g, const char **ids, int n)
+{
+    struct gossip_msg m;
+    struct gossip_update u[8];
+    header(&m, GOSSIP_MSG_SYNC_REPLY, "test", ids[0]);
+    for (int i = 0; i < n; i++) {
+        memset(&u[i], 0, sizeof(u[i]));
+        snprintf(u[i].id, sizeof(u[i].id), "%s", ids[i]);
+        snprintf(u[i].addr, sizeof(u[i].addr), "%s:1", ids[i]);
+    }
+    m.upd = u;
+    m.nupd = (uint32_t)n;
+    cr_assert_eq(deliver(g, NULL, &m), 0);
+}
+
+/* The type of the first queued message to addr (0 if none); drains all. */
+static int first_to(struct gossip *g, const char *to)
+{
+    char addr[GOSSIP_ADDR_MAX + 1];
+    uint8_t *buf;
+    size_t len;
+    int type = 0;
+    while (gossip_next_msg(g, addr, &buf, &len) == 0) {
+        struct gossip_msg m;
+        cr_assert_eq(gossip_msg_decode(buf, len, &m, NULL), 0);
+        if (type == 0 && strcmp(addr, to) == 0)
+            type = m.type;
+        gossip_msg_free(&m);
+    }
+    return type;
+}
+
+Test(gossip, unreachable_hint_probes_the_member_next_and_never_kills_it)
+{
+    struct gossip *g = make("a", "a:1");
+    const char *ids[] = {"b", "c", "d", "e"};
+    know(g, ids, 4);
+    (void)first_to(g, "");
+    gossip_unreachable(g, 0, "d:1");
+    gossip_tick(g, 5000); /* a probe is due */
+    cr_assert_eq(first_to(g, "d:1"), GOSSIP_MSG_PING, "d not probed next");
+    /* while d's probe is out, a second hint starts the ping-reqs at once */
+    gossip_unreachable(g, 5001, "d:1");
+    struct gossip_stats st;
+    gossip_stats(g, &st);
+    cr_assert_eq(st.indirect_probes, 3);
+    struct gossip_member v[8];
+    int n = gossip_members(g, 5001, v, 8);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(v[i].state, GOSSIP_ALIVE);
+    gossip_destroy(g);
+}
+
+Test(gossip, output_queue_is_bounded_and_counts_what_it_dropped)
+{
+    struct gossip *g = make("a", "a:1");
+    struct gossip_msg m;
+    header(&m, GOSSIP_MSG_PING, "test", "b");
+    for (int i = 0; i < GOSSIP_OUTQ_MAX + 100; i++)
+        cr_assert_eq(deliver(g, "b", &m), 0);
+    struct gossip_stats st;
+    gossip_stats(g, &st);
+    cr_assert_eq(st.out_dropped, 100);
+    cr_assert_eq(st.msgs_sent, GOSSIP_OUTQ_MAX);
+    char addr[GOSSIP_ADDR_MAX + 1];
+    uint8_t *buf;
+    size_t len;
+    int k = 0;
+    while (gossip_next_msg(g, addr, &buf, &len) == 0)
+        k++;
+    cr_assert_eq(k, GOSSIP_OUTQ_MAX);
+    gossip_destroy(g);
+}
