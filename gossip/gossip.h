@@ -27,7 +27,18 @@
  * update is sent retransmit_mult * ceil(log2(n+1)) times in all, fewest
  * sent first. Every sync_interval_ms a member exchanges its whole table
  * with one random live member (push-pull: SYNC, answered by SYNC_REPLY);
- * a node joins the same way through a seed address (gossip_add_seed).
+ * a node joins the same way through a seed address (gossip_add_seed), then
+ * pulls from a random member once a period for GOSSIP_JOIN_SYNCS periods,
+ * restarted whenever a pull taught it new members (a cluster starting all
+ * at once converges in O(log n) periods instead of waiting for the
+ * bandwidth-bound piggy-back of n joins or for sync_interval_ms).
+ *
+ * Lifeguard-style refinements taken (cheap ones): a message from a member
+ * we hold SUSPECT/DEAD re-queues that verdict so the member hears it and
+ * refutes (the "buddy system"); a transport's "unreachable" hint probes the
+ * member next or starts the indirect probe at once, never kills it. Not
+ * done: local health multipliers and suspicion timeouts that shrink with
+ * independent confirmations.
  *
  * Precedence (any member, any order of arrival; the table converges):
  *   higher incarnation wins; at equal incarnation LEFT > DEAD > SUSPECT >
@@ -52,7 +63,18 @@
  *   member after dissemination D ~ retransmit_mult * ceil(log2(n+1)) periods:
  *       T_dead <= P * probe_interval_ms + probe_timeout_ms + S + D.
  *   tests/unit/test_gossip.c checks it with P = 4, D = ceil(log2 n) + 2
- *   periods (the bound printed by the test).
+ *   periods (the bound printed by the test). Defaults (1 s period, 400 ms
+ *   timeout, mult 4, n = 32): S = 8 s, T_dead <= 4 + 0.4 + 8 + 7 = 19.4 s.
+ *
+ * Tuning: probe_interval_ms trades detection time against probe traffic
+ *   (one ping/ack per member per period); probe_timeout_ms must exceed the
+ *   network's round trip (and is < the interval); indirect_probes (k) makes
+ *   a lossy link less likely to cause a false suspicion (each of the k
+ *   paths must fail); suspicion_mult is the refutation window in periods
+ *   (raise it on lossy networks, lower it for faster detection);
+ *   retransmit_mult sets how reliably one update reaches everyone;
+ *   sync_interval_ms bounds how long a missed update can stay missed;
+ *   reap_ms how long DEAD/LEFT members stay listed.
  *
  * Purity: no I/O, no clock, no libc randomness: time is the now_ms argument
  * of every call (any monotonic millisecond clock), randomness comes from a
@@ -68,10 +90,11 @@
  *   RK_EPROTO     gossip_recv: malformed message (counted in stats)
  *   RK_ETOO_LARGE gossip_recv: over GOSSIP_MSG_MAX or a bound (counted);
  *                 gossip_set_state: over GOSSIP_STATE_MAX
- *   RK_ECONFIG    gossip_recv: other cluster name (counted)
+ *   RK_ECONFIG    gossip_recv: other cluster name (counted);
+ *                 gossip_create: invalid configuration
  *   RK_EFORBIDDEN gossip_recv: claimed sender differs from the transport's
- *                 authenticated id (counted)
- *   RK_ECONFIG    gossip_create: invalid configuration
+ *                 authenticated id, or is our own id (counted)
+ *   -ESTALE       gossip_set_state: (version, hash) not greater than now
  */
 #ifndef RINGKV_GOSSIP_H
 #define RINGKV_GOSSIP_H
