@@ -49,6 +49,12 @@ struct outmsg {
     size_t len;
 };
 
+/* A bounded FIFO of fixed-size items: items[head..len) are queued. */
+struct fifo {
+    void *items;
+    int head, len, cap;
+};
+
 struct gossip {
     struct gossip_conf conf; /* strings point into the arrays below */
     char cluster[GOSSIP_CLUSTER_MAX + 1];
@@ -71,12 +77,10 @@ struct gossip {
     int nseeds, seed_pos;
     int join_syncs; /* push-pulls left in the join phase */
 
-    struct outmsg *out; /* out[out_head..out_len) queued */
-    int out_head, out_len, out_cap;
+    struct fifo out;  /* struct outmsg */
     uint8_t *cur_buf; /* the last message handed out, freed on next call */
 
-    struct gossip_event *ev;
-    int ev_head, ev_len, ev_cap;
+    struct fifo ev; /* struct gossip_event */
 
     uint64_t st_ver, st_hash;
     uint8_t *st;
@@ -214,28 +218,38 @@ static bool pair_greater(uint64_t v1, uint64_t h1, uint64_t v2, uint64_t h2)
 
 /* ---- queues ------------------------------------------------------------ */
 
+/* Makes room for one more item of size bytes, up to max items: compacts,
+ * then grows by doubling. Returns false when full (or out of memory). */
+static bool fifo_room(struct fifo *q, size_t size, int max)
+{
+    if (q->head > 0 && q->len == q->cap) {
+        memmove(q->items, (char *)q->items + (size_t)q->head * size,
+                (size_t)(q->len - q->head) * size);
+        q->len -= q->head;
+        q->head = 0;
+    }
+    if (q->len < q->cap)
+        return true;
+    int cap = q->cap ? q->cap * 2 : 16;
+    if (cap > max)
+        cap = max;
+    if (cap <= q->cap)
+        return false;
+    void *p = realloc(q->items, (size_t)cap * size);
+    if (p == NULL)
+        return false;
+    q->items = p;
+    q->cap = cap;
+    return true;
+}
+
 static void push_event(struct gossip *g, const struct gossip_event *e)
 {
-    if (g->ev_head > 0 && g->ev_len == g->ev_cap) {
-        memmove(g->ev, g->ev + g->ev_head,
-                (size_t)(g->ev_len - g->ev_head) * sizeof(*g->ev));
-        g->ev_len -= g->ev_head;
-        g->ev_head = 0;
+    if (!fifo_room(&g->ev, sizeof(*e), GOSSIP_EVQ_MAX)) {
+        g->stats.events_dropped++;
+        return;
     }
-    if (g->ev_len == g->ev_cap) {
-        int cap = g->ev_cap ? g->ev_cap * 2 : 16;
-        if (cap > GOSSIP_EVQ_MAX)
-            cap = GOSSIP_EVQ_MAX;
-        struct gossip_event *p =
-            cap > g->ev_cap ? realloc(g->ev, (size_t)cap * sizeof(*p)) : NULL;
-        if (p == NULL) {
-            g->stats.events_dropped++;
-            return;
-        }
-        g->ev = p;
-        g->ev_cap = cap;
-    }
-    g->ev[g->ev_len++] = *e;
+    ((struct gossip_event *)g->ev.items)[g->ev.len++] = *e;
 }
 
 static void member_event(struct gossip *g, enum gossip_event_type t,
@@ -256,27 +270,12 @@ static void member_event(struct gossip *g, enum gossip_event_type t,
 static void push_out(struct gossip *g, const char *addr, uint8_t *buf,
                      size_t len)
 {
-    if (g->out_head > 0 && g->out_len == g->out_cap) {
-        memmove(g->out, g->out + g->out_head,
-                (size_t)(g->out_len - g->out_head) * sizeof(*g->out));
-        g->out_len -= g->out_head;
-        g->out_head = 0;
+    if (!fifo_room(&g->out, sizeof(struct outmsg), GOSSIP_OUTQ_MAX)) {
+        g->stats.out_dropped++;
+        free(buf);
+        return;
     }
-    if (g->out_len == g->out_cap) {
-        int cap = g->out_cap ? g->out_cap * 2 : 16;
-        if (cap > GOSSIP_OUTQ_MAX)
-            cap = GOSSIP_OUTQ_MAX;
-        struct outmsg *p =
-            cap > g->out_cap ? realloc(g->out, (size_t)cap * sizeof(*p)) : NULL;
-        if (p == NULL) {
-            g->stats.out_dropped++;
-            free(buf);
-            return;
-        }
-        g->out = p;
-        g->out_cap = cap;
-    }
-    struct outmsg *o = &g->out[g->out_len++];
+    struct outmsg *o = (struct outmsg *)g->out.items + g->out.len++;
     snprintf(o->addr, sizeof(o->addr), "%s", addr);
     o->buf = buf;
     o->len = len;
@@ -608,11 +607,12 @@ void gossip_destroy(struct gossip *g)
 {
     if (g == NULL)
         return;
-    for (int i = g->out_head; i < g->out_len; i++)
-        free(g->out[i].buf);
-    free(g->out);
+    struct outmsg *o = g->out.items;
+    for (int i = g->out.head; i < g->out.len; i++)
+        free(o[i].buf);
+    free(g->out.items);
     free(g->cur_buf);
-    free(g->ev);
+    free(g->ev.items);
     free(g->st);
     free(g->m);
     free(g);
@@ -855,11 +855,11 @@ int gossip_next_msg(struct gossip *g, char addr[GOSSIP_ADDR_MAX + 1],
 {
     free(g->cur_buf);
     g->cur_buf = NULL;
-    if (g->out_head == g->out_len) {
-        g->out_head = g->out_len = 0;
+    if (g->out.head == g->out.len) {
+        g->out.head = g->out.len = 0;
         return -EAGAIN;
     }
-    struct outmsg *o = &g->out[g->out_head++];
+    struct outmsg *o = (struct outmsg *)g->out.items + g->out.head++;
     memcpy(addr, o->addr, GOSSIP_ADDR_MAX + 1);
     g->cur_buf = o->buf;
     *buf = o->buf;
@@ -869,11 +869,11 @@ int gossip_next_msg(struct gossip *g, char addr[GOSSIP_ADDR_MAX + 1],
 
 int gossip_next_event(struct gossip *g, struct gossip_event *ev)
 {
-    if (g->ev_head == g->ev_len) {
-        g->ev_head = g->ev_len = 0;
+    if (g->ev.head == g->ev.len) {
+        g->ev.head = g->ev.len = 0;
         return -EAGAIN;
     }
-    *ev = g->ev[g->ev_head++];
+    *ev = ((struct gossip_event *)g->ev.items)[g->ev.head++];
     return 0;
 }
 

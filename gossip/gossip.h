@@ -246,7 +246,7 @@ struct gossip_stats {
     uint64_t refused_cluster; /* other cluster name */
     uint64_t refused_sender;  /* claimed sender != authenticated / self */
     uint64_t malformed;       /* undecodable or over a bound */
-    uint64_t out_dropped;     /* outgoing queue full */
+    uint64_t out_dropped;     /* queue full, or not encodable */
     uint64_t events_dropped;  /* event queue full */
     uint64_t members_refused; /* table full (GOSSIP_MAX_MEMBERS) */
     uint64_t probes;          /* direct probes started */

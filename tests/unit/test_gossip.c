@@ -28,7 +28,7 @@ TestSuite(gossip, .timeout = 120);
 #define STEP     10  /* ms per simulation step */
 #define INTERVAL 200 /* probe period in the simulated clusters */
 
-/* ---- the simulated network --------------------------------------------- */
+/* ---- the simulated network ----------------------------------------------- */
 
 struct flight {
     int from, to;
@@ -284,8 +284,7 @@ Test(gossip, members_started_from_one_seed_converge_in_log_n_periods)
     }
 }
 
-/* ---- failure detection -----------------------------------------------------
- */
+/* ---- failure detection --------------------------------------------------- */
 
 Test(gossip, silent_member_is_suspected_then_dead_everywhere_then_alive_again)
 {
@@ -373,8 +372,7 @@ Test(gossip, false_suspicions_under_ten_percent_loss_are_refuted)
     sim_free(&s);
 }
 
-/* ---- single-member rules ---------------------------------------------------
- */
+/* ---- single-member rules ------------------------------------------------- */
 
 static struct gossip *make(const char *id, const char *addr)
 {
@@ -535,8 +533,7 @@ Test(gossip, wrong_cluster_and_sender_mismatch_are_refused_and_counted)
     gossip_destroy(g);
 }
 
-/* ---- leave, remove, reap
- * ----------------------------------------------------- */
+/* ---- leave, remove, reap ------------------------------------------------- */
 
 Test(gossip, leave_and_remove_spread_and_are_reaped)
 {
@@ -570,8 +567,7 @@ Test(gossip, leave_and_remove_spread_and_are_reaped)
     sim_free(&s);
 }
 
-/* ---- cluster state
- * ------------------------------------------------------------- */
+/* ---- cluster state ------------------------------------------------------- */
 
 static bool state_everywhere(const struct sim *s, uint64_t ver,
                              const char *bytes)
@@ -644,8 +640,7 @@ Test(gossip, state_changed_event_reports_the_new_version)
     gossip_destroy(a);
 }
 
-/* ---- codec -----------------------------------------------------------------
- */
+/* ---- codec --------------------------------------------------------------- */
 
 static void sample(struct gossip_msg *m, struct gossip_update *u)
 {
@@ -806,8 +801,7 @@ Test(gossip, create_refuses_bad_configuration)
     gossip_destroy(NULL);
 }
 
-/* ---- transport hints and bounds -------------------------------------------
- */
+/* ---- transport hints and bounds ------------------------------------------ */
 
 static void know(struct gossip *g, const char **ids, int n)
 {
