@@ -20,6 +20,12 @@
  *                acknowledge after the commit satisfied the fsync policy.
  *   rget:        answer with the locally stored record.
  *
+ * Benchmarking switches (core_opts; docs/design.md, "Measuring
+ * staleness"): exact_fanout narrows a get to r and a put to w replicas
+ * chosen uniformly among the reachable ones (quorum/decide.h's
+ * decide_pick; a put is forwarded to the coordinator it drew unless that
+ * is this node); no_read_repair skips coord_get_repair's writes.
+ *
  * Why versioning happens on a replica: the new dot is (actor, c + 1) where
  * c is the actor's counter in the local record; a non-replica has no local
  * record and two of its writes with the same context would get the same
