@@ -12,32 +12,12 @@ TestSuite(switches, .timeout = 240, .fini = itest_cleanup);
 
 #define NODES 3
 
-static struct rkc *conn(const struct itest_node *n, uint8_t r, uint8_t w)
-{
-    struct rkc *c = NULL;
-    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
-    rkc_set_quorum(c, r, w);
-    return c;
-}
-
-/* Live values of key in node n's own storage (get --local). */
-static size_t local_values(const struct itest_node *n, const char *key)
-{
-    struct rkc *c = conn(n, 0, 0);
-    struct rkc_result r = {0};
-    cr_assert_eq(rkc_get_local(c, key, strlen(key), &r), 0);
-    size_t nv = r.nvalues;
-    rkc_result_free(&r);
-    rkc_close(c);
-    return nv;
-}
-
 /* How many nodes hold key; *who = the last one found. */
 static int holders(const char *key, int *who)
 {
     int h = 0;
     for (int i = 0; i < NODES; i++) {
-        if (local_values(&itest_nodes[i], key) > 0) {
+        if (itest_local_values(&itest_nodes[i], key) > 0) {
             h++;
             if (who != NULL)
                 *who = i;
@@ -54,25 +34,6 @@ static int64_t stat_sum(const char *name)
     return s;
 }
 
-static void put_ok(struct rkc *c, const char *key, const char *val)
-{
-    struct rkc_result r = {0};
-    int rc = rkc_put(c, key, strlen(key), val, strlen(val), NULL, 0, &r);
-    cr_assert_eq(rc, 0, "put %s: %s", key, r.message);
-    rkc_result_free(&r);
-}
-
-static void get_is(struct rkc *c, const char *key, const char *val)
-{
-    struct rkc_result r = {0};
-    int rc = rkc_get(c, key, strlen(key), &r);
-    cr_assert_eq(rc, 0, "get %s: %s", key, r.message);
-    cr_assert_eq(r.nvalues, 1, "get %s: %zu values", key, r.nvalues);
-    cr_assert_eq(r.values[0].len, strlen(val));
-    cr_assert_eq(memcmp(r.values[0].data, val, strlen(val)), 0);
-    rkc_result_free(&r);
-}
-
 /* Waits until every node holds key. */
 static void wait_everywhere(const char *key)
 {
@@ -84,25 +45,33 @@ static void wait_everywhere(const char *key)
     }
 }
 
+/* Puts prefix-0 .. prefix-(count-1), each valued as its key, with w = 1
+ * through node 1. */
+static void put_keys(const char *prefix, int count)
+{
+    struct rkc *c = itest_conn(&itest_nodes[0], 0, 1);
+    char key[32];
+    for (int k = 0; k < count; k++) {
+        snprintf(key, sizeof(key), "%s-%d", prefix, k);
+        itest_put_ok(c, key, key);
+    }
+    rkc_close(c);
+}
+
 Test(switches, exact_fanout_puts_a_w1_write_on_exactly_one_random_replica)
 {
     itest_cluster(NODES, "--fsync", "never", "--replica-fanout", "exact",
                   "--read-repair", "off", "--w", "1", NULL);
-    struct rkc *c = conn(&itest_nodes[0], 0, 1);
     char key[32];
     int per_node[NODES] = {0};
 
-    for (int k = 0; k < 60; k++) {
-        snprintf(key, sizeof(key), "exact-%d", k);
-        put_ok(c, key, key);
-    }
+    put_keys("exact", 60);
     /* A RESP SET (w = 1, the node's default here) and DEL, too. */
     char out[256];
     cr_assert_eq(itest_sh(out, sizeof(out), "redis-cli -p %d SET resp-k v",
                           itest_nodes[1].resp_port),
                  0);
     cr_assert_str_eq(out, "OK\n");
-    rkc_close(c);
     for (int k = 0; k < 60; k++) {
         int who = -1;
         snprintf(key, sizeof(key), "exact-%d", k);
@@ -124,8 +93,8 @@ Test(switches, exact_fanout_puts_a_w1_write_on_exactly_one_random_replica)
 Test(switches, fanout_all_puts_a_w1_write_on_every_replica)
 {
     itest_cluster(NODES, "--fsync", "never", NULL);
-    struct rkc *c = conn(&itest_nodes[0], 0, 1);
-    put_ok(c, "all-k", "v");
+    struct rkc *c = itest_conn(&itest_nodes[0], 0, 1);
+    itest_put_ok(c, "all-k", "v");
     rkc_close(c);
     wait_everywhere("all-k");
 }
@@ -134,14 +103,14 @@ Test(switches, fanout_all_puts_a_w1_write_on_every_replica)
  * two are stale replicas. Three r = 3 reads through every node see it. */
 static int stale_then_read(void)
 {
-    struct rkc *c = conn(&itest_nodes[0], 0, 1);
+    struct rkc *c = itest_conn(&itest_nodes[0], 0, 1);
     int who = -1;
-    put_ok(c, "stale-k", "fresh");
+    itest_put_ok(c, "stale-k", "fresh");
     rkc_close(c);
     cr_assert_eq(holders("stale-k", &who), 1);
     for (int i = 0; i < NODES; i++) {
-        c = conn(&itest_nodes[i], 3, 0);
-        get_is(c, "stale-k", "fresh");
+        c = itest_conn(&itest_nodes[i], 3, 0);
+        itest_get_is(c, "stale-k", "fresh");
         rkc_close(c);
     }
     return who;
@@ -170,13 +139,8 @@ Test(switches, peer_delay_delays_every_peer_request_and_loses_no_write)
 {
     itest_cluster(NODES, "--fsync", "never", "--peer-delay-mean-ms", "50",
                   NULL);
-    struct rkc *c = conn(&itest_nodes[0], 0, 1);
     char key[32];
-    for (int k = 0; k < 20; k++) {
-        snprintf(key, sizeof(key), "late-%d", k);
-        put_ok(c, key, key);
-    }
-    rkc_close(c);
+    put_keys("late", 20);
     for (int k = 0; k < 20; k++) {
         snprintf(key, sizeof(key), "late-%d", k);
         wait_everywhere(key);
@@ -184,8 +148,8 @@ Test(switches, peer_delay_delays_every_peer_request_and_loses_no_write)
     /* n = 3 on 3 nodes: node 1 coordinates each put and sends 2 rputs. */
     cr_assert_geq(itest_stat(&itest_nodes[0], "peer_delayed"), 40);
     cr_assert_eq(stat_sum("peer_delay_refused"), 0);
-    c = conn(&itest_nodes[1], 3, 0);
-    get_is(c, "late-7", "late-7");
+    struct rkc *c = itest_conn(&itest_nodes[1], 3, 0);
+    itest_get_is(c, "late-7", "late-7");
     rkc_close(c);
     cr_assert_geq(itest_stat(&itest_nodes[1], "peer_delayed"), 2,
                   "the get's rgets were delayed too");
@@ -215,13 +179,7 @@ Test(switches, a_node_stops_cleanly_with_peer_requests_still_delayed)
      * fail at once, the loop closes (exit 0), ASan finds nothing leaked. */
     itest_cluster(NODES, "--fsync", "never", "--peer-delay-mean-ms", "10000",
                   NULL);
-    struct rkc *c = conn(&itest_nodes[0], 0, 1);
-    char key[32];
-    for (int k = 0; k < 50; k++) {
-        snprintf(key, sizeof(key), "pending-%d", k);
-        put_ok(c, key, key);
-    }
-    rkc_close(c);
+    put_keys("pending", 50);
     cr_assert_gt(itest_stat(&itest_nodes[0], "peer_delayed_now"), 0);
     int st = stop_within(&itest_nodes[0]);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
