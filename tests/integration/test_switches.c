@@ -1,7 +1,8 @@
 /*
  * test_switches.c - the benchmarking switches of a real 3-node cluster
  * (n = 3, so every node is a replica of every key): replica_fanout = exact
- * puts a w = 1 write on exactly one node (all: on every node), read_repair
+ * puts a w = 1 write on exactly one node, chosen at random (all: on every
+ * node), and an r = 1 read asks one replica; read_repair
  * = off leaves a stale replica stale after r = 3 reads (on: repaired), and
  * peer_delay_mean_ms delays every peer request, loses none, and shuts down
  * cleanly with requests still waiting out their delay.
@@ -58,7 +59,7 @@ static void put_keys(const char *prefix, int count)
     rkc_close(c);
 }
 
-Test(switches, exact_fanout_puts_a_w1_write_on_exactly_one_random_replica)
+Test(switches, exact_fanout_writes_one_random_replica_at_w1_and_reads_one_at_r1)
 {
     itest_cluster(NODES, "--fsync", "never", "--replica-fanout", "exact",
                   "--read-repair", "off", "--w", "1", NULL);
@@ -88,6 +89,23 @@ Test(switches, exact_fanout_puts_a_w1_write_on_exactly_one_random_replica)
                  "w = 1: no replica write was ever sent");
     cr_assert_gt(itest_stat(&itest_nodes[0], "forwarded"), 0,
                  "node 1 handed writes to the replica chosen");
+
+    /* r = 1 reads ask one random replica: each finds its key with p = 1/3
+     * (PBS for n = 3, r = w = 1), and no read asks more than one peer. */
+    struct rkc *c = itest_conn(&itest_nodes[0], 1, 0);
+    int64_t rgets = stat_sum("replica_gets");
+    int fresh = 0;
+    for (int k = 0; k < 30; k++) {
+        struct rkc_result r = {0};
+        snprintf(key, sizeof(key), "exact-%d", k);
+        cr_assert_eq(rkc_get(c, key, strlen(key), &r), 0, "%s", r.message);
+        fresh += r.nvalues == 1;
+        rkc_result_free(&r);
+    }
+    rkc_close(c);
+    cr_assert(fresh > 0 && fresh < 30, "%d of 30 reads found their key", fresh);
+    cr_assert_leq(stat_sum("replica_gets") - rgets, 30,
+                  "at most one replica read per get");
 }
 
 Test(switches, fanout_all_puts_a_w1_write_on_every_replica)
