@@ -204,3 +204,20 @@ Test(switches, a_node_stops_cleanly_with_peer_requests_still_delayed)
               "ringkv did not stop cleanly (status %#x, see %s)", st,
               itest_nodes[0].log);
 }
+
+Test(switches, delayed_peer_requests_are_bounded_by_max_inflight)
+{
+    /* Two may wait; each w = 1 put sends two rputs that wait ~10 s: from
+     * the second put on, its rputs are refused and counted, and the puts
+     * still succeed on the coordinator's own commit. */
+    itest_cluster(NODES, "--fsync", "never", "--peer-delay-mean-ms", "10000",
+                  "--max-inflight", "2", NULL);
+    put_keys("bounded", 5);
+    int64_t delayed = itest_stat(&itest_nodes[0], "peer_delayed");
+    int64_t refused = itest_stat(&itest_nodes[0], "peer_delay_refused");
+    cr_assert_leq(itest_stat(&itest_nodes[0], "peer_delayed_now"), 2);
+    cr_assert_eq(delayed + refused, 10, "every rput delayed or refused");
+    cr_assert_geq(refused, 6,
+                  "at most 2 waiting, so at most 4 accepted "
+                  "(2 more only if 2 fired within the test)");
+}
