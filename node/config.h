@@ -133,6 +133,25 @@
       "how long a coordinator waits for replicas before failing a request")     \
     X(max_clock_drift, DURATION, "60s", 1, CONFIG_DAY,                          \
       "lww: replicated writes stamped further ahead of this clock are refused") \
+    X(replica_fanout, ENUM, "all", 0, 0,                                        \
+      "benchmarking switch, off (all) by default: all = a write goes to every " \
+      "replica and a read asks every replica; exact = a write goes to exactly " \
+      "w replicas and a read asks exactly r, chosen at random among the "       \
+      "reachable ones, so staleness with r + w <= n follows the PBS closed "    \
+      "form (for staleness benchmarks and teaching); not for production: the "  \
+      "other n - w replicas never receive the write, so fewer copies survive "  \
+      "a disk loss and reads are staler")                                       \
+    X(read_repair, BOOL, "on", 0, 0,                                            \
+      "on = a read sends the merged value to replicas that answered with an "   \
+      "older one; turn it off only to measure raw replica staleness "           \
+      "(benchmarks, teaching), never in production, where stale replicas "      \
+      "would then stay stale")                                                  \
+    X(peer_delay_mean_ms, UINT, "0", 0, 10000,                                  \
+      "benchmarking switch, 0 = off: delay every outgoing replica request "     \
+      "(rput, rget, fput, fdel) by a random exponentially distributed time "    \
+      "with this mean, in ms, so replication lag is visible on loopback (for "  \
+      "staleness benchmarks and teaching); never in production: it only adds "  \
+      "latency")                                                                \
     X(log_level, ENUM, "info", 0, 0, "least severe message logged")             \
     X(log_file, STRING, "", 0, 0, "file to append the log to; empty = stderr")
 
@@ -144,6 +163,9 @@
 #define CONFIG_ENUM_conflict(X)                                                \
     X(CONFIG_CONFLICT_SIBLINGS, "siblings")                                    \
     X(CONFIG_CONFLICT_LWW, "lww")
+#define CONFIG_ENUM_replica_fanout(X)                                          \
+    X(CONFIG_FANOUT_ALL, "all")                                                \
+    X(CONFIG_FANOUT_EXACT, "exact")
 #define CONFIG_ENUM_log_level(X)                                               \
     X(CONFIG_LOG_DEBUG, "debug")                                               \
     X(CONFIG_LOG_INFO, "info")                                                 \

@@ -20,6 +20,12 @@
  *                acknowledge after the commit satisfied the fsync policy.
  *   rget:        answer with the locally stored record.
  *
+ * Benchmarking switches (core_opts; docs/design.md, "Measuring
+ * staleness"): exact_fanout narrows a get to r and a put to w replicas
+ * chosen uniformly among the reachable ones (quorum/decide.h's
+ * decide_pick; a put is forwarded to the coordinator it drew unless that
+ * is this node); no_read_repair skips coord_get_repair's writes.
+ *
  * Why versioning happens on a replica: the new dot is (actor, c + 1) where
  * c is the actor's counter in the local record; a non-replica has no local
  * record and two of its writes with the same context would get the same
@@ -392,14 +398,20 @@ static bool count_up(struct core *c, uint32_t member)
     return member == c->o.self || c->env->ops->peer_up(c->env, member);
 }
 
-/* Asks the env which of co's replicas are up and plans from that. */
+/* Asks the env which of co's replicas are up (up[0..n), self counted as
+ * up) and plans from that. */
 static void plan_replicas(struct core *c, const uint32_t *replicas, uint32_t n,
-                          struct decide_plan *plan)
+                          bool *up, struct decide_plan *plan)
 {
-    bool up[QUORUM_MAX_N];
     for (uint32_t i = 0; i < n; i++)
         up[i] = count_up(c, replicas[i]);
     decide_plan(replicas, n, c->o.self, up, plan);
+}
+
+static uint64_t draw_random(void *arg)
+{
+    struct core *c = arg;
+    return c->env->ops->random64(c->env);
 }
 
 /* Values and context of a record, handed to fn as a get reply. */
@@ -574,6 +586,25 @@ static struct coord *coord_new(struct core *c, enum coord_kind kind,
     return co;
 }
 
+/* Replica fanout "exact": narrows co's replicas to k of those up, chosen
+ * uniformly (quorum/decide.h), with replica index `force` always in
+ * (DECIDE_NO_TARGET: none). Returns 0 or RK_EUNAVAILABLE. */
+static int coord_narrow(struct coord *co, const bool *up, uint32_t k,
+                        uint32_t force)
+{
+    uint32_t idx[QUORUM_MAX_N];
+    int got = decide_pick(up, co->nrep, k, force, draw_random, co->core, idx);
+    if (got < 0)
+        return got;
+    for (uint32_t j = 0; j < (uint32_t)got; j++) {
+        if (idx[j] == force)
+            co->self_i = j;
+        co->replicas[j] = co->replicas[idx[j]];
+    }
+    co->nrep = (uint32_t)got;
+    return 0;
+}
+
 static void coord_reply(struct coord *co, const struct core_reply *rep)
 {
     if (co->replied)
@@ -693,6 +724,7 @@ static void coord_get(struct core *c, const struct core_req *req,
     struct coord *co;
     unsigned r = req->r ? req->r : c->r_def;
     struct decide_plan plan;
+    bool up[QUORUM_MAX_N];
     int err;
 
     c->st.gets++;
@@ -701,13 +733,16 @@ static void coord_get(struct core *c, const struct core_req *req,
         fail_reply(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
+    plan_replicas(c, co->replicas, co->nrep, up, &plan);
+    /* exact: ask r replicas only; too few up is refused below */
+    if (c->o.exact_fanout && quorum_check(co->nrep, r) == 0 && plan.up >= r)
+        coord_narrow(co, up, r, DECIDE_NO_TARGET);
     if ((err = quorum_get_init(&co->get, co->nrep, r,
                                c->o.conflict == CORE_CONFLICT_LWW)) != 0) {
         coord_fail(co, err, true, NULL, 0);
         coord_release(co);
         return;
     }
-    plan_replicas(c, co->replicas, co->nrep, &plan);
     if (plan.up < r) {
         c->st.unavailable++;
         coord_fail(co, RK_EUNAVAILABLE, true,
@@ -766,7 +801,7 @@ static void coord_get_repair(struct coord *co)
     size_t rec_len = 0;
 
     co->get.ok_mask = 0; /* repair at most once */
-    if (mask == 0 || c->shutting_down)
+    if (mask == 0 || c->shutting_down || c->o.no_read_repair)
         return;
     if (dvv_encode(&co->get.merged, &rec, &rec_len) != 0)
         return;
@@ -886,7 +921,7 @@ static void coord_put_local_done(void *arg, const struct core_reply *rep)
 }
 
 static void coord_forward(struct core *c, const struct core_req *req,
-                          core_reply_fn fn, void *arg);
+                          uint32_t target, core_reply_fn fn, void *arg);
 
 /* True the first time (from, inc, seq) is seen (quorum/fwd_window.h). */
 static bool fwd_first(struct core *c, const struct core_req *req)
@@ -903,6 +938,8 @@ static void coord_put(struct core *c, const struct core_req *req,
     struct coord *co;
     unsigned w = req->w ? req->w : c->w_def;
     struct decide_plan plan;
+    bool up[QUORUM_MAX_N];
+    uint32_t pick;
     int err;
 
     if (req->forwarded && !fwd_first(c, req)) {
@@ -921,20 +958,29 @@ static void coord_put(struct core *c, const struct core_req *req,
         fail_reply(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
-    plan_replicas(c, co->replicas, co->nrep, &plan);
+    plan_replicas(c, co->replicas, co->nrep, up, &plan);
     if ((err = quorum_put_init(&co->put, co->nrep, w)) != 0) {
         coord_fail(co, err, true, NULL, 0);
         coord_release(co);
         return;
     }
-    if (!plan.mine) {
+    /* exact: the write set is w replicas chosen uniformly, coordinated by
+     * one of them: a uniform coordinator here, w - 1 others around it on
+     * the coordinator (quorum/decide.h). Forwarded: we are it. */
+    uint32_t target = plan.target;
+    if (c->o.exact_fanout && !req->forwarded &&
+        decide_pick(up, co->nrep, 1, DECIDE_NO_TARGET, draw_random, c, &pick) ==
+            1)
+        target = co->replicas[pick];
+    if (!plan.mine || (c->o.exact_fanout && !req->forwarded &&
+                       target != c->o.self && plan.up >= w)) {
         coord_release(co);
         if (req->forwarded) {
             fail_reply(c, fn, arg, RK_EUNAVAILABLE, true,
                        "forwarded to a node that is not a replica");
             return;
         }
-        coord_forward(c, req, fn, arg);
+        coord_forward(c, req, target, fn, arg);
         return;
     }
     co->self_i = plan.self_i;
@@ -945,6 +991,11 @@ static void coord_put(struct core *c, const struct core_req *req,
                    0);
         coord_release(co);
         return;
+    }
+    if (c->o.exact_fanout) {
+        /* plan.up >= w: the pick cannot fail */
+        coord_narrow(co, up, w, plan.self_i);
+        quorum_put_init(&co->put, co->nrep, w);
     }
     /* The local write holds the caller's reference until it is done. */
     err = write_submit(c, CW_UPDATE, req, co->partition, coord_put_local_done,
@@ -973,19 +1024,18 @@ static void coord_fwd_reply(void *arg, int err, const struct wire_resp *resp)
     coord_release(co);
 }
 
+/* Forwards a put/del to replica target (a member index, or
+ * DECIDE_NO_TARGET: none is reachable) to coordinate. */
 static void coord_forward(struct core *c, const struct core_req *req,
-                          core_reply_fn fn, void *arg)
+                          uint32_t target, core_reply_fn fn, void *arg)
 {
     struct coord *co = coord_new(c, CO_FWD, req, fn, arg);
-    struct decide_plan plan;
     int err;
 
     if (co == NULL) {
         fail_reply(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
-    plan_replicas(c, co->replicas, co->nrep, &plan);
-    uint32_t target = plan.target;
     if (target == DECIDE_NO_TARGET) {
         c->st.unavailable++;
         coord_fail(co, RK_EUNAVAILABLE, true, "no replica is reachable", 0);

@@ -55,6 +55,14 @@ struct core_opts {
      * valid tag for their key. NULL: contexts are untagged (a node alone,
      * which has no cluster secret). */
     const uint8_t *ctx_key;
+    /* Benchmarking switches (docs/design.md, "Choosing N, R and W"); zero
+     * is the production behaviour. exact_fanout: a put goes to exactly w
+     * replicas and a get asks exactly r, chosen uniformly at random among
+     * the reachable ones (a put is coordinated by one of them: forwarded
+     * when this node is not chosen). no_read_repair: a get never sends
+     * repair writes. */
+    bool exact_fanout;
+    bool no_read_repair;
 };
 
 #define CORE_DEFAULT_MAX_SIBLINGS 64

@@ -125,6 +125,7 @@ static void stop_node(struct node *n, const char *why)
     LOG_INFO("shutting down (%s)", why);
     server_stop(n->server);
     core_shutdown(n->core);
+    env_uv_close(&n->env);   /* fails peer requests waiting out a delay */
     peers_close(n->peers);   /* fails what waits on peers */
     storage_close(n->store); /* runs every pending done callback */
     n->store = NULL;
@@ -314,6 +315,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     env_uv_init(&n.env, &n.loop, n.store, n.peers);
+    /* Delayed requests share the node's budget of waiting requests. */
+    env_uv_delay_peers(&n.env, cfg.peer_delay_mean_ms, cfg.max_inflight);
     uint8_t ctx_key[PEER_AUTH_CTX_KEY_LEN];
     if (secret_len > 0)
         peer_auth_ctx_key(ctx_key, secret, (size_t)secret_len);
@@ -335,6 +338,8 @@ int main(int argc, char **argv)
         .incarnation = env_uv_random64(),
         .max_record = config_max_record(&cfg),
         .ctx_key = secret_len > 0 ? ctx_key : NULL,
+        .exact_fanout = cfg.replica_fanout == CONFIG_FANOUT_EXACT,
+        .no_read_repair = !cfg.read_repair,
     };
     n.core = core_create(&n.env, &co);
     sodium_memzero(ctx_key, sizeof(ctx_key)); /* the core keeps a copy */
@@ -362,6 +367,7 @@ int main(int argc, char **argv)
         .secret = secret_len > 0 ? secret : NULL,
         .secret_len = (size_t)secret_len,
         .peers = n.peers,
+        .env = &n.env,
     };
     rc = server_start(&n.server, &n.loop, n.core, n.store, &sv, err,
                       sizeof(err));

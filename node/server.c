@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/env_uv.h"
 #include "node/log.h"
 #include "node/server_internal.h"
 
@@ -251,11 +252,13 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     struct core_stats cs;
     struct storage_stats ss;
     struct peers_stats ps;
+    struct env_uv_stats es;
     uint32_t n = 0;
 
     core_get_stats(s->core, &cs);
     storage_get_stats(s->store, &ss);
     peers_get_stats(s->o.peers, &ps);
+    env_uv_get_stats(s->o.env, &es);
 #define STAT_I(nm, v)                                                          \
     st[n++] = (struct wire_stat){.name = nm, .ival = (int64_t)(v)}
     st[n++] = (struct wire_stat){.name = "node_id", .sval = s->node_id};
@@ -284,6 +287,9 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     STAT_I("peer_handshakes_failed", ps.handshakes_failed);
     STAT_I("peer_frames_skipped_out", ps.frames_skipped);
     STAT_I("peer_requests_too_large", ps.requests_too_large);
+    STAT_I("peer_delayed", es.delayed);
+    STAT_I("peer_delayed_now", es.delayed_now);
+    STAT_I("peer_delay_refused", es.delay_refused);
     STAT_I("gets", cs.gets);
     STAT_I("puts", cs.puts);
     STAT_I("dels", cs.dels);

@@ -53,7 +53,8 @@ struct server_opts {
     const char *cluster;   /* cluster name */
     const uint8_t *secret; /* NULL = none */
     size_t secret_len;
-    struct peers *peers; /* for stats; NULL for a single node */
+    struct peers *peers;   /* for stats; NULL for a single node */
+    const struct env *env; /* for stats (node/env_uv.h); may be NULL */
 };
 
 struct server;

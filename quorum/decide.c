@@ -22,6 +22,46 @@ void decide_plan(const uint32_t *replicas, uint32_t n, uint32_t self,
     }
 }
 
+/* A number in 0..m-1 from 64 random bits (m <= QUORUM_MAX_N: the modulo
+ * bias is below 2^-59). */
+static uint32_t below(decide_rand_fn rnd, void *arg, uint32_t m)
+{
+    return (uint32_t)(rnd(arg) % m);
+}
+
+int decide_pick(const bool *up, uint32_t n, uint32_t k, uint32_t force,
+                decide_rand_fn rnd, void *arg, uint32_t *out)
+{
+    bool forced = force < n;
+    uint32_t left = 0; /* candidates not yet looked at */
+    uint32_t need, got = 0;
+
+    if (k == 0 || k > n)
+        return RK_EBAD_QUORUM;
+    for (uint32_t i = 0; i < n; i++)
+        left += up[i] && i != force;
+    need = k - (forced ? 1 : 0);
+    if (left < need)
+        return RK_EUNAVAILABLE;
+    /* Selection sampling (Knuth's Algorithm S): each candidate is taken
+     * with probability need / left, which makes every subset of the
+     * candidates of size need equally likely and keeps preference order. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (i == force) {
+            out[got++] = i;
+            continue;
+        }
+        if (!up[i])
+            continue;
+        if (need > 0 && below(rnd, arg, left) < need) {
+            out[got++] = i;
+            need--;
+        }
+        left--;
+    }
+    return (int)got;
+}
+
 void decide_put_failed(const struct quorum_put *q, char *buf, size_t cap,
                        struct decide_outcome *out)
 {

@@ -40,6 +40,23 @@ struct decide_plan {
 void decide_plan(const uint32_t *replicas, uint32_t n, uint32_t self,
                  const bool *up, struct decide_plan *out);
 
+/* A source of 64 random bits (the node passes its env's random64), so the
+ * choice below stays pure and the simulator deterministic. */
+typedef uint64_t (*decide_rand_fn)(void *arg);
+
+/* Replica fanout "exact" (docs/design.md, "Choosing N, R and W"): chooses
+ * k of the n replicas whose up[i] is true, uniformly at random among all
+ * such subsets that contain replica `force` (an index below n whose up
+ * flag is ignored; DECIDE_NO_TARGET: no replica is forced). Writes the
+ * chosen indices in preference order to out[0..k) (out has room for n) and
+ * returns k; returns RK_EUNAVAILABLE (out untouched) when fewer than k
+ * replicas are up, RK_EBAD_QUORUM when k is 0 or over n. Draws at most n
+ * numbers from rnd(arg). With force = a uniformly chosen replica the
+ * result is uniform over all k-subsets, which is what the PBS closed form
+ * 1 - (C(n-w, r) / C(n, r))^k assumes. */
+int decide_pick(const bool *up, uint32_t n, uint32_t k, uint32_t force,
+                decide_rand_fn rnd, void *arg, uint32_t *out);
+
 /* An error reply: err != 0. msg is static or points into the caller's
  * buffer. */
 struct decide_outcome {

@@ -356,6 +356,51 @@ static inline int64_t itest_stat(const struct itest_node *n, const char *name)
     return v;
 }
 
+/* A client connection to node n with default quorums r and w (0: the
+ * node's). */
+static inline struct rkc *itest_conn(const struct itest_node *n, uint8_t r,
+                                     uint8_t w)
+{
+    struct rkc *c = NULL;
+    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
+    rkc_set_quorum(c, r, w);
+    return c;
+}
+
+/* Live values of key in node n's own storage (get --local). */
+static inline size_t itest_local_values(const struct itest_node *n,
+                                        const char *key)
+{
+    struct rkc *c = itest_conn(n, 0, 0);
+    struct rkc_result r = {0};
+    cr_assert_eq(rkc_get_local(c, key, strlen(key), &r), 0);
+    size_t nv = r.nvalues;
+    rkc_result_free(&r);
+    rkc_close(c);
+    return nv;
+}
+
+/* Puts key = val (no context); fails the test on an error. */
+static inline void itest_put_ok(struct rkc *c, const char *key, const char *val)
+{
+    struct rkc_result r = {0};
+    int rc = rkc_put(c, key, strlen(key), val, strlen(val), NULL, 0, &r);
+    cr_assert_eq(rc, 0, "put %s: %s", key, r.message);
+    rkc_result_free(&r);
+}
+
+/* Gets key; fails the test unless it has exactly the one value val. */
+static inline void itest_get_is(struct rkc *c, const char *key, const char *val)
+{
+    struct rkc_result r = {0};
+    int rc = rkc_get(c, key, strlen(key), &r);
+    cr_assert_eq(rc, 0, "get %s: %s", key, r.message);
+    cr_assert_eq(r.nvalues, 1, "get %s: %zu values", key, r.nvalues);
+    cr_assert_eq(r.values[0].len, strlen(val));
+    cr_assert_eq(memcmp(r.values[0].data, val, strlen(val)), 0);
+    rkc_result_free(&r);
+}
+
 /* .fini of every integration test: kill nodes, remove their dirs. */
 static inline void itest_cleanup(void)
 {

@@ -11,19 +11,11 @@ TestSuite(cluster, .timeout = 240, .fini = itest_cleanup);
 
 #define NODES 5
 
-static struct rkc *conn(const struct itest_node *n, uint8_t r, uint8_t w)
-{
-    struct rkc *c = NULL;
-    cr_assert_eq(rkc_connect(&c, "127.0.0.1", (uint16_t)n->port, 20000), 0);
-    rkc_set_quorum(c, r, w);
-    return c;
-}
-
 /* The itest nodes (indices into itest_nodes) holding key, in preference
  * order, as node n's ring says. Returns how many (N). */
 static int replicas_of(const struct itest_node *n, const char *key, int *out)
 {
-    struct rkc *c = conn(n, 0, 0);
+    struct rkc *c = itest_conn(n, 0, 0);
     struct rkc_result r = {0};
     cr_assert_eq(rkc_ring(c, &r), 0);
     uint32_t p = ring_partition(key, strlen(key), (uint32_t)r.q);
@@ -47,46 +39,15 @@ static int in_list(const int *l, int n, int x)
     return 0;
 }
 
-/* Live values of key in node n's own storage. */
-static size_t local_values(const struct itest_node *n, const char *key)
-{
-    struct rkc *c = conn(n, 0, 0);
-    struct rkc_result r = {0};
-    cr_assert_eq(rkc_get_local(c, key, strlen(key), &r), 0);
-    size_t nv = r.nvalues;
-    rkc_result_free(&r);
-    rkc_close(c);
-    return nv;
-}
-
-static void put_ok(struct rkc *c, const char *key, const char *val)
-{
-    struct rkc_result r = {0};
-    int rc = rkc_put(c, key, strlen(key), val, strlen(val), NULL, 0, &r);
-    cr_assert_eq(rc, 0, "put %s: %s", key, r.message);
-    rkc_result_free(&r);
-}
-
-static void get_is(struct rkc *c, const char *key, const char *val)
-{
-    struct rkc_result r = {0};
-    int rc = rkc_get(c, key, strlen(key), &r);
-    cr_assert_eq(rc, 0, "get %s: %s", key, r.message);
-    cr_assert_eq(r.nvalues, 1, "get %s: %zu values", key, r.nvalues);
-    cr_assert_eq(r.values[0].len, strlen(val));
-    cr_assert_eq(memcmp(r.values[0].data, val, strlen(val)), 0);
-    rkc_result_free(&r);
-}
-
 Test(cluster, every_key_is_stored_on_exactly_n_nodes)
 {
     itest_cluster(NODES, "--fsync", "never", NULL);
-    struct rkc *c = conn(&itest_nodes[0], 0, 3); /* w = n: all acked */
+    struct rkc *c = itest_conn(&itest_nodes[0], 0, 3); /* w = n: all acked */
     char key[32];
 
     for (int k = 0; k < 40; k++) {
         snprintf(key, sizeof(key), "place-%d", k);
-        put_ok(c, key, key);
+        itest_put_ok(c, key, key);
     }
     rkc_close(c);
     for (int k = 0; k < 40; k++) {
@@ -96,7 +57,7 @@ Test(cluster, every_key_is_stored_on_exactly_n_nodes)
         cr_assert_eq(nrep, 3);
         int holders = 0;
         for (int i = 0; i < NODES; i++) {
-            size_t nv = local_values(&itest_nodes[i], key);
+            size_t nv = itest_local_values(&itest_nodes[i], key);
             cr_assert_eq(nv, (size_t)in_list(reps, nrep, i),
                          "%s on %s: %zu values", key, itest_nodes[i].id, nv);
             holders += nv > 0;
@@ -113,12 +74,12 @@ Test(cluster, with_one_node_down_quorum_two_reads_and_writes_succeed)
         itest_wait_members(&itest_nodes[i], 4);
     struct rkc *c[4];
     for (int i = 0; i < 4; i++)
-        c[i] = conn(&itest_nodes[i], 2, 2);
+        c[i] = itest_conn(&itest_nodes[i], 2, 2);
     char key[32];
     for (int k = 0; k < 60; k++) {
         snprintf(key, sizeof(key), "down1-%d", k);
-        put_ok(c[k % 4], key, key);
-        get_is(c[(k + 1) % 4], key, key);
+        itest_put_ok(c[k % 4], key, key);
+        itest_get_is(c[(k + 1) % 4], key, key);
     }
     for (int i = 0; i < 4; i++)
         rkc_close(c[i]);
@@ -149,7 +110,7 @@ Test(cluster, with_two_replicas_down_quorum_two_fails_clearly_and_one_succeeds)
     itest_wait_members(&itest_nodes[0], 3);
     itest_wait_members(&itest_nodes[reps[0]], 3);
 
-    struct rkc *q2 = conn(&itest_nodes[0], 2, 2);
+    struct rkc *q2 = itest_conn(&itest_nodes[0], 2, 2);
     int rc = rkc_put(q2, key, strlen(key), "v", 1, NULL, 0, &r);
     cr_assert_eq(rc, RK_EUNAVAILABLE, "w=2 with one replica up: %d %s", rc,
                  r.message);
@@ -160,12 +121,12 @@ Test(cluster, with_two_replicas_down_quorum_two_fails_clearly_and_one_succeeds)
     rkc_result_free(&r);
     rkc_close(q2);
 
-    struct rkc *q1 = conn(&itest_nodes[0], 1, 1);
-    put_ok(q1, key, "survivor");
-    get_is(q1, key, "survivor");
+    struct rkc *q1 = itest_conn(&itest_nodes[0], 1, 1);
+    itest_put_ok(q1, key, "survivor");
+    itest_get_is(q1, key, "survivor");
     rkc_close(q1);
     /* Out-of-range quorums are a clear, definite error. */
-    struct rkc *q4 = conn(&itest_nodes[0], 4, 4);
+    struct rkc *q4 = itest_conn(&itest_nodes[0], 4, 4);
     rc = rkc_put(q4, key, strlen(key), "v", 1, NULL, 0, &r);
     cr_assert_eq(rc, RK_EBAD_QUORUM);
     cr_assert(r.definite);
@@ -176,12 +137,12 @@ Test(cluster, with_two_replicas_down_quorum_two_fails_clearly_and_one_succeeds)
 Test(cluster, blind_puts_on_two_coordinators_are_siblings_until_resolved)
 {
     itest_cluster(NODES, "--fsync", "never", NULL);
-    struct rkc *a = conn(&itest_nodes[0], 0, 0);
-    struct rkc *b = conn(&itest_nodes[3], 0, 0);
+    struct rkc *a = itest_conn(&itest_nodes[0], 0, 0);
+    struct rkc *b = itest_conn(&itest_nodes[3], 0, 0);
     struct rkc_result r = {0};
 
-    put_ok(a, "sib", "from-n1");
-    put_ok(b, "sib", "from-n4");
+    itest_put_ok(a, "sib", "from-n1");
+    itest_put_ok(b, "sib", "from-n4");
     cr_assert_eq(rkc_get(a, "sib", 3, &r), 0);
     cr_assert_eq(r.nvalues, 2, "neither write is lost");
     uint8_t ctx[256];
@@ -193,7 +154,7 @@ Test(cluster, blind_puts_on_two_coordinators_are_siblings_until_resolved)
     cr_assert_eq(rkc_put(b, "sib", 3, "merged", 6, ctx, ctx_len, &r), 0, "%s",
                  r.message);
     rkc_result_free(&r);
-    get_is(a, "sib", "merged");
+    itest_get_is(a, "sib", "merged");
     rkc_close(a);
     rkc_close(b);
 }
@@ -208,20 +169,21 @@ Test(cluster, a_replica_that_missed_a_write_holds_it_after_a_read)
 
     itest_signal(stale, SIGKILL);
     itest_wait_members(&itest_nodes[reps[0]], NODES - 1);
-    struct rkc *c = conn(&itest_nodes[reps[0]], 0, 2);
-    put_ok(c, key, "fresh");
+    struct rkc *c = itest_conn(&itest_nodes[reps[0]], 0, 2);
+    itest_put_ok(c, key, "fresh");
     rkc_close(c);
 
     itest_restart(stale);
     for (int i = 0; i < NODES; i++)
         itest_wait_members(&itest_nodes[i], NODES);
-    cr_assert_eq(local_values(stale, key), 0, "it missed the write");
+    cr_assert_eq(itest_local_values(stale, key), 0, "it missed the write");
 
-    c = conn(&itest_nodes[reps[0]], 3, 0); /* r=3: every replica answers */
-    get_is(c, key, "fresh");
+    c = itest_conn(&itest_nodes[reps[0]], 3,
+                   0); /* r=3: every replica answers */
+    itest_get_is(c, key, "fresh");
     rkc_close(c);
     uint64_t deadline = itest_now_ms() + 10000;
-    while (local_values(stale, key) != 1) {
+    while (itest_local_values(stale, key) != 1) {
         cr_assert(itest_now_ms() < deadline, "read repair never arrived");
         itest_nap();
     }
@@ -271,13 +233,13 @@ Test(cluster, resp_set_refused_for_want_of_replicas_answers_with_an_error)
 Test(cluster, a_stopped_replica_does_not_stall_the_others)
 {
     itest_cluster(3, "--fsync", "never", "--request-timeout", "1s", NULL);
-    struct rkc *c = conn(&itest_nodes[0], 2, 2);
+    struct rkc *c = itest_conn(&itest_nodes[0], 2, 2);
     char key[32];
 
     kill(itest_nodes[2].pid, SIGSTOP);
     for (int k = 0; k < 300; k++) {
         snprintf(key, sizeof(key), "stop-%d", k);
-        put_ok(c, key, key);
+        itest_put_ok(c, key, key);
     }
     /* Past the give-up time (2 x 1 s + 1 s) the peer link is dropped and
      * rebuilt; the coordinator keeps answering throughout. */
@@ -287,12 +249,12 @@ Test(cluster, a_stopped_replica_does_not_stall_the_others)
         itest_nap();
     }
     snprintf(key, sizeof(key), "stop-after");
-    put_ok(c, key, key);
+    itest_put_ok(c, key, key);
     kill(itest_nodes[2].pid, SIGCONT);
     itest_wait_members(&itest_nodes[0], 3);
-    c = (rkc_close(c), conn(&itest_nodes[0], 3, 3));
-    put_ok(c, "all-three", "x");
-    get_is(c, "stop-7", "stop-7");
+    c = (rkc_close(c), itest_conn(&itest_nodes[0], 3, 3));
+    itest_put_ok(c, "all-three", "x");
+    itest_get_is(c, "stop-7", "stop-7");
     rkc_close(c);
 }
 
@@ -330,8 +292,8 @@ static void refused_ctx(struct rkc *c, const char *key, const uint8_t *ctx,
 Test(cluster, only_contexts_the_cluster_issued_for_the_key_are_accepted)
 {
     struct itest_node *n = itest_cluster(3, "--fsync", "never", NULL);
-    struct rkc *c1 = conn(&n[0], 3, 3), *c2 = conn(&n[1], 3, 3),
-               *c3 = conn(&n[2], 3, 3);
+    struct rkc *c1 = itest_conn(&n[0], 3, 3), *c2 = itest_conn(&n[1], 3, 3),
+               *c3 = itest_conn(&n[2], 3, 3);
     struct rkc_result r = {0};
     uint8_t ctx[512], own[512], forged[512];
 

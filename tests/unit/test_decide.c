@@ -188,3 +188,122 @@ Test(decide, fwd_window_reuses_a_slot_only_after_the_window_moved_past_it)
     cr_assert(fwd_window_first(&w, 1, 0), "not stamped");
     cr_assert(fwd_window_first(&w, 1, 0));
 }
+
+/* ---- replica fanout "exact": decide_pick ------------------------------- */
+
+/* splitmix64: a fixed stream, so the counts below are reproducible. */
+static uint64_t test_rand(void *arg)
+{
+    uint64_t *s = arg;
+    uint64_t z = (*s += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* The chosen indices as a bit mask; asserts they are k distinct, in
+ * increasing (preference) order, and all up (or forced). */
+static uint32_t pick_mask(const bool *up, uint32_t n, uint32_t k,
+                          uint32_t force, uint64_t *seed)
+{
+    uint32_t out[16], mask = 0;
+    int got = decide_pick(up, n, k, force, test_rand, seed, out);
+    cr_assert_eq(got, (int)k);
+    for (uint32_t j = 0; j < k; j++) {
+        cr_assert_lt(out[j], n);
+        cr_assert(up[out[j]] || out[j] == force, "replica %u is down", out[j]);
+        if (j > 0)
+            cr_assert_gt(out[j], out[j - 1], "distinct, preference order");
+        mask |= 1u << out[j];
+    }
+    return mask;
+}
+
+Test(decide, pick_chooses_exactly_k_distinct_replicas_that_are_up)
+{
+    bool up[5] = {true, true, false, true, true};
+    uint64_t seed = 1;
+    for (int i = 0; i < 1000; i++) {
+        uint32_t m = pick_mask(up, 5, 2, DECIDE_NO_TARGET, &seed);
+        cr_assert_eq(__builtin_popcount(m), 2);
+        cr_assert_eq(m & (1u << 2), 0, "never the replica that is down");
+    }
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(pick_mask(up, 5, 4, DECIDE_NO_TARGET, &seed), 0x1bu,
+                     "k = replicas up: all of them");
+}
+
+Test(decide, pick_is_uniform_over_the_subsets_of_replicas_up)
+{
+    /* 4 of 5 up, k = 2: C(4, 2) = 6 subsets, each 1/6 of the draws. */
+    bool up[5] = {true, true, true, false, true};
+    uint32_t count[32] = {0};
+    const int draws = 60000;
+    uint64_t seed = 42;
+    for (int i = 0; i < draws; i++)
+        count[pick_mask(up, 5, 2, DECIDE_NO_TARGET, &seed)]++;
+    int subsets = 0;
+    for (uint32_t m = 0; m < 32; m++) {
+        if (count[m] == 0)
+            continue;
+        subsets++;
+        /* expected 10000, sd ~91: +-5 % is over 5 sd */
+        cr_assert(count[m] > 9500 && count[m] < 10500,
+                  "subset %#x drawn %u times of %d", m, count[m], draws);
+    }
+    cr_assert_eq(subsets, 6);
+}
+
+Test(decide, pick_keeps_the_forced_replica_and_picks_the_rest_uniformly)
+{
+    bool up[3] = {true, false, true}; /* the forced one's flag is ignored */
+    uint32_t count[8] = {0};
+    uint64_t seed = 7;
+    for (int i = 0; i < 20000; i++) {
+        uint32_t m = pick_mask(up, 3, 2, 1, &seed);
+        cr_assert(m & 2u, "the forced replica is always in");
+        count[m]++;
+    }
+    cr_assert_eq(count[0x3] + count[0x6], 20000);
+    cr_assert(count[0x3] > 9500 && count[0x3] < 10500, "%u", count[0x3]);
+    uint32_t out[3];
+    cr_assert_eq(decide_pick(up, 3, 1, 1, test_rand, &seed, out), 1);
+    cr_assert_eq(out[0], 1, "k = 1: the forced replica alone");
+}
+
+/* What the node does for a put: a uniform coordinator, then w - 1 others
+ * around it. The write sets come out uniform over all C(n, w). */
+Test(decide, pick_forced_on_a_uniform_coordinator_is_uniform_over_write_sets)
+{
+    bool up[3] = {true, true, true};
+    uint32_t count[8] = {0}, coord[3];
+    uint64_t seed = 9;
+    for (int i = 0; i < 30000; i++) {
+        cr_assert_eq(
+            decide_pick(up, 3, 1, DECIDE_NO_TARGET, test_rand, &seed, coord),
+            1);
+        count[pick_mask(up, 3, 2, coord[0], &seed)]++;
+    }
+    for (uint32_t m = 3; m < 7; m++) {
+        if (m == 4)
+            continue; /* {0,1} = 3, {0,2} = 5, {1,2} = 6 */
+        cr_assert(count[m] > 9500 && count[m] < 10500, "set %#x: %u", m,
+                  count[m]);
+    }
+}
+
+Test(decide, pick_fails_unavailable_when_fewer_than_k_are_up)
+{
+    bool up[3] = {true, false, false};
+    uint32_t out[3] = {99, 99, 99};
+    uint64_t seed = 3;
+    cr_assert_eq(decide_pick(up, 3, 2, DECIDE_NO_TARGET, test_rand, &seed, out),
+                 RK_EUNAVAILABLE);
+    cr_assert_eq(out[0], 99, "out untouched");
+    cr_assert_eq(decide_pick(up, 3, 2, 0, test_rand, &seed, out),
+                 RK_EUNAVAILABLE, "self forced, no other replica up");
+    cr_assert_eq(decide_pick(up, 3, 0, 0, test_rand, &seed, out),
+                 RK_EBAD_QUORUM);
+    cr_assert_eq(decide_pick(up, 3, 4, 0, test_rand, &seed, out),
+                 RK_EBAD_QUORUM);
+}
