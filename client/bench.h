@@ -93,7 +93,8 @@ void bench_hist_add(struct bench_hist *h, uint64_t v);
 void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
 /* The value at percentile p (0 < p <= 100): the smallest recorded bucket
  * holding at least ceil(p% of n) values, reported as its midpoint and
- * clamped to [min, max]. 0 when the histogram is empty. */
+ * clamped to [min, max]; p = 100 is max exactly. 0 when the histogram is
+ * empty. */
 uint64_t bench_hist_pct(const struct bench_hist *h, double p);
 /* The bucket of v, and a bucket's [lo, hi] range (for tests). */
 size_t bench_hist_index(uint64_t v);

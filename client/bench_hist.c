@@ -79,8 +79,8 @@ uint64_t bench_hist_pct(const struct bench_hist *h, double p)
         want++;
     if (want < 1)
         want = 1;
-    if (want > h->n)
-        want = h->n;
+    if (want >= h->n)
+        return h->max; /* the top rank is the maximum, exactly */
     uint64_t seen = 0;
     for (size_t i = 0; i < BENCH_HIST_BUCKETS; i++) {
         seen += h->counts[i];
