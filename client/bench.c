@@ -117,7 +117,7 @@ struct conn {
     uint32_t *fifo, fifo_head, fifo_count;
     unsigned outstanding;
     uint64_t seq;
-    bool inited, zone_ok, connected, dead, writing;
+    bool inited, zone_ok, connected, dead, writing, dirty;
     /* staleness */
     uint64_t *versions; /* own keys: the last version sent */
     uint64_t next_own;
@@ -132,6 +132,8 @@ struct worker {
     uv_timer_t tick, phase_timer, progress;
     struct conn *conns;
     unsigned nconns;
+    struct conn **dirty; /* connections with requests to flush */
+    unsigned ndirty;
     unsigned pending_connects;
     int setup_err;
     char setup_msg[300];
@@ -393,7 +395,21 @@ static void send_slot(struct conn *c, struct slot *s)
         return;
     }
     s->sent = now_ns();
-    conn_flush(c);
+    if (!c->dirty) {
+        c->dirty = true;
+        w->dirty[w->ndirty++] = c;
+    }
+}
+
+/* Writes what the callback that is ending queued: one write per connection
+ * for all its new requests, as a pipelining client does. */
+static void flush_dirty(struct worker *w)
+{
+    for (unsigned i = 0; i < w->ndirty; i++) {
+        w->dirty[i]->dirty = false;
+        conn_flush(w->dirty[i]);
+    }
+    w->ndirty = 0;
 }
 
 static bool may_issue(struct worker *w)
@@ -732,6 +748,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     c->in.len += (size_t)nread;
     conn_parse(c);
+    flush_dirty(c->w);
     maybe_finish(c->w);
 }
 
@@ -839,6 +856,7 @@ static void on_tick(uv_timer_t *t)
     } else if (w->rate > 0) {
         open_loop_send(w);
     }
+    flush_dirty(w);
     maybe_finish(w);
 }
 
@@ -854,6 +872,7 @@ static void on_phase(uv_timer_t *t)
                            (uint64_t)(opts.duration_s * 1000), 0);
         for (unsigned i = 0; i < w->nconns; i++)
             issue_more(&w->conns[i]);
+        flush_dirty(w);
         return;
     }
     if (w->phase == PH_MEASURE) {
@@ -1231,11 +1250,12 @@ int main(int argc, char **argv)
             w->ctx_cache_n = CTX_CACHE_MAX;
         w->ctx_cache = calloc(w->ctx_cache_n, sizeof(*w->ctx_cache));
         w->conns = calloc(w->nconns, sizeof(*w->conns));
+        w->dirty = calloc(w->nconns, sizeof(*w->dirty));
         w->value = malloc(opts.value_size + 1);
         w->heap =
             opts.staleness ? calloc(STALE_HEAP_MAX, sizeof(*w->heap)) : NULL;
-        if (w->ctx_cache == NULL || w->conns == NULL || w->value == NULL ||
-            (opts.staleness && w->heap == NULL) ||
+        if (w->ctx_cache == NULL || w->conns == NULL || w->dirty == NULL ||
+            w->value == NULL || (opts.staleness && w->heap == NULL) ||
             uv_loop_init(&w->loop) != 0) {
             fprintf(stderr, "ringkv-bench: out of memory\n");
             goto out;
@@ -1301,6 +1321,7 @@ out:
         }
         free(w->ctx_cache);
         free(w->conns);
+        free(w->dirty);
         free(w->value);
         free(w->heap);
     }
