@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "proto/rng.h"
+
 /* ---- options ------------------------------------------------------------ */
 
 #define BENCH_MAX_NODES     64
@@ -103,7 +105,7 @@ void bench_hist_range(size_t idx, uint64_t *lo, uint64_t *hi);
 /* ---- random numbers and keys ------------------------------------------- */
 
 struct bench_rng {
-    uint64_t s[4]; /* xoshiro256** */
+    struct rk_rng rk; /* proto/rng.h: xoshiro256** */
 };
 
 /* Seeds from seed with splitmix64 (any seed, including 0, is fine). */
