@@ -768,7 +768,8 @@ static void conn_kill(struct conn *c, int err, const char *why)
     uv_read_stop((uv_stream_t *)&c->tcp);
     fprintf(stderr, "ringkv-bench: connection %u to %s:%u: %s (%s)\n", c->gidx,
             opts.nodes[c->gidx % opts.nnodes].host,
-            opts.nodes[c->gidx % opts.nnodes].port, why, rk_err_msg(err));
+            opts.nodes[c->gidx % opts.nnodes].port, why,
+            err > RK_ERR_BASE ? uv_strerror(err) : rk_err_msg(err));
 }
 
 /* ---- open loop and staleness
