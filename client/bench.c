@@ -515,14 +515,14 @@ static void maybe_finish(struct worker *w)
 static void record(struct conn *c, struct slot *s, uint64_t done)
 {
     struct worker *w = c->w;
-    if (!s->measured)
-        return;
     uint64_t lat = bench_latency(w->rate > 0 && !opts.staleness, s->intended,
                                  s->sent, done);
-    bench_hist_add(&w->res.hist[s->op], lat);
-    bench_hist_add(&w->interval, lat);
-    w->res.ops[s->op]++;
+    bench_hist_add(&w->interval, lat); /* progress: warmup included */
     w->interval_ops++;
+    if (!s->measured)
+        return;
+    bench_hist_add(&w->res.hist[s->op], lat);
+    w->res.ops[s->op]++;
     if (w->res.first_ns == 0)
         w->res.first_ns = w->measure_ns;
     w->res.last_ns = done;
