@@ -27,6 +27,9 @@
  *  - native ids are seq * pipeline + slot + 1, so an answer names its slot
  *    and an id that is not the slot's current one is a protocol error;
  *  - RESP answers come in order: fifo holds the busy slots oldest first;
+ *  - requests are encoded into a connection's out buffer and written at the
+ *    end of the callback that made them (flush_dirty), one write per
+ *    connection per callback, so a pipeline refills with one syscall;
  *  - a connection that fails is dead: its busy slots are counted as
  *    indefinite errors and it sends nothing more.
  */
