@@ -14,13 +14,14 @@
 
 #include "node/core.h"
 #include "node/env.h"
+#include "proto/rng.h"
 #include "ring/ring.h"
 #include "tests/sim/sim.h"
 
 /* ---- PRNG: xoshiro256** per stream, streams seeded by splitmix64 ------- */
 
 struct sim_rng {
-    uint64_t s[4];
+    struct rk_rng rk; /* proto/rng.h */
 };
 
 enum sim_stream {
