@@ -644,7 +644,7 @@ static void native_answer(struct conn *c, const struct wire_resp *r)
         open_loop_send(w);
 }
 
-static void resp_answer(struct conn *c, const struct bench_resp_reply *r)
+static void on_resp_answer(struct conn *c, const struct bench_resp_reply *r)
 {
     struct worker *w = c->w;
     if (c->fifo_count == 0) {
@@ -700,7 +700,7 @@ static void conn_parse(struct conn *c)
             if (n == 0)
                 break;
             off += (size_t)n;
-            resp_answer(c, &r);
+            on_resp_answer(c, &r);
             continue;
         }
         struct wire_frame f;
