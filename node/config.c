@@ -710,9 +710,18 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                     CONFIG_MIN_SECRET);
         return RK_ECONFIG;
     }
-    uint32_t nm, self;
+    if (c->gossip_timeout >= c->gossip_interval) {
+        config__err(err, errlen,
+                    "gossip_timeout (%" PRIu64 " ms) must be below "
+                    "gossip_interval (%" PRIu64 " ms)",
+                    c->gossip_timeout, c->gossip_interval);
+        return RK_ECONFIG;
+    }
+    uint32_t nm, self, ns;
     int rc = config_members(c, NULL, 0, &nm, &self, err, errlen);
-    if (rc == 0 && nm > 1 && c->cluster_secret[0] == '\0' &&
+    if (rc == 0)
+        rc = config_seeds(c, NULL, 0, &ns, err, errlen);
+    if (rc == 0 && (nm > 1 || ns > 0) && c->cluster_secret[0] == '\0' &&
         c->cluster_secret_file[0] == '\0') {
         config__err(err, errlen,
                     "peers are configured but no cluster secret: make one with "
@@ -853,6 +862,90 @@ int config_members(const struct config *c, struct config_member *out,
     *n = k;
     *self = me;
     return 0;
+}
+
+/* One "host:port" (host may be [v6]) of a seed list into out. */
+static int seed_parse(const char *s, size_t len, char *out, size_t cap,
+                      char *err, size_t errlen)
+{
+    const char *colon = s + len;
+    char port[8];
+    uint64_t pv;
+    while (colon > s && colon[-1] != ':')
+        colon--;
+    size_t pl = (size_t)(s + len - colon);
+    if (colon <= s + 1 || pl == 0 || pl >= sizeof(port) || len >= cap) {
+        config__err(err, errlen, "seeds: \"%.*s\" is not host:port", (int)len,
+                    s);
+        return RK_ECONFIG;
+    }
+    memcpy(port, colon, pl);
+    port[pl] = '\0';
+    if (config_parse_uint(port, &pv) != 0 || pv < 1 || pv > 65535) {
+        config__err(err, errlen, "seeds: bad port in \"%.*s\"", (int)len, s);
+        return RK_ECONFIG;
+    }
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return 0;
+}
+
+int config_seeds(const struct config *c, char (*out)[CONFIG_ADDR_MAX + 1],
+                 uint32_t cap, uint32_t *n, char *err, size_t errlen)
+{
+    const char *lists[2] = {c->seeds, c->join};
+    char one[CONFIG_ADDR_MAX + 1];
+    uint32_t k = 0;
+    for (int l = 0; l < 2; l++) {
+        const char *p = lists[l];
+        while (*p != '\0') {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            while (len > 0 && (*p == ' ' || *p == '\t')) {
+                p++;
+                len--;
+            }
+            while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                len--;
+            if (len > 0) {
+                int rc = seed_parse(p, len, one, sizeof(one), err, errlen);
+                if (rc != 0)
+                    return rc;
+                if (k == CONFIG_MAX_SEEDS) {
+                    config__err(err, errlen, "seeds: more than %d",
+                                CONFIG_MAX_SEEDS);
+                    return RK_ECONFIG;
+                }
+                if (out != NULL && k < cap)
+                    memcpy(out[k], one, sizeof(one));
+                k++;
+            }
+            if (e == NULL)
+                break;
+            p = e + 1;
+        }
+    }
+    *n = out != NULL && k > cap ? cap : k;
+    return 0;
+}
+
+void config_advertise(const struct config *c, char *buf, size_t len)
+{
+    if (c->advertise[0] != '\0') {
+        if (strchr(c->advertise, ':') != NULL &&
+            c->advertise[strlen(c->advertise) - 1] != ']')
+            snprintf(buf, len, "%s", c->advertise);
+        else
+            snprintf(buf, len, "%s:%" PRIu32, c->advertise, c->port);
+        return;
+    }
+    const char *h = c->listen;
+    if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || h[0] == '\0')
+        h = "127.0.0.1";
+    if (strchr(h, ':') != NULL)
+        snprintf(buf, len, "[%s]:%" PRIu32, h, c->port);
+    else
+        snprintf(buf, len, "%s:%" PRIu32, h, c->port);
 }
 
 /* ---- printing ----------------------------------------------------------- */

@@ -118,7 +118,28 @@
     X(cluster_secret_file, STRING, "", 0, 0,                                    \
       "file holding the cluster secret (one line; mode 0600), e.g. from: "      \
       "head -c 32 /dev/urandom | base64 > secret")                              \
-    X(n, UINT, "3", 1, 16,                                                      \
+    X(seeds, STRING, "", 0, 0,                                                  \
+      "members to join through: comma-separated host:port (native ports). "     \
+      "A node with neither seeds nor peers founds a cluster of its own; one "   \
+      "with seeds and no saved ring joins the cluster they belong to")          \
+    X(join, STRING, "", 0, 0, "the same as seeds (ringkv --join SEED)")         \
+    X(advertise, STRING, "", 0, 0,                                              \
+      "host:port the other members reach this node at (gossiped); empty = "     \
+      "listen and port (127.0.0.1 when listen is 0.0.0.0 or ::)")               \
+    X(gossip_interval, DURATION, "1s", 10, CONFIG_MINUTE,                       \
+      "gossip probe period: each period a node probes one member (SWIM); a "    \
+      "member that stops answering is suspected within a few periods")          \
+    X(gossip_timeout, DURATION, "400ms", 5, CONFIG_MINUTE,                      \
+      "how long a probe waits for its ack before asking other members to "      \
+      "probe (indirect probe); below gossip_interval")                          \
+    X(suspicion_mult, UINT, "4", 1, 100,                                        \
+      "periods a suspected member has to refute before it is declared dead "    \
+      "(times log10 of the member count, at least 1)")                          \
+    X(transfer_batch, UINT, "64", 1, 1024,                                      \
+      "records per batch when a partition moves to a new owner")                \
+    X(transfer_rate, UINT, "20000", 0, 10000000,                                \
+      "records per second one partition transfer may send; 0 = unthrottled")    \
+    X(n, UINT, "3", 1, 8,                                                       \
       "replicas per key (capped at the number of members)")                     \
     X(r, UINT, "2", 1, 16,                                                      \
       "default read quorum: replies a read waits for (capped at n)")            \
@@ -336,6 +357,20 @@ struct config_member {
 int config_members(const struct config *c, struct config_member *out,
                    uint32_t cap, uint32_t *n, uint32_t *self, char *err,
                    size_t errlen);
+
+#define CONFIG_ADDR_MAX  272 /* "host:port", as gossip's GOSSIP_ADDR_MAX */
+#define CONFIG_MAX_SEEDS 16
+
+/* The seed addresses from `seeds` and `join` ("host:port,..."), copied into
+ * out[0..cap) (out may be NULL to only check); *n is how many were copied.
+ * Returns 0 or RK_ECONFIG with err set. */
+int config_seeds(const struct config *c, char (*out)[CONFIG_ADDR_MAX + 1],
+                 uint32_t cap, uint32_t *n, char *err, size_t errlen);
+
+/* The address other members reach this node at: `advertise` (":port"
+ * added when it has none), else listen:port with a wildcard listen
+ * replaced by 127.0.0.1. */
+void config_advertise(const struct config *c, char *buf, size_t len);
 
 /* ---- printing ----------------------------------------------------------- */
 

@@ -78,8 +78,17 @@ struct core {
     struct core_opts o;
     struct hlc hlc;
     bool shutting_down;
-    uint32_t nmembers;
-    uint32_t nval; /* min(n, members) */
+    uint32_t nmembers; /* in cur */
+    uint32_t nval;     /* min(n, members) */
+    /* The placement in use (core_set_view): reads use cur, writes go to
+     * cur and next. Member numbers are the env's (peer slots); a ring
+     * index maps to one through cur_slot / next_slot. */
+    const struct ring *cur, *next;
+    uint32_t cur_slot[RING_MAX_NODES], next_slot[RING_MAX_NODES];
+    bool no_ring; /* a view without a ring: not in a cluster yet */
+    struct core_member *members; /* by cur index, when known */
+    core_down_fn down;
+    void *down_arg;
     uint8_t r_def; /* min(r, nval) */
     uint8_t w_def; /* min(w, nval) */
     struct coord *active;
@@ -369,6 +378,8 @@ static int write_submit(struct core *c, enum core_write_kind kind,
 /* ---- helpers --------------------------------------------------------------
  */
 
+static void set_view(struct core *c, const struct core_view *v);
+
 static void fail_reply(struct core *c, core_reply_fn fn, void *arg, int err,
                        bool definite, const char *msg)
 {
@@ -382,20 +393,64 @@ static uint32_t key_partition(const struct core *c, const struct core_req *r)
     return ring_partition(r->key, r->key_len, c->o.partitions);
 }
 
-/* The key's replicas (member indices); returns how many. */
+/* The key's replicas in cur (members); returns how many. */
 static uint32_t replica_list(const struct core *c, uint32_t part, uint32_t *out)
 {
-    if (c->o.ring == NULL) {
+    uint32_t idx[QUORUM_MAX_N];
+    if (c->cur == NULL) {
+        if (c->no_ring)
+            return 0;
         out[0] = c->o.self;
         return 1;
     }
-    int n = ring_pref_list(c->o.ring, part, c->nval, out);
+    int n = ring_pref_list(c->cur, part, c->nval, idx);
+    for (int i = 0; i < n; i++)
+        out[i] = c->cur_slot[idx[i]];
     return n > 0 ? (uint32_t)n : 0;
+}
+
+/* A write's replicas: cur's, then next's that are not in cur (while a
+ * membership change is pending). *extra is how many acks beyond w the
+ * write needs so that w of them land in cur and w in next, whichever
+ * members answer: max(|next \ cur|, |cur \ next|) (docs/design.md,
+ * "Membership"). */
+static uint32_t write_list(const struct core *c, uint32_t part, uint32_t *out,
+                           uint32_t *extra)
+{
+    uint32_t n = replica_list(c, part, out), idx[QUORUM_MAX_N];
+    *extra = 0;
+    if (c->next == NULL || n == 0)
+        return n;
+    uint32_t nv = c->o.n < ring_members(c->next) ? c->o.n : ring_members(c->next);
+    if (nv > QUORUM_MAX_N / 2)
+        nv = QUORUM_MAX_N / 2;
+    int nn = ring_pref_list(c->next, part, nv, idx);
+    uint32_t added = 0, shared = 0, ncur = n;
+    for (int i = 0; i < nn; i++) {
+        uint32_t s = c->next_slot[idx[i]];
+        bool found = false;
+        for (uint32_t j = 0; j < ncur; j++)
+            found = found || out[j] == s;
+        if (found) {
+            shared++;
+        } else if (n < QUORUM_MAX_N) {
+            out[n++] = s;
+            added++;
+        }
+    }
+    uint32_t removed = ncur - shared;
+    *extra = added > removed ? added : removed;
+    return n;
 }
 
 static bool count_up(struct core *c, uint32_t member)
 {
-    return member == c->o.self || c->env->ops->peer_up(c->env, member);
+    if (member == c->o.self)
+        return true;
+    if (member == CORE_NO_MEMBER ||
+        (c->down != NULL && c->down(c->down_arg, member)))
+        return false;
+    return c->env->ops->peer_up(c->env, member);
 }
 
 /* Asks the env which of co's replicas are up (up[0..n), self counted as
@@ -531,6 +586,7 @@ struct coord {
     uint32_t nrep;
     uint32_t replicas[QUORUM_MAX_N];
     uint32_t self_i; /* put: this node's position in replicas */
+    uint32_t extra;  /* put: acks needed beyond w (write_list) */
     struct coord_slot slots[QUORUM_MAX_N];
     struct quorum_put put;
     struct quorum_get get;
@@ -575,7 +631,10 @@ static struct coord *coord_new(struct core *c, enum coord_kind kind,
     memcpy(co->key, req->key, req->key_len);
     co->key_len = req->key_len;
     co->partition = key_partition(c, req);
-    co->nrep = replica_list(c, co->partition, co->replicas);
+    if (kind == CO_GET)
+        co->nrep = replica_list(c, co->partition, co->replicas);
+    else
+        co->nrep = write_list(c, co->partition, co->replicas, &co->extra);
     for (uint32_t i = 0; i < co->nrep; i++)
         co->slots[i] = (struct coord_slot){co, i};
     co->next = c->active;
@@ -731,6 +790,14 @@ static void coord_get(struct core *c, const struct core_req *req,
     co = coord_new(c, CO_GET, req, fn, arg);
     if (co == NULL) {
         fail_reply(c, fn, arg, -ENOMEM, true, NULL);
+        return;
+    }
+    if (co->nrep == 0) {
+        c->st.unavailable++;
+        coord_fail(co, RK_EUNAVAILABLE, true, "this node is not in a ring yet",
+                   0);
+        co->get.finished = true;
+        coord_release(co);
         return;
     }
     plan_replicas(c, co->replicas, co->nrep, up, &plan);
@@ -926,7 +993,7 @@ static void coord_forward(struct core *c, const struct core_req *req,
 /* True the first time (from, inc, seq) is seen (quorum/fwd_window.h). */
 static bool fwd_first(struct core *c, const struct core_req *req)
 {
-    if (req->fwd_from >= c->nmembers || c->fwd_seen == NULL)
+    if (req->fwd_from >= CORE_MAX_MEMBERS || c->fwd_seen == NULL)
         return true; /* not stamped: nothing to compare */
     return fwd_window_first(&c->fwd_seen[req->fwd_from], req->fwd_inc,
                             req->fwd_seq);
@@ -958,7 +1025,16 @@ static void coord_put(struct core *c, const struct core_req *req,
         fail_reply(c, fn, arg, -ENOMEM, true, NULL);
         return;
     }
+    if (co->nrep == 0) {
+        c->st.unavailable++;
+        coord_fail(co, RK_EUNAVAILABLE, true,
+                   "this node is not in a ring yet; nothing was written", 0);
+        coord_release(co);
+        return;
+    }
     plan_replicas(c, co->replicas, co->nrep, up, &plan);
+    if (w > 0 && w <= c->nval)
+        w += co->extra; /* a membership change is pending */
     if ((err = quorum_put_init(&co->put, co->nrep, w)) != 0) {
         coord_fail(co, err, true, NULL, 0);
         coord_release(co);
@@ -1154,19 +1230,25 @@ struct core *core_create(struct env *env, const struct core_opts *o)
         c->o.timeout_ms = 5000;
     if (c->o.max_drift_ms == 0)
         c->o.max_drift_ms = 60000;
-    c->nmembers = o->ring ? ring_members(o->ring) : 1;
-    c->nval = c->o.n < c->nmembers ? c->o.n : c->nmembers;
-    if (c->nval > QUORUM_MAX_N)
-        c->nval = QUORUM_MAX_N;
-    c->r_def = (uint8_t)(c->o.r < c->nval ? c->o.r : c->nval);
-    c->w_def = (uint8_t)(c->o.w < c->nval ? c->o.w : c->nval);
     if (c->o.incarnation == 0)
         c->o.incarnation = env->ops->random64(env) | 1;
-    c->fwd_seen = calloc(c->nmembers, sizeof(*c->fwd_seen));
-    if (c->fwd_seen == NULL) {
+    c->fwd_seen = calloc(CORE_MAX_MEMBERS, sizeof(*c->fwd_seen));
+    c->members = calloc(RING_MAX_NODES, sizeof(*c->members));
+    if (c->fwd_seen == NULL || c->members == NULL) {
+        free(c->fwd_seen);
+        free(c->members);
         free(c);
         return NULL;
     }
+    /* The static placement: ring indices are the env's member numbers. */
+    struct core_view v = {.cur = o->ring, .self = o->self};
+    uint32_t ident[RING_MAX_NODES];
+    for (uint32_t i = 0; i < RING_MAX_NODES; i++)
+        ident[i] = i;
+    v.cur_slot = ident;
+    v.members = o->members;
+    c->no_ring = false;
+    set_view(c, &v);
     return c;
 }
 
@@ -1175,6 +1257,7 @@ void core_destroy(struct core *c)
     if (c == NULL)
         return;
     free(c->fwd_seen);
+    free(c->members);
     sodium_memzero(c->ctx_key, sizeof(c->ctx_key));
     free(c);
 }
@@ -1263,29 +1346,67 @@ uint32_t core_nval(const struct core *c)
 
 uint32_t core_members(struct core *c, struct wire_member *out, uint32_t cap)
 {
-    /* A node alone (ring == NULL) may have no member table: it reports
-     * itself, nameless. */
-    static const struct core_member alone = {"", ""};
-    for (uint32_t i = 0; i < c->nmembers && i < cap; i++) {
-        const struct core_member *m =
-            c->o.members != NULL ? &c->o.members[i] : &alone;
-        out[i].id = m->id;
-        out[i].addr = m->addr;
-        out[i].self = i == c->o.self;
-        out[i].up = count_up(c, i);
+    /* Members in cur's order (the indices core_ring_pref uses). A node
+     * alone (no ring) reports itself; its id may be unknown (""). */
+    uint32_t n = c->cur != NULL ? c->nmembers : (c->no_ring ? 0 : 1);
+    for (uint32_t i = 0; i < n && i < cap; i++) {
+        uint32_t slot = c->cur != NULL ? c->cur_slot[i] : c->o.self;
+        out[i].id = c->members[i].id;
+        out[i].addr = c->members[i].addr;
+        out[i].self = slot == c->o.self;
+        out[i].up = count_up(c, slot);
     }
-    return c->nmembers;
+    return n;
 }
 
 void core_ring_pref(const struct core *c, uint16_t *out)
 {
     uint32_t reps[QUORUM_MAX_N];
     for (uint32_t p = 0; p < c->o.partitions; p++) {
-        uint32_t n = replica_list(c, p, reps);
+        int n = c->cur != NULL ? ring_pref_list(c->cur, p, c->nval, reps) : 1;
+        if (c->cur == NULL)
+            reps[0] = 0;
         for (uint32_t j = 0; j < c->nval; j++)
-            out[p * c->nval + j] =
-                j < n ? (uint16_t)reps[j] : (uint16_t)WIRE_NO_MEMBER;
+            out[p * c->nval + j] = (int)j < n ? (uint16_t)reps[j]
+                                              : (uint16_t)WIRE_NO_MEMBER;
     }
+}
+
+static void set_view(struct core *c, const struct core_view *v)
+{
+    c->cur = v->cur;
+    c->next = v->next;
+    c->o.self = v->self;
+    c->nmembers = v->cur ? ring_members(v->cur) : 1;
+    for (uint32_t i = 0; v->cur != NULL && i < c->nmembers; i++) {
+        c->cur_slot[i] = v->cur_slot ? v->cur_slot[i] : i;
+        if (v->members != NULL)
+            c->members[i] = v->members[i];
+        else
+            snprintf(c->members[i].id, sizeof(c->members[i].id), "%s",
+                     ring_member(v->cur, i));
+    }
+    if (v->cur == NULL && v->members != NULL)
+        c->members[0] = v->members[0];
+    for (uint32_t i = 0; v->next != NULL && i < ring_members(v->next); i++)
+        c->next_slot[i] = v->next_slot ? v->next_slot[i] : i;
+    c->nval = c->o.n < c->nmembers ? c->o.n : c->nmembers;
+    if (c->nval > QUORUM_MAX_N / 2)
+        c->nval = QUORUM_MAX_N / 2;
+    c->r_def = (uint8_t)(c->o.r < c->nval ? c->o.r : c->nval);
+    c->w_def = (uint8_t)(c->o.w < c->nval ? c->o.w : c->nval);
+}
+
+void core_set_view(struct core *c, const struct core_view *v)
+{
+    c->no_ring = v->cur == NULL;
+    set_view(c, v);
+}
+
+void core_set_liveness(struct core *c, core_down_fn down, void *arg)
+{
+    c->down = down;
+    c->down_arg = arg;
 }
 
 void core_request(struct core *c, const struct core_req *req, core_reply_fn fn,

@@ -177,6 +177,32 @@ void core_get_stats(const struct core *c, struct core_stats *st);
  * the number of members. */
 uint32_t core_members(struct core *c, struct wire_member *out, uint32_t cap);
 
+#define CORE_NO_MEMBER   UINT32_MAX /* a ring member without a peer slot */
+#define CORE_MAX_MEMBERS 1024       /* env member numbers (peer slots) */
+
+/* The placement the core uses (node/member.c keeps it current). Reads go
+ * to cur's preference list; while a membership change is pending, writes
+ * go to cur's and next's and need w acks in each. cur_slot[i] (next_slot)
+ * is the env member number of ring member i, CORE_NO_MEMBER when none is
+ * known yet (counted as down). members (by cur index) names them for the
+ * members and ring ops; NULL: ids from the ring, no addresses. Rings are
+ * borrowed until the next core_set_view() or core_destroy(); the arrays
+ * are copied. cur NULL: this node is in no ring yet, and every request
+ * fails unavailable (definite). */
+struct core_view {
+    const struct ring *cur, *next;
+    const uint32_t *cur_slot, *next_slot;
+    const struct core_member *members;
+    uint32_t self; /* this node's member number */
+};
+
+void core_set_view(struct core *c, const struct core_view *v);
+
+/* down(arg, member): membership knows member is dead or gone; the core
+ * counts it unreachable without waiting on it. NULL: links alone decide. */
+typedef bool (*core_down_fn)(void *arg, uint32_t member);
+void core_set_liveness(struct core *c, core_down_fn down, void *arg);
+
 /* The effective replication factor (n capped at the number of members). */
 uint32_t core_nval(const struct core *c);
 

@@ -85,6 +85,14 @@ static int op_store_get(struct env *env, uint32_t partition, const uint8_t *key,
     return storage_get(u->store, partition, key, key_len, fn, arg);
 }
 
+static int op_store_scan(struct env *env, uint32_t partition,
+                         const uint8_t *after, uint32_t after_len,
+                         storage_scan_fn fn, void *arg)
+{
+    struct env_uv *u = env->impl;
+    return storage_scan_from(u->store, partition, after, after_len, fn, arg);
+}
+
 static int op_store_submit(struct env *env, struct storage_op *op)
 {
     struct env_uv *u = env->impl;
@@ -259,6 +267,7 @@ static const struct env_ops env_uv_ops = {
     .wall_ms = op_wall,
     .store_get = op_store_get,
     .store_submit = op_store_submit,
+    .store_scan = op_store_scan,
     .timer_start = op_timer_start,
     .timer_cancel = op_timer_cancel,
     .peer_request = op_peer_request,

@@ -895,12 +895,20 @@ int storage_get(struct storage *s, uint32_t partition, const uint8_t *key,
 int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
                  void *arg)
 {
+    return storage_scan_from(s, partition, NULL, 0, fn, arg);
+}
+
+int storage_scan_from(struct storage *s, uint32_t partition,
+                      const uint8_t *after, uint32_t after_len,
+                      storage_scan_fn fn, void *arg)
+{
     uint8_t prefix[STORAGE_PREFIX_LEN];
+    uint8_t start[STORAGE_PREFIX_LEN + STORAGE_MAX_KEY_LEN];
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     int rc;
 
-    if (partition >= s->partitions)
+    if (partition >= s->partitions || after_len > STORAGE_MAX_KEY_LEN)
         return RK_EINTERNAL;
     rc = read_begin(s);
     if (rc != 0)
@@ -910,9 +918,17 @@ int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
         goto out;
     }
     storage__put_be(prefix, partition, STORAGE_PREFIX_LEN);
-    k.mv_data = prefix;
-    k.mv_size = sizeof(prefix);
+    memcpy(start, prefix, STORAGE_PREFIX_LEN);
+    if (after != NULL)
+        memcpy(start + STORAGE_PREFIX_LEN, after, after_len);
+    k.mv_data = start;
+    k.mv_size = STORAGE_PREFIX_LEN + (after != NULL ? after_len : 0);
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    /* Strictly after: skip the start key itself. */
+    if (rc == 0 && after != NULL &&
+        k.mv_size == STORAGE_PREFIX_LEN + (size_t)after_len &&
+        memcmp(k.mv_data, start, k.mv_size) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     while (rc == 0) {
         const uint8_t *kp = k.mv_data;
 

@@ -146,11 +146,7 @@ void storage_get_stats(struct storage *s, struct storage_stats *st);
 
 /* ---- scans (loop thread) ------------------------------------------------ */
 
-/* Called for each record of the partition, in key order (memcmp of the user
- * keys, shorter first on a tie). key and val are valid only during the call.
- * A nonzero return stops the scan and is returned by storage_scan. */
-typedef int (*storage_scan_fn)(void *arg, const uint8_t *key, uint32_t key_len,
-                               const uint8_t *val, size_t len);
+/* storage_scan_fn: node/storage_op.h */
 
 /* Walks one partition's range in one read snapshot (writes committed during
  * the scan are not seen). fn may call storage_get/storage_scan (they share
@@ -160,5 +156,12 @@ typedef int (*storage_scan_fn)(void *arg, const uint8_t *key, uint32_t key_len,
  * blocks the loop for the whole walk. */
 int storage_scan(struct storage *s, uint32_t partition, storage_scan_fn fn,
                  void *arg);
+
+/* The same, starting strictly after user key after[0..after_len) (after
+ * NULL: from the start), so a long partition can be walked in batches,
+ * each in its own snapshot (fn returns nonzero after a batch). */
+int storage_scan_from(struct storage *s, uint32_t partition,
+                      const uint8_t *after, uint32_t after_len,
+                      storage_scan_fn fn, void *arg);
 
 #endif

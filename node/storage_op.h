@@ -18,6 +18,14 @@
  * returned by storage_get. */
 typedef int (*storage_read_fn)(void *arg, const uint8_t *val, size_t len);
 
+/* ---- scans (loop thread) ------------------------------------------------ */
+
+/* Called for each record of the partition, in key order (memcmp of the user
+ * keys, shorter first on a tie). key and val are valid only during the call.
+ * A nonzero return stops the scan and is returned by storage_scan. */
+typedef int (*storage_scan_fn)(void *arg, const uint8_t *key, uint32_t key_len,
+                               const uint8_t *val, size_t len);
+
 /* ---- writes (submitted on the loop thread, applied on the worker) ------- */
 
 struct storage_op;
