@@ -12,13 +12,20 @@
  *    slot back up;
  *  - gossip: refused (forbidden, counted) from a plain client connection;
  *    over an authenticated peer link a node without a membership layer
- *    answers not supported (unknown_op).
+ *    answers not supported (unknown_op); a server in this process with a
+ *    handler (server_on_gossip) hands it the payload and the node id the
+ *    peer proved, and answers ok or the handler's error.
  *
  * Waiting is polling the loop with a deadline; nothing asserts on timing.
  */
+#include "node/core.h"
+#include "node/env_uv.h"
 #include "node/log.h"
 #include "node/peer.h"
 #include "node/peer_auth.h"
+#include "node/server.h"
+#include "node/storage.h"
+#include "ring/ring.h"
 #include "tests/integration/itest.h"
 
 TestSuite(peer_dyn, .timeout = 120, .fini = itest_cleanup);
@@ -300,4 +307,127 @@ Test(peer_dyn, gossip_is_for_authenticated_peers_only)
     cr_assert_eq(h.last_err, RK_EUNKNOWN_OP,
                  "without a membership layer: not supported");
     stop(&h);
+}
+
+/* ---- a server in this process, with a gossip handler ------------------- */
+
+struct gossip_seen {
+    int calls;
+    char from[72];
+    char payload[64];
+    int answer; /* what the handler returns */
+};
+
+static int on_gossip(void *arg, const char *from_id, const uint8_t *buf,
+                     size_t len)
+{
+    struct gossip_seen *g = arg;
+    g->calls++;
+    snprintf(g->from, sizeof(g->from), "%s", from_id);
+    snprintf(g->payload, sizeof(g->payload), "%.*s", (int)len,
+             buf ? (const char *)buf : "");
+    return g->answer;
+}
+
+static bool gossip_answered(struct harness *h, uint32_t slot)
+{
+    (void)slot;
+    return h->replies >= 2;
+}
+
+Test(peer_dyn, a_gossip_handler_gets_the_payload_and_the_proven_id)
+{
+    struct harness h;
+    struct gossip_seen seen = {0};
+    struct storage *store = NULL;
+    struct storage_info info;
+    struct env env;
+    struct ring *ring = NULL;
+    struct core_member self = {0};
+    struct server *srv = NULL;
+    char err[256] = "", dir[] = "/tmp/ringkv-itest-XXXXXX", addr[64];
+
+    start(&h, "tester", ITEST_SECRET);
+    cr_assert(mkdtemp(dir) != NULL);
+    struct storage_opts so = {.dir = dir,
+                              .fsync = STORAGE_FSYNC_NEVER,
+                              .fsync_interval_ms = 1000,
+                              .map_size = 1ull << 26,
+                              .partitions = 64,
+                              .node_id = "gn1",
+                              .new_epoch = 0x5eed};
+    cr_assert_eq(storage_open(&store, &h.loop, &so, &info, err, sizeof(err)), 0,
+                 "%s", err);
+    env_uv_init(&env, &h.loop, store, NULL);
+    const char *ids[1] = {"gn1"};
+    cr_assert_eq(ring_build(&ring, 64, ids, 1), 0);
+    snprintf(self.id, sizeof(self.id), "gn1");
+    snprintf(self.addr, sizeof(self.addr), "127.0.0.1:1");
+    struct core_opts co = {.actor = info.epoch,
+                           .partitions = 64,
+                           .max_siblings = 8,
+                           .conflict = CORE_CONFLICT_SIBLINGS,
+                           .max_drift_ms = 60000,
+                           .ring = ring,
+                           .members = &self,
+                           .self = 0,
+                           .n = 1,
+                           .r = 1,
+                           .w = 1,
+                           .timeout_ms = 5000,
+                           .incarnation = 1};
+    struct core *core = core_create(&env, &co);
+    cr_assert_not_null(core);
+    int port = itest_pick_ports();
+    struct server_opts o = {.listen = "127.0.0.1",
+                            .port = (uint16_t)port,
+                            .lim = {WIRE_DEFAULT_MAX_FRAME,
+                                    WIRE_DEFAULT_MAX_KEY,
+                                    WIRE_DEFAULT_MAX_VALUE},
+                            .max_clients = 16,
+                            .conn_max_inflight = 4,
+                            .conn_max_buffer = 1 << 20,
+                            .max_inflight = 1024,
+                            .max_buffer = 64u << 20,
+                            .node_id = "gn1",
+                            .epoch = info.epoch,
+                            .partitions = 64,
+                            .cluster = CLUSTER,
+                            .secret = (const uint8_t *)ITEST_SECRET,
+                            .secret_len = strlen(ITEST_SECRET)};
+    cr_assert_eq(server_start(&srv, &h.loop, core, store, &o, err, sizeof(err)),
+                 0, "%s", err);
+    server_on_gossip(srv, on_gossip, &seen);
+
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    cr_assert_eq(add(&h, NULL, addr), 1);
+    run_until(&h, 1, is_up, "the link to the in-process server");
+    cr_assert_str_eq(peers_id(h.p, 1), "gn1");
+    struct wire_req g = {.op = WIRE_OP_GOSSIP,
+                         .data = (const uint8_t *)"alive:n7",
+                         .data_len = 8};
+    cr_assert_eq(peers_request(h.p, 1, &g, on_reply, &h), 0);
+    run_until(&h, 1, replied, "the gossip answer");
+    cr_assert_eq(h.last_err, 0, "the handler took it: ok");
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_str_eq(seen.from, "tester", "the id the dialer proved");
+    cr_assert_str_eq(seen.payload, "alive:n7");
+
+    seen.answer = RK_EOVERLOADED; /* the handler's error is the answer */
+    cr_assert_eq(peers_request(h.p, 1, &g, on_reply, &h), 0);
+    run_until(&h, 1, gossip_answered, "the second gossip answer");
+    cr_assert_eq(h.last_err, RK_EOVERLOADED);
+    cr_assert_eq(seen.calls, 2);
+
+    peers_close(h.p);
+    server_stop(srv);
+    core_shutdown(core);
+    storage_close(store);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    server_destroy(srv);
+    core_destroy(core);
+    peers_destroy(h.p);
+    ring_destroy(ring);
+    cr_assert_eq(uv_loop_close(&h.loop), 0, "every handle closed");
+    itest_sh(NULL, 0, "rm -rf '%s'", dir);
 }
