@@ -62,6 +62,17 @@ struct env_ops {
                         const struct wire_req *req, env_reply_fn fn, void *arg);
     /* True when member is believed reachable. */
     bool (*peer_up)(struct env *env, uint32_t member);
+    /* Membership (peers_add, peers_slot, peers_forget in node/peer.h).
+     * A member number is a slot: stable for the life of the process,
+     * never reused, equal to the ring index for a static cluster.
+     * peer_add: the slot of the member with id (NULL: unknown, learned in
+     * the handshake) at addr ("host:port", "[v6]:port"), added when new;
+     * or a negative error (logged). peer_slot: id's slot or -ENOENT.
+     * peer_forget: stop using slot (its pending requests fail later with
+     * -ENOTCONN; re-adding brings the same slot back). */
+    int (*peer_add)(struct env *env, const char *id, const char *addr);
+    int (*peer_slot)(struct env *env, const char *id);
+    void (*peer_forget)(struct env *env, uint32_t slot);
     /* 64 random bits (production: getrandom; the simulator: a stream
      * seeded from its seed). */
     uint64_t (*random64)(struct env *env);

@@ -236,6 +236,32 @@ static bool op_peer_up(struct env *env, uint32_t member)
     return u->peers != NULL && peers_up(u->peers, member);
 }
 
+static int op_peer_add(struct env *env, const char *id, const char *addr)
+{
+    struct env_uv *u = env->impl;
+    char err[256];
+    if (u->peers == NULL)
+        return -ENOTCONN;
+    int rc = peers_add(u->peers, id, addr, err, sizeof(err));
+    if (rc < 0)
+        LOG_WARN("cannot add peer %s (%s): %s", id ? id : "(id unknown)",
+                 addr ? addr : "?", err);
+    return rc;
+}
+
+static int op_peer_slot(struct env *env, const char *id)
+{
+    struct env_uv *u = env->impl;
+    return u->peers == NULL ? -ENOENT : peers_slot(u->peers, id);
+}
+
+static void op_peer_forget(struct env *env, uint32_t slot)
+{
+    struct env_uv *u = env->impl;
+    if (u->peers != NULL)
+        peers_forget(u->peers, slot);
+}
+
 uint64_t env_uv_random64(void)
 {
     uint64_t e = 0;
@@ -272,6 +298,9 @@ static const struct env_ops env_uv_ops = {
     .timer_cancel = op_timer_cancel,
     .peer_request = op_peer_request,
     .peer_up = op_peer_up,
+    .peer_add = op_peer_add,
+    .peer_slot = op_peer_slot,
+    .peer_forget = op_peer_forget,
     .random64 = op_random64,
     .log = op_log,
 };

@@ -290,6 +290,7 @@ uint32_t server__collect(struct server *s, struct wire_stat *st)
     STAT_I("peer_delayed", es.delayed);
     STAT_I("peer_delayed_now", es.delayed_now);
     STAT_I("peer_delay_refused", es.delay_refused);
+    STAT_I("peer_slots_refused", ps.slots_refused);
     STAT_I("gets", cs.gets);
     STAT_I("puts", cs.puts);
     STAT_I("dels", cs.dels);
@@ -410,6 +411,15 @@ int server_adopt(struct server *s, uv_os_sock_t fd, bool resp)
     }
     conn_serve(c);
     return 0;
+}
+
+void server_on_gossip(struct server *s,
+                      int (*fn)(void *arg, const char *from_id,
+                                const uint8_t *buf, size_t len),
+                      void *arg)
+{
+    s->gossip_fn = fn;
+    s->gossip_arg = arg;
 }
 
 void server_get_load(const struct server *s, struct server_load *out)

@@ -81,6 +81,22 @@ void server_force_close(struct server *s);
  * no-op. */
 void server_destroy(struct server *s);
 
+/* Membership payloads. A gossip request (docs/protocol.md) is taken only
+ * from a connection that passed the peer handshake (any other gets a
+ * definite forbidden error, counted in replica_ops_refused, like rput).
+ * With a handler set, fn(arg, from_id, buf, len) runs inside the read
+ * callback: from_id is the node id the peer proved in the handshake
+ * (NUL-terminated), buf[0..len) the payload (len <= WIRE_MAX_GOSSIP; buf
+ * is NULL when len is 0); both are borrowed for the call only. fn returns
+ * 0 (answered ok) or a negative RK_E* / -errno (answered as that error,
+ * definite). Without a handler (fn NULL, the default) gossip is answered
+ * with a definite unknown_op error saying membership is not supported.
+ * Call before the loop runs, or at any time from the loop's thread. */
+void server_on_gossip(struct server *s,
+                      int (*fn)(void *arg, const char *from_id,
+                                const uint8_t *buf, size_t len),
+                      void *arg);
+
 /* ---- test hooks (tests/fuzz/fuzz_conn.c) ------------------------------ */
 
 /* Serves fd, an already connected stream socket (TCP, or AF_UNIX from

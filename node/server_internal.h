@@ -32,6 +32,7 @@ struct conn {
     bool close_when_flushed;
     bool peer;            /* passed the peer handshake: replica ops allowed */
     struct server_hs *hs; /* handshake in progress (server_native.c) */
+    char peer_id[256];    /* c->peer: the node id the peer proved */
     int refs;
     uint32_t inflight;
     uint64_t id; /* CLIENT ID: unique per node run, from 1 */
@@ -83,6 +84,10 @@ struct server {
     uint64_t replica_ops_refused; /* replica ops from non-peer connections */
     uint64_t peer_auth_refused;   /* handshakes refused (name, secret) */
     uint64_t peer_frames_skipped; /* peer request frames over max_frame */
+    /* server_on_gossip(): the member layer's handler, NULL = none */
+    int (*gossip_fn)(void *arg, const char *from_id, const uint8_t *buf,
+                     size_t len);
+    void *gossip_arg;
     struct resp_arg argv[SERVER_RESP_ARGS];
 };
 

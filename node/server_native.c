@@ -6,6 +6,8 @@
  *
  *   frame --wire_decode_req--> ping, stats, ring, members: answered here
  *                          --> hello, auth: the peer handshake
+ *                          --> gossip (peers only): the member layer's
+ *                              handler (server_on_gossip), answered here
  *                          --> get, put, del, (peers only) rput, rget,
  *                              fput, fdel: admitted, then core_request()
  *                              --> native_reply
@@ -239,10 +241,37 @@ static void native_auth(struct conn *c, const struct wire_req *req)
     }
     conn_addr(c, addr, sizeof(addr));
     LOG_INFO("peer %s (%s) authenticated", c->hs->node, addr);
+    memcpy(c->peer_id, c->hs->node, sizeof(c->peer_id));
     free(c->hs);
     c->hs = NULL;
     c->peer = true;
     struct wire_resp r = {.id = req->id, .op = WIRE_OP_AUTH};
+    native_send(c, &r);
+}
+
+/* gossip: hands the payload to the member layer with the id the peer
+ * proved; answers ok or its error. */
+static void native_gossip(struct conn *c, const struct wire_req *req)
+{
+    struct server *s = c->srv;
+    if (!c->peer) {
+        s->replica_ops_refused++;
+        LOG_DEBUG("refused gossip from an unauthenticated connection");
+        server__native_error(c, req->id, RK_EFORBIDDEN, true, NULL);
+        return;
+    }
+    if (s->gossip_fn == NULL) {
+        server__native_error(c, req->id, RK_EUNKNOWN_OP, true,
+                             "gossip not supported: this node has no "
+                             "membership layer");
+        return;
+    }
+    int rc = s->gossip_fn(s->gossip_arg, c->peer_id, req->data, req->data_len);
+    if (rc < 0) {
+        server__native_error(c, req->id, rc, true, NULL);
+        return;
+    }
+    struct wire_resp r = {.id = req->id, .op = req->op};
     native_send(c, &r);
 }
 
@@ -335,6 +364,9 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
         return;
     case WIRE_OP_AUTH:
         native_auth(c, &req);
+        return;
+    case WIRE_OP_GOSSIP:
+        native_gossip(c, &req);
         return;
     case WIRE_OP_RPUT:
     case WIRE_OP_RGET:

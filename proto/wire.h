@@ -145,6 +145,8 @@ enum wire_op {
     /* the peer handshake (docs/protocol.md): node to node, first */
     WIRE_OP_HELLO, /* "hello": cluster name, node id, nonce */
     WIRE_OP_AUTH,  /* "auth": the dialer's proof */
+    /* membership: node to node, one-way (answered with a plain ok) */
+    WIRE_OP_GOSSIP, /* "gossip": one opaque payload for the member layer */
     WIRE_OP_MAX
 };
 
@@ -161,6 +163,11 @@ struct wire_limits {
 #define WIRE_DEFAULT_MAX_FRAME (8u << 20)
 #define WIRE_DEFAULT_MAX_KEY   500u
 #define WIRE_DEFAULT_MAX_VALUE (4u << 20)
+
+/* The largest gossip payload ("data" of a gossip request): 1 MiB plus
+ * slack for the member layer's framing. A payload is also refused when it
+ * exceeds the limits' max_frame. */
+#define WIRE_MAX_GOSSIP ((1u << 20) + 4096u)
 
 /* The peer handshake's fields (hello and auth requests, the hello
  * response); each NULL when absent. Strings are not NUL-terminated. */
@@ -196,6 +203,10 @@ struct wire_req {
     uint32_t from;
     uint64_t inc, seq;
     struct wire_hello hello; /* hello, auth */
+    /* gossip: the payload (bin, 0..min(WIRE_MAX_GOSSIP, max_frame)
+     * bytes), opaque to the codec; NULL when empty */
+    const uint8_t *data;
+    uint32_t data_len;
 };
 
 #define WIRE_F_OVERWRITE 0x1u /* supersede every stored version (RESP) */
@@ -208,7 +219,9 @@ struct wire_req {
  * zone (the caller clears or destroys it when done with *out), then checks
  * every field: "id" (uint, required), "op" (known string), "key" (bin or
  * str, 1..max_key bytes, required for get/put/del), "value" (bin or str,
- * <= max_value, required for put), "ctx" (bin), "r"/"w" (uint 1..255).
+ * <= max_value, required for put), "ctx" (bin), "r"/"w" (uint 1..255),
+ * "data" (gossip: bin, required, at most WIRE_MAX_GOSSIP and max_frame
+ * bytes, else RK_ETOO_LARGE).
  * Unknown keys are ignored (forward compatibility).
  *
  * Returns 0; or an error with *why set to a static string:

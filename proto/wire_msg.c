@@ -30,13 +30,14 @@
 #include "proto/wire.h"
 
 static const char *const wire_op_names[WIRE_OP_MAX] = {
-    [WIRE_OP_NONE] = "?",      [WIRE_OP_GET] = "get",
-    [WIRE_OP_PUT] = "put",     [WIRE_OP_DEL] = "del",
-    [WIRE_OP_PING] = "ping",   [WIRE_OP_STATS] = "stats",
-    [WIRE_OP_RPUT] = "rput",   [WIRE_OP_RGET] = "rget",
-    [WIRE_OP_FPUT] = "fput",   [WIRE_OP_FDEL] = "fdel",
-    [WIRE_OP_RING] = "ring",   [WIRE_OP_MEMBERS] = "members",
-    [WIRE_OP_HELLO] = "hello", [WIRE_OP_AUTH] = "auth",
+    [WIRE_OP_NONE] = "?",        [WIRE_OP_GET] = "get",
+    [WIRE_OP_PUT] = "put",       [WIRE_OP_DEL] = "del",
+    [WIRE_OP_PING] = "ping",     [WIRE_OP_STATS] = "stats",
+    [WIRE_OP_RPUT] = "rput",     [WIRE_OP_RGET] = "rget",
+    [WIRE_OP_FPUT] = "fput",     [WIRE_OP_FDEL] = "fdel",
+    [WIRE_OP_RING] = "ring",     [WIRE_OP_MEMBERS] = "members",
+    [WIRE_OP_HELLO] = "hello",   [WIRE_OP_AUTH] = "auth",
+    [WIRE_OP_GOSSIP] = "gossip",
 };
 
 const char *wire_op_name(enum wire_op op)
@@ -187,6 +188,7 @@ enum {
     WIRE_RQ_NODE,    /* order */
     WIRE_RQ_NONCE,
     WIRE_RQ_MAC,
+    WIRE_RQ_DATA,
     WIRE_RQ_N
 };
 
@@ -270,6 +272,30 @@ static int pack_quorum(const msgpack_object *o, uint8_t *q, const char **why)
     return 0;
 }
 
+/* A gossip request's "data": bin, required, bounded by WIRE_MAX_GOSSIP
+ * and max_frame. */
+static int decode_gossip(const msgpack_object *data,
+                         const struct wire_limits *lim, struct wire_req *out,
+                         const char **why)
+{
+    if (data == NULL) {
+        *why = "missing data";
+        return RK_EBAD_REQUEST;
+    }
+    if (data->type != MSGPACK_OBJECT_BIN) {
+        *why = "data must be bin";
+        return RK_EBAD_REQUEST;
+    }
+    if (data->via.bin.size > WIRE_MAX_GOSSIP ||
+        data->via.bin.size > lim->max_frame) {
+        *why = "gossip data too long";
+        return RK_ETOO_LARGE;
+    }
+    out->data = data->via.bin.size ? (const uint8_t *)data->via.bin.ptr : NULL;
+    out->data_len = data->via.bin.size;
+    return 0;
+}
+
 int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
                     msgpack_zone *zone, struct wire_req *out, const char **why)
 {
@@ -294,6 +320,7 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         [WIRE_RQ_NODE] = {"node", NULL},
         [WIRE_RQ_NONCE] = {"nonce", NULL},
         [WIRE_RQ_MAC] = {"mac", NULL},
+        [WIRE_RQ_DATA] = {"data", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -419,6 +446,9 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     if ((out->op == WIRE_OP_HELLO || out->op == WIRE_OP_AUTH) &&
         (rc = decode_hello(&f[WIRE_RQ_CLUSTER], &out->hello, why)) != 0)
         return rc;
+    if (out->op == WIRE_OP_GOSSIP &&
+        (rc = decode_gossip(f[WIRE_RQ_DATA].val, lim, out, why)) != 0)
+        return rc;
 
     if (op_has_key(out->op)) {
         if (key == NULL) {
@@ -470,9 +500,10 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
     bool has_flags = op_is_fwd(req->op) && req->flags != 0;
     bool has_local = req->op == WIRE_OP_GET && req->local;
     bool has_seq = op_is_fwd(req->op) && req->seq != 0;
+    bool has_data = req->op == WIRE_OP_GOSSIP;
     size_t nf = 2 + has_key + has_value + has_ctx + (req->r != 0) +
                 (req->w != 0) + 2 * has_rec + has_flags + has_local +
-                3 * has_seq + hello_count(&req->hello);
+                3 * has_seq + hello_count(&req->hello) + has_data;
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -526,6 +557,10 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
         rc |= msgpack_pack_uint64(&pk, req->seq);
     }
     rc |= pack_hello(&pk, &req->hello);
+    if (has_data) {
+        rc |= pack_key(&pk, "data");
+        rc |= msgpack_pack_bin_with_body(&pk, req->data, req->data_len);
+    }
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;

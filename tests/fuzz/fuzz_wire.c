@@ -74,6 +74,7 @@ static void fuzz_req_again(const struct wire_req *a,
     FUZZ_CHECK(fuzz_bytes_eq(h->node, h->node_len, g->node, g->node_len));
     FUZZ_CHECK(fuzz_bytes_eq(h->nonce, h->nonce_len, g->nonce, g->nonce_len));
     FUZZ_CHECK(fuzz_bytes_eq(h->mac, h->mac_len, g->mac, g->mac_len));
+    FUZZ_CHECK(fuzz_bytes_eq(r.data, r.data_len, a->data, a->data_len));
     /* Our encoder writes the id first: a skipped frame is answerable. */
     uint64_t id = 0;
     FUZZ_CHECK(wire_peek_id(body, n, &id) == 0 && id == a->id);

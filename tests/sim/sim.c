@@ -527,8 +527,8 @@ static bool op_peer_up(struct env *env, uint32_t member)
         return false;
     if ((int)member == nd->idx)
         return true;
-    return link_up(s, nd->idx, (int)member) && s->node[member].up &&
-           !sim__paused(s, (int)member);
+    return !nd->forgotten[member] && link_up(s, nd->idx, (int)member) &&
+           s->node[member].up && !sim__paused(s, (int)member);
 }
 
 struct sim_pend {
@@ -611,6 +611,54 @@ static int op_peer_request(struct env *env, uint32_t member,
     return 0;
 }
 
+/* Membership: a slot is a node index; a node is found by its id or by its
+ * address string ("sim:I"). Neither draws randomness nor schedules an
+ * event unless it changes something, so seeds that never call them keep
+ * their traces. */
+static int op_peer_slot(struct env *env, const char *id)
+{
+    struct sim *s = node_of(env)->sim;
+    for (uint32_t i = 0; id != NULL && i < s->nnodes; i++)
+        if (strcmp(s->members[i].id, id) == 0)
+            return (int)i;
+    return -ENOENT;
+}
+
+static int op_peer_add(struct env *env, const char *id, const char *addr)
+{
+    struct sim_node *nd = node_of(env);
+    struct sim *s = nd->sim;
+    int slot = id != NULL && id[0] != '\0' ? op_peer_slot(env, id) : -ENOENT;
+    for (uint32_t i = 0; slot < 0 && addr != NULL && i < s->nnodes; i++)
+        if (strcmp(s->members[i].addr, addr) == 0)
+            slot = (int)i;
+    if (slot < 0)
+        return -EINVAL; /* no such simulated node */
+    if (nd->forgotten[slot]) {
+        nd->forgotten[slot] = false;
+        sim__trace(s, "n%d adds n%d again", nd->idx + 1, slot + 1);
+    }
+    return slot;
+}
+
+static void op_peer_forget(struct env *env, uint32_t slot)
+{
+    struct sim_node *nd = node_of(env);
+    struct sim *s = nd->sim;
+    if (slot >= s->nnodes || (int)slot == nd->idx || nd->forgotten[slot])
+        return;
+    nd->forgotten[slot] = true;
+    sim__trace(s, "n%d forgets n%d", nd->idx + 1, slot + 1);
+    /* What waits on it fails from an event of its own, not in this call. */
+    for (struct sim_pend *p = nd->pend; p != NULL; p = p->next) {
+        if (p->dst != (int)slot)
+            continue;
+        struct sim_event *e = sim__event(s, s->now, SIM_EV_PEER_FAIL, nd->idx);
+        e->id = p->id;
+        e->err = -ENOTCONN;
+    }
+}
+
 static uint64_t op_random64(struct env *env)
 {
     return sim__rand(&node_of(env)->rnd);
@@ -639,6 +687,9 @@ static const struct env_ops sim_env_ops = {
     .timer_cancel = op_timer_cancel,
     .peer_request = op_peer_request,
     .peer_up = op_peer_up,
+    .peer_add = op_peer_add,
+    .peer_slot = op_peer_slot,
+    .peer_forget = op_peer_forget,
     .random64 = op_random64,
     .log = op_log,
 };
@@ -816,6 +867,7 @@ static const uint8_t sim_ctx_key[PEER_AUTH_CTX_KEY_LEN] = "sim-context-key";
 
 static int start_node(struct sim *s, struct sim_node *nd)
 {
+    memset(nd->forgotten, 0, sizeof(nd->forgotten));
     struct core_opts o = {
         .actor = nd->epoch,
         .partitions = ring_q(s->ring),

@@ -124,6 +124,9 @@ struct sim_node {
     uint64_t next_id;
     bool in_rput;           /* core_request of an rput is on the stack */
     struct sim_creq *creqs; /* client requests sent to this incarnation */
+    /* env peer_forget(): slots (node indices) this incarnation stopped
+     * using until its peer_add() of them; cleared at every start */
+    bool forgotten[SIM_MAX_NODES];
 };
 
 /* ---- the whole simulation -------------------------------------------------

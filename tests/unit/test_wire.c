@@ -1064,3 +1064,69 @@ Test(wire, decode_resp_ignores_unknown_keys_and_error_fields_on_success)
     cr_assert_eq(out.err, 0);
     msgpack_zone_destroy(&zone);
 }
+
+Test(wire, gossip_carries_one_bounded_payload)
+{
+    static uint8_t big[WIRE_MAX_GOSSIP + 1];
+    struct wire_buf b;
+    msgpack_zone zone;
+    struct wire_req out;
+    struct wire_limits small = test_limits;
+
+    msgpack_zone_init(&zone, 1024);
+    cr_assert_str_eq(wire_op_name(WIRE_OP_GOSSIP), "gossip");
+    struct wire_req g = {.id = 9,
+                         .op = WIRE_OP_GOSSIP,
+                         .data = (const uint8_t *)"members",
+                         .data_len = 7};
+    cr_assert_eq(req_round_trip(&g, &b, &zone, &test_limits, &out), 0);
+    cr_assert_eq(out.op, WIRE_OP_GOSSIP);
+    cr_assert_eq(out.id, 9);
+    assert_bytes_eq(out.data, out.data_len, g.data, g.data_len);
+    wire_buf_free(&b);
+
+    /* An empty payload is a payload. */
+    g.data = NULL;
+    g.data_len = 0;
+    cr_assert_eq(req_round_trip(&g, &b, &zone, &test_limits, &out), 0);
+    cr_assert_eq(out.data_len, 0);
+    cr_assert_null(out.data);
+    wire_buf_free(&b);
+
+    /* Over WIRE_MAX_GOSSIP, or over max_frame: too_large, id kept. */
+    g.data = big;
+    g.data_len = WIRE_MAX_GOSSIP + 1;
+    cr_assert_eq(req_round_trip(&g, &b, &zone, &test_limits, &out),
+                 RK_ETOO_LARGE);
+    cr_assert_eq(out.id, 9);
+    wire_buf_free(&b);
+    g.data_len = WIRE_MAX_GOSSIP;
+    cr_assert_eq(req_round_trip(&g, &b, &zone, &test_limits, &out), 0);
+    wire_buf_free(&b);
+    small.max_frame = 100;
+    g.data_len = 101;
+    cr_assert_eq(req_round_trip(&g, &b, &zone, &small, &out), RK_ETOO_LARGE);
+    wire_buf_free(&b);
+    msgpack_zone_destroy(&zone);
+}
+
+Test(wire, gossip_without_bin_data_is_a_bad_request)
+{
+    msgpack_zone zone;
+    struct wire_req out;
+    const char *why = NULL;
+    uint8_t body[64];
+    /* {"id": 3, "op": "gossip"} and {"id": 3, "op": "gossip", "data": "x"} */
+    size_t n = unhex("82a2696403a26f70a6676f73736970", body, sizeof(body));
+    msgpack_zone_init(&zone, 1024);
+    cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    cr_assert_str_eq(why, "missing data");
+    n = unhex("83a2696403a26f70a6676f73736970a464617461a178", body,
+              sizeof(body));
+    cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    cr_assert_str_eq(why, "data must be bin");
+    cr_assert_eq(out.id, 3);
+    msgpack_zone_destroy(&zone);
+}
