@@ -64,7 +64,13 @@ static const char cli_usage[] =
     "  del KEY                  delete KEY\n"
     "  ping                     check that the node answers\n"
     "  stats                    print the node's counters\n"
-    "  members                  the cluster members as this node sees them\n"
+    "  members                  the cluster members as this node sees them:\n"
+    "                           id, address, state (alive, suspect, dead,\n"
+    "                           left), incarnation, last heard, ring role\n"
+    "  transfers                partition moves of a membership change\n"
+    "  join SEED                join the cluster SEED (host:port) is in\n"
+    "  leave                    hand this node's data over, then stop it\n"
+    "  remove NODE              take a dead node out of the ring\n"
     "  ring                     each partition's preference list\n"
     "options (before or after the command; -- ends them):\n"
     "  -h, --host HOST          node address (default 127.0.0.1)\n"
@@ -531,6 +537,30 @@ static int cli_append_col(struct wire_buf *b, const char *s, size_t w)
     return rc;
 }
 
+static int cli_members(const struct cli *o, struct rkc *c);
+
+/* members, transfers, join, leave, remove: the node's own text (or JSON).
+ * A node without membership (no cluster secret) answers members with the
+ * older member table, printed by cli_members. */
+static int cli_admin(const struct cli *o, struct rkc *c, const char *cmd,
+                     const char *arg)
+{
+    struct rkc_result res;
+    int rc = rkc_admin(c, cmd, arg, o->json, &res);
+    if (rc == RK_EUNKNOWN_OP && strcmp(cmd, "members") == 0) {
+        rkc_result_free(&res);
+        return cli_members(o, c);
+    }
+    if (rc != 0) {
+        int code = cli_error(o, rc, res.message, res.definite, false, 0, NULL);
+        rkc_result_free(&res);
+        return code;
+    }
+    fputs(res.text ? res.text : "", stdout);
+    rkc_result_free(&res);
+    return CLI_EXIT_OK;
+}
+
 /* members: an aligned table (header, then one row per member; "*" marks the
  * node answering), or {"members":[{"id":..,"addr":..,"up":..,"self":..}]}. */
 static int cli_members(const struct cli *o, struct rkc *c)
@@ -691,8 +721,11 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0)
         want = 1;
     else if (strcmp(cmd, "ping") == 0 || strcmp(cmd, "stats") == 0 ||
-             strcmp(cmd, "members") == 0 || strcmp(cmd, "ring") == 0)
+             strcmp(cmd, "members") == 0 || strcmp(cmd, "ring") == 0 ||
+             strcmp(cmd, "transfers") == 0 || strcmp(cmd, "leave") == 0)
         want = 0;
+    else if (strcmp(cmd, "join") == 0 || strcmp(cmd, "remove") == 0)
+        want = 1;
     else
         return cli_usage_error("unknown command '%s'", cmd);
     if (o.npos - 1 != want)
@@ -703,8 +736,12 @@ int main(int argc, char **argv)
         return cli_usage_error("%s", "--local is only for get");
     if (o.context != NULL && !is_put && strcmp(cmd, "del") != 0)
         return cli_usage_error("%s", "--context is only for put and del");
+    bool is_admin = strcmp(cmd, "transfers") == 0 ||
+                    strcmp(cmd, "leave") == 0 || strcmp(cmd, "join") == 0 ||
+                    strcmp(cmd, "remove") == 0;
     if (want > 0 && o.pos[1][0] == 0)
-        return cli_usage_error("%s", "the key must not be empty");
+        return cli_usage_error("%s", is_admin ? "the argument must not be empty"
+                                              : "the key must not be empty");
 
     struct wire_buf value;
     wire_buf_init(&value);
@@ -765,8 +802,8 @@ int main(int argc, char **argv)
         code = cli_get(&o, c, o.pos[1]);
     else if (strcmp(cmd, "ping") == 0)
         code = cli_ping(&o, c);
-    else if (strcmp(cmd, "members") == 0)
-        code = cli_members(&o, c);
+    else if (is_admin || strcmp(cmd, "members") == 0)
+        code = cli_admin(&o, c, cmd, want > 0 ? o.pos[1] : "");
     else if (strcmp(cmd, "ring") == 0)
         code = cli_ring(&o, c);
     else

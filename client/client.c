@@ -124,6 +124,8 @@ static int fill_result(struct rkc_result *res, const struct wire_resp *wr)
     }
     for (uint32_t i = 0; i < wr->nmembers; i++)
         bytes += strlen(wr->members[i].id) + strlen(wr->members[i].addr) + 2;
+    if (wr->text != NULL)
+        bytes += strlen(wr->text) + 1;
     /* +1: never malloc(0), never offset a NULL pointer */
     res->mem_ = malloc(arrays + bytes + 1);
     if (res->mem_ == NULL)
@@ -162,6 +164,8 @@ static int fill_result(struct rkc_result *res, const struct wire_resp *wr)
         res->q = wr->q;
         res->nval = wr->nval;
     }
+    if (wr->text != NULL)
+        res->text = copy_str(&p, wr->text);
     if (wr->ctx_len > 0) {
         memcpy(p, wr->ctx, wr->ctx_len);
         res->ctx = p;
@@ -710,6 +714,14 @@ int rkc_stats(struct rkc *c, struct rkc_result *res)
 int rkc_members(struct rkc *c, struct rkc_result *res)
 {
     struct wire_req req = {.op = WIRE_OP_MEMBERS};
+    return call_op(c, &req, res);
+}
+
+int rkc_admin(struct rkc *c, const char *cmd, const char *arg, bool json,
+              struct rkc_result *res)
+{
+    struct wire_req req = {
+        .op = WIRE_OP_ADMIN, .cmd = cmd, .arg = arg ? arg : "", .json = json};
     return call_op(c, &req, res);
 }
 

@@ -133,6 +133,9 @@ struct rkc_result {
      * acknowledged the write before it gave up (its message says the same
      * in words). 0 when it reported none, and for local errors. */
     uint32_t acks;
+    /* admin: the node's answer (human text, or JSON when asked); NULL for
+     * every other call. */
+    const char *text;
 
     void *mem_; /* private: the one allocation holding the above */
 };
@@ -222,6 +225,12 @@ int rkc_members(struct rkc *c, struct rkc_result *res);
 /* The node's ring: res->members, and res->q preference lists of res->nval
  * member indices each in res->pref. */
 int rkc_ring(struct rkc *c, struct rkc_result *res);
+
+/* Membership administration (docs/protocol.md "admin"): cmd is members,
+ * transfers, join (arg: a seed host:port), leave or remove (arg: a node
+ * id); the answer is res->text (JSON when json). */
+int rkc_admin(struct rkc *c, const char *cmd, const char *arg, bool json,
+              struct rkc_result *res);
 
 /* Round trip to the node. Returns 0 or an error as above; the server's error
  * message is not kept (use rkc_send/rkc_recv for that). */

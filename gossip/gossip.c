@@ -918,6 +918,15 @@ int gossip_set_state(struct gossip *g, uint64_t version, const uint8_t *bytes,
     return 0;
 }
 
+void gossip_clear_state(struct gossip *g)
+{
+    free(g->st);
+    g->st = NULL;
+    g->st_len = 0;
+    g->st_ver = 0;
+    g->st_hash = 0;
+}
+
 void gossip_get_state(const struct gossip *g, uint64_t *version,
                       const uint8_t **bytes, size_t *len)
 {

@@ -234,6 +234,11 @@ int gossip_members(const struct gossip *g, uint64_t now_ms,
 int gossip_set_state(struct gossip *g, uint64_t version, const uint8_t *bytes,
                      size_t len);
 
+/* Forgets the local cluster state (version 0, none), so any state a peer
+ * has is taken: for a node that gives up the cluster it founded alone to
+ * join another one. */
+void gossip_clear_state(struct gossip *g);
+
 /* The current cluster state: *bytes is owned by gossip and valid until the
  * next call into g that may change it (recv, set_state, destroy). Version 0
  * with len 0 means none yet. */

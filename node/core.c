@@ -421,7 +421,8 @@ static uint32_t write_list(const struct core *c, uint32_t part, uint32_t *out,
     *extra = 0;
     if (c->next == NULL || n == 0)
         return n;
-    uint32_t nv = c->o.n < ring_members(c->next) ? c->o.n : ring_members(c->next);
+    uint32_t nv =
+        c->o.n < ring_members(c->next) ? c->o.n : ring_members(c->next);
     if (nv > QUORUM_MAX_N / 2)
         nv = QUORUM_MAX_N / 2;
     int nn = ring_pref_list(c->next, part, nv, idx);
@@ -1367,8 +1368,8 @@ void core_ring_pref(const struct core *c, uint16_t *out)
         if (c->cur == NULL)
             reps[0] = 0;
         for (uint32_t j = 0; j < c->nval; j++)
-            out[p * c->nval + j] = (int)j < n ? (uint16_t)reps[j]
-                                              : (uint16_t)WIRE_NO_MEMBER;
+            out[p * c->nval + j] =
+                (int)j < n ? (uint16_t)reps[j] : (uint16_t)WIRE_NO_MEMBER;
     }
 }
 

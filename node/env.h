@@ -45,9 +45,8 @@ struct env_ops {
     /* storage_scan_from(): walks partition strictly after key after
      * (NULL: from its start) until fn returns nonzero; fn runs before this
      * returns. */
-    int (*store_scan)(struct env *env, uint32_t partition,
-                      const uint8_t *after, uint32_t after_len,
-                      storage_scan_fn fn, void *arg);
+    int (*store_scan)(struct env *env, uint32_t partition, const uint8_t *after,
+                      uint32_t after_len, storage_scan_fn fn, void *arg);
     /* storage_submit(): op->done runs later, on the node's thread. */
     int (*store_submit)(struct env *env, struct storage_op *op);
     /* Runs fn(arg) once after ms milliseconds, unless cancelled first.

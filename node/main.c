@@ -28,6 +28,7 @@
 #include "node/core.h"
 #include "node/env_uv.h"
 #include "node/log.h"
+#include "node/member.h"
 #include "node/peer.h"
 #include "node/peer_auth.h"
 #include "node/server.h"
@@ -42,6 +43,8 @@ struct node {
     struct core *core;
     struct server *server;
     struct peers *peers;
+    struct member *member; /* NULL without a cluster secret */
+    char state_path[4096]; /* the saved ring state */
     struct ring *ring;
     struct core_member *members; /* by ring index */
     struct env env;
@@ -96,6 +99,134 @@ static int build_membership(struct node *n, const struct config *cfg,
     return 0;
 }
 
+/* ---- membership glue ----------------------------------------------------- */
+
+/* The ring state is saved next to the database (DIR/ring.state) on every
+ * change, written to a temporary file, synced and renamed, so a restart
+ * finds the last whole state. */
+static void save_state(void *arg, const uint8_t *buf, size_t len)
+{
+    struct node *n = arg;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", n->state_path);
+    FILE *f = fopen(tmp, "wb");
+    bool ok = f != NULL && fwrite(buf, 1, len, f) == len && fflush(f) == 0 &&
+              fsync(fileno(f)) == 0;
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, n->state_path) != 0)
+        LOG_ERROR("cannot save the ring state to %s: %s", n->state_path,
+                  strerror(errno));
+}
+
+/* Reads DIR/ring.state: its bytes (malloc'd) or NULL when there is none. */
+static uint8_t *load_state(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    long sz;
+    *len = 0;
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) > 0 &&
+        sz <= (16l << 20) && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)sz)) != NULL &&
+        fread(buf, 1, (size_t)sz, f) == (size_t)sz) {
+        *len = (size_t)sz;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+static void stop_node(struct node *n, const char *why);
+
+static void on_left(void *arg)
+{
+    stop_node(arg, "left the cluster");
+}
+
+static int on_gossip(void *arg, const char *from_id, const uint8_t *buf,
+                     size_t len)
+{
+    return member_gossip_in(arg, from_id, buf, len);
+}
+
+static int on_admin(void *arg, const char *cmd, const char *carg, uint32_t part,
+                    bool json, bool from_peer, char **text)
+{
+    return member_admin(arg, cmd, carg, part, json, from_peer, text);
+}
+
+static void on_link(void *arg, uint32_t slot, const char *id, bool up)
+{
+    member_link(arg, slot, id, up);
+}
+
+/* Starts membership: seeds, the static members, the saved state. */
+static int start_member(struct node *n, const struct config *cfg, char *err,
+                        size_t errlen)
+{
+    char seeds[CONFIG_MAX_SEEDS + CONFIG_MAX_MEMBERS][CONFIG_ADDR_MAX + 1];
+    const char *seedp[CONFIG_MAX_SEEDS + CONFIG_MAX_MEMBERS];
+    const char *ids[RING_MAX_NODES];
+    char self_addr[CONFIG_ADDR_MAX + 1];
+    uint32_t ns = 0, nstatic = 0;
+    size_t saved_len = 0;
+    int rc = config_seeds(cfg, seeds, CONFIG_MAX_SEEDS, &ns, err, errlen);
+    if (rc != 0)
+        return rc;
+    /* A static cluster (--peers): its members are the founding ring, and
+     * gossip starts from their addresses. */
+    uint32_t nring = n->ring ? ring_members(n->ring) : 0;
+    for (uint32_t i = 0; nring > 1 && i < nring; i++) {
+        ids[nstatic++] = ring_member(n->ring, i);
+        if (strcmp(ring_member(n->ring, i), cfg->node_id) != 0 &&
+            ns < CONFIG_MAX_SEEDS + CONFIG_MAX_MEMBERS)
+            snprintf(seeds[ns++], CONFIG_ADDR_MAX + 1, "%.272s",
+                     n->members[i].addr);
+    }
+    for (uint32_t i = 0; i < ns; i++)
+        seedp[i] = seeds[i];
+    config_advertise(cfg, self_addr, sizeof(self_addr));
+    snprintf(n->state_path, sizeof(n->state_path), "%s/ring.state",
+             cfg->data_dir);
+    uint8_t *saved = load_state(n->state_path, &saved_len);
+    struct member_opts mo = {
+        .cluster = cfg->cluster_name,
+        .self_id = cfg->node_id,
+        .self_addr = self_addr,
+        .seeds = seedp,
+        .nseeds = ns,
+        .static_ids = ids,
+        .nstatic = nstatic,
+        .partitions = cfg->partitions,
+        .nval = cfg->n,
+        .probe_interval_ms = (uint32_t)cfg->gossip_interval,
+        .probe_timeout_ms = (uint32_t)cfg->gossip_timeout,
+        .suspicion_mult = cfg->suspicion_mult,
+        .transfer_batch = cfg->transfer_batch,
+        .transfer_rate = cfg->transfer_rate,
+        .saved = saved,
+        .saved_len = saved_len,
+        .save_state = save_state,
+        .on_left = on_left,
+        .cb_arg = n,
+    };
+    rc = member_create(&n->member, &n->env, n->core, &mo, err, errlen);
+    free(saved);
+    if (rc != 0)
+        return rc;
+    server_on_gossip(n->server, on_gossip, n->member);
+    server_on_admin(n->server, on_admin, n->member);
+    peers_on_link(n->peers, on_link, n->member);
+    LOG_INFO("membership: advertised as %s, %u seed(s)%s", self_addr,
+             (unsigned)ns, saved_len > 0 ? ", ring state restored" : "");
+    return 0;
+}
+
 static const char *const node_fsync_names[] = {"always", "interval", "never"};
 
 _Static_assert((int)CONFIG_FSYNC_ALWAYS == (int)STORAGE_FSYNC_ALWAYS &&
@@ -124,6 +255,7 @@ static void stop_node(struct node *n, const char *why)
     n->stopping = true;
     LOG_INFO("shutting down (%s)", why);
     server_stop(n->server);
+    member_close(n->member);
     core_shutdown(n->core);
     env_uv_close(&n->env);   /* fails peer requests waiting out a delay */
     peers_close(n->peers);   /* fails what waits on peers */
@@ -301,7 +433,9 @@ int main(int argc, char **argv)
     struct peer_conf *pc = NULL;
     uint32_t nm = 0, self = 0;
     rc = build_membership(&n, &cfg, &pc, &nm, &self, err, sizeof(err));
-    if (rc == 0 && nm > 1)
+    /* With a cluster secret the node runs membership (gossip), so it has a
+     * peer transport even when it starts alone. */
+    if (rc == 0 && (nm > 1 || secret_len > 0))
         rc = peers_create(&n.peers, &n.loop, pc, nm, self, &auth,
                           (uint32_t)cfg.max_frame,
                           2 * cfg.request_timeout + 1000, err, sizeof(err));
@@ -376,6 +510,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringkv: %s\n", err);
         goto fail;
     }
+    if (secret_len > 0 &&
+        (rc = start_member(&n, &cfg, err, sizeof(err))) != 0) {
+        LOG_ERROR("%s", err);
+        fprintf(stderr, "ringkv: %s\n", err);
+        server_stop(n.server);
+        goto fail;
+    }
     uv_signal_init(&n.loop, &n.sigterm);
     uv_signal_init(&n.loop, &n.sigint);
     n.sigterm.data = n.sigint.data = &n;
@@ -405,6 +546,7 @@ fail:
     uv_run(&n.loop, UV_RUN_DEFAULT);
 out:
     server_destroy(n.server);
+    member_destroy(n.member);
     core_destroy(n.core);
     peers_destroy(n.peers);
     ring_destroy(n.ring);

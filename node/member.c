@@ -57,9 +57,9 @@ struct xfer {
     struct xrec *batch;
     uint32_t nbatch, inflight;
     bool batch_failed;
-    bool scan_done;    /* everything sent and acknowledged */
-    uint64_t done_at;  /* when xfer_done was last sent */
-    uint64_t next_at;  /* throttle: no batch before */
+    bool scan_done;   /* everything sent and acknowledged */
+    uint64_t done_at; /* when xfer_done was last sent */
+    uint64_t next_at; /* throttle: no batch before */
     uint64_t keys, bytes, started_ms;
     uint32_t gen; /* callbacks of an abandoned transfer are ignored */
 };
@@ -121,8 +121,7 @@ static uint64_t now(struct member *m)
 
 /* gossip's view of id: its state, or GOSSIP_STATE_MAX_ when unknown. addr
  * (GOSSIP_ADDR_MAX + 1 bytes, may be NULL) gets its address. */
-static enum gossip_state gossip_of(struct member *m, const char *id,
-                                   char *addr)
+static enum gossip_state gossip_of(struct member *m, const char *id, char *addr)
 {
     static struct gossip_member tab[GOSSIP_MAX_MEMBERS];
     int n = gossip_members(m->g, now(m), tab, GOSSIP_MAX_MEMBERS);
@@ -272,8 +271,8 @@ static void adopt(struct member *m)
     int rc = ring_state_decode(bytes, len, &rs, &why);
     if (rc != 0) {
         m->st.states_refused++;
-        mlog(m, LOG_WARN, "ring state version %" PRIu64 " refused: %s",
-             version, why ? why : rk_err_msg(rc));
+        mlog(m, LOG_WARN, "ring state version %" PRIu64 " refused: %s", version,
+             why ? why : rk_err_msg(rc));
         return;
     }
     if (ring_state_version(rs) != version) {
@@ -305,7 +304,7 @@ static void send_gossip(struct member *m)
         if (slot < 0 || (uint32_t)slot == m->self_slot)
             continue;
         struct wire_req q = {
-            .op = WIRE_OP_GOSSIP, .payload = buf, .payload_len = (uint32_t)len};
+            .op = WIRE_OP_GOSSIP, .data = buf, .data_len = (uint32_t)len};
         int rc = m->env->ops->peer_request(m->env, (uint32_t)slot, &q,
                                            ignore_reply, NULL);
         if (rc != 0)
@@ -330,11 +329,12 @@ static int to_claimant(struct member *m, const char *cmd, const char *arg,
     uint32_t slot = slot_of(m, c);
     if (slot == MEMBER_NO_SLOT)
         return RK_EUNAVAILABLE;
-    struct wire_req q = {.op = WIRE_OP_ADMIN,
-                         .cmd = cmd,
-                         .arg = arg,
-                         .part = part,
-                         .has_part = true};
+    struct wire_req q = {
+        .op = WIRE_OP_ADMIN,
+        .cmd = cmd,
+        .arg = arg,
+        .part = part,
+    };
     return m->env->ops->peer_request(m->env, slot, &q, ignore_reply, NULL);
 }
 
@@ -352,14 +352,14 @@ static void on_events(struct member *m)
             view = true;
             break;
         case GOSSIP_EV_MEMBER_STATE: {
-            mlog(m, LOG_INFO, "member %s is %s (was %s, incarnation %" PRIu64
-                              ")",
-                 ev.id, gossip_state_name(ev.new_state),
+            mlog(m, LOG_INFO,
+                 "member %s is %s (was %s, incarnation %" PRIu64 ")", ev.id,
+                 gossip_state_name(ev.new_state),
                  gossip_state_name(ev.old_state), ev.incarnation);
             int s = m->env->ops->peer_slot(m->env, ev.id);
             if (s >= 0 && s < MEMBER_SLOTS)
-                m->down[s] = ev.new_state == GOSSIP_DEAD ||
-                             ev.new_state == GOSSIP_LEFT;
+                m->down[s] =
+                    ev.new_state == GOSSIP_DEAD || ev.new_state == GOSSIP_LEFT;
             if (ev.new_state == GOSSIP_LEFT && s >= 0 &&
                 strcmp(ev.id, m->self_id) != 0)
                 m->env->ops->peer_forget(m->env, (uint32_t)s);
@@ -439,7 +439,8 @@ static void claim(struct member *m)
             leave[nl++] = m->leave_req[i];
     for (uint32_t i = 0; i < m->nremove_req; i++) {
         const char *id = m->remove_req[i];
-        if (ring_has(cur, id) && !is_alive(m, id) && !listed(m->leave_req, 0, id))
+        if (ring_has(cur, id) && !is_alive(m, id) &&
+            !listed(m->leave_req, 0, id))
             rem[nr++] = id;
     }
     if (nj + nl + nr == 0)
@@ -457,16 +458,18 @@ static void claim(struct member *m)
                              .nunavailable = nu};
     int rc = ring_state_change(m->rs, &ch);
     if (rc != 0) {
-        mlog(m, LOG_WARN, "cannot start a ring change (%u joining, %u "
-                          "leaving, %u removed): %s",
+        mlog(m, LOG_WARN,
+             "cannot start a ring change (%u joining, %u "
+             "leaving, %u removed): %s",
              nj, nl, nr, rk_err_msg(rc));
         /* A bad request must not block joins forever. */
         m->nleave_req = m->nremove_req = 0;
         return;
     }
     m->st.changes_started++;
-    mlog(m, LOG_INFO, "ring change started: %u joining, %u leaving, %u "
-                      "removed; %u partition copies (version %" PRIu64 ")",
+    mlog(m, LOG_INFO,
+         "ring change started: %u joining, %u leaving, %u "
+         "removed; %u partition copies (version %" PRIu64 ")",
          nj, nl, nr, ring_state_transfers(m->rs), ring_state_version(m->rs));
     m->nleave_req = m->nremove_req = 0;
     publish(m);
@@ -674,8 +677,7 @@ static void transfers(struct member *m)
             mlog(m, LOG_INFO,
                  "transfer of partition %u to %s copied: %" PRIu64
                  " records, %" PRIu64 " bytes in %" PRIu64 " ms",
-                 x->part, x->dest, x->keys, x->bytes,
-                 now(m) - x->started_ms);
+                 x->part, x->dest, x->keys, x->bytes, now(m) - x->started_ms);
         }
         x->done_at = now(m);
         char arg[GOSSIP_ID_MAX + 1];
@@ -764,8 +766,9 @@ static void drops(struct member *m)
         }
         if (ds.n < 256) {
             m->st.partitions_dropped++;
-            mlog(m, LOG_INFO, "partition %u is no longer held here: %u keys "
-                              "dropped",
+            mlog(m, LOG_INFO,
+                 "partition %u is no longer held here: %u keys "
+                 "dropped",
                  p, ds.n);
             m->drop_part++;
         }
@@ -908,8 +911,7 @@ int member_create(struct member **out, struct env *env, struct core *core,
             free(m);
             return RK_ECORRUPT;
         }
-        gossip_set_state(m->g, ring_state_version(rs), o->saved,
-                         o->saved_len);
+        gossip_set_state(m->g, ring_state_version(rs), o->saved, o->saved_len);
         take_state(m, rs);
     } else if (o->nstatic > 0 || o->nseeds == 0) {
         if ((rc = found(m, o, err, errlen)) != 0) {
@@ -998,8 +1000,8 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     for (;;) {
         size_t room = b->cap - b->len;
         va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt,
-                          ap);
+        int n =
+            vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
         va_end(ap);
         if (n < 0) {
             b->oom = true;
@@ -1123,8 +1125,7 @@ static void transfers_out(struct member *m, bool json, struct sbuf *b)
             sb_printf(b,
                       ",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64
                       ",\"keys_per_s\":%.0f,\"copied\":%s}",
-                      x->keys, x->bytes, rate,
-                      x->scan_done ? "true" : "false");
+                      x->keys, x->bytes, rate, x->scan_done ? "true" : "false");
         } else {
             sb_printf(b, "null");
         }
@@ -1147,8 +1148,7 @@ static void transfers_out(struct member *m, bool json, struct sbuf *b)
                       "sending partition %u to %s: %" PRIu64
                       " records so far, %.0f records/s%s\n",
                       x->part, x->dest, x->keys, rate,
-                      x->scan_done ? ", copied, waiting for the claimant"
-                                   : "");
+                      x->scan_done ? ", copied, waiting for the claimant" : "");
         if (n > 0)
             sb_printf(b, "%-9s %-20s %-20s %s\n", "PARTITION", "TO", "FROM",
                       "STATE");
@@ -1157,15 +1157,14 @@ static void transfers_out(struct member *m, bool json, struct sbuf *b)
         struct ring_transfer t;
         if (ring_state_transfer(m->rs, i, &t) != 0)
             continue;
-        bool inflight = x->active && x->part == t.part &&
-                        strcmp(x->dest, t.dest) == 0;
-        const char *st = t.done       ? "done"
+        bool inflight =
+            x->active && x->part == t.part && strcmp(x->dest, t.dest) == 0;
+        const char *st = t.done          ? "done"
                          : t.src == NULL ? "blocked: no live replica holds it"
                          : inflight      ? "in flight"
                                          : "pending";
         if (json) {
-            sb_printf(b, "%s{\"partition\":%u,\"dest\":", i ? "," : "",
-                      t.part);
+            sb_printf(b, "%s{\"partition\":%u,\"dest\":", i ? "," : "", t.part);
             sb_json_str(b, t.dest);
             sb_printf(b, ",\"src\":");
             if (t.src)
@@ -1173,7 +1172,7 @@ static void transfers_out(struct member *m, bool json, struct sbuf *b)
             else
                 sb_printf(b, "null");
             sb_printf(b, ",\"state\":\"%s\"}",
-                      t.done ? "done"
+                      t.done          ? "done"
                       : t.src == NULL ? "blocked"
                       : inflight      ? "in_flight"
                                       : "pending");
@@ -1241,8 +1240,9 @@ int member_admin(struct member *m, const char *cmd, const char *arg,
                              "instead");
         add_listed(m->want_remove, &m->nwant_remove, arg);
         m->resend_at = 0;
-        sb_printf(&b, "removing %s: its partitions are rebuilt from the other "
-                      "replicas\n",
+        sb_printf(&b,
+                  "removing %s: its partitions are rebuilt from the other "
+                  "replicas\n",
                   arg);
     } else if (strcmp(cmd, "leave_req") == 0 ||
                strcmp(cmd, "remove_req") == 0 ||

@@ -52,7 +52,7 @@ struct member;
 struct member_opts {
     const char *cluster;
     const char *self_id;
-    const char *self_addr; /* advertised "host:port" of the native port */
+    const char *self_addr;    /* advertised "host:port" of the native port */
     const char *const *seeds; /* "host:port" */
     uint32_t nseeds;
     const char *const *static_ids; /* --peers: the founding members */
@@ -63,7 +63,7 @@ struct member_opts {
     uint32_t probe_interval_ms, probe_timeout_ms, suspicion_mult;
     uint32_t transfer_batch; /* records per batch (in flight at once) */
     uint32_t transfer_rate;  /* records per second per transfer, 0 = max */
-    const uint8_t *saved; /* a state saved by an earlier run, or NULL */
+    const uint8_t *saved;    /* a state saved by an earlier run, or NULL */
     size_t saved_len;
     /* Called with every state this node adopts (persist it). */
     void (*save_state)(void *arg, const uint8_t *buf, size_t len);

@@ -422,6 +422,12 @@ void server_on_gossip(struct server *s,
     s->gossip_arg = arg;
 }
 
+void server_on_admin(struct server *s, server_admin_fn fn, void *arg)
+{
+    s->admin_fn = fn;
+    s->admin_arg = arg;
+}
+
 void server_get_load(const struct server *s, struct server_load *out)
 {
     *out = (struct server_load){

@@ -97,6 +97,17 @@ void server_on_gossip(struct server *s,
                                 const uint8_t *buf, size_t len),
                       void *arg);
 
+/* Membership administration (the admin op, docs/protocol.md): fn(arg,
+ * cmd, arg, part, json, from_peer, &text) runs inside the read callback;
+ * from_peer says the connection passed the peer handshake; *text is a
+ * malloc'd answer the server frees. It returns 0 (answered with text) or
+ * an error (answered with that error, text as its message). Without a
+ * handler, admin is answered unknown_op (a node without membership). */
+typedef int (*server_admin_fn)(void *arg, const char *cmd, const char *carg,
+                               uint32_t part, bool json, bool from_peer,
+                               char **text);
+void server_on_admin(struct server *s, server_admin_fn fn, void *arg);
+
 /* ---- test hooks (tests/fuzz/fuzz_conn.c) ------------------------------ */
 
 /* Serves fd, an already connected stream socket (TCP, or AF_UNIX from

@@ -88,6 +88,8 @@ struct server {
     int (*gossip_fn)(void *arg, const char *from_id, const uint8_t *buf,
                      size_t len);
     void *gossip_arg;
+    server_admin_fn admin_fn; /* server_on_admin(), NULL = none */
+    void *admin_arg;
     struct resp_arg argv[SERVER_RESP_ARGS];
 };
 

@@ -275,6 +275,29 @@ static void native_gossip(struct conn *c, const struct wire_req *req)
     native_send(c, &r);
 }
 
+/* admin: the member layer answers (join, leave, remove, members,
+ * transfers; peers' requests to the claimant). */
+static void native_admin(struct conn *c, const struct wire_req *req)
+{
+    struct server *s = c->srv;
+    char *text = NULL;
+    if (s->admin_fn == NULL) {
+        server__native_error(c, req->id, RK_EUNKNOWN_OP, true,
+                             "admin not supported: this node has no "
+                             "membership layer (it needs a cluster secret)");
+        return;
+    }
+    int rc = s->admin_fn(s->admin_arg, req->cmd, req->arg, req->part, req->json,
+                         c->peer, &text);
+    if (rc != 0) {
+        server__native_error(c, req->id, rc, true, text);
+    } else {
+        struct wire_resp r = {.id = req->id, .op = req->op, .text = text};
+        native_send(c, &r);
+    }
+    free(text);
+}
+
 static void native_cluster(struct conn *c, uint64_t id, enum wire_op op)
 {
     struct server *s = c->srv;
@@ -367,6 +390,9 @@ static void native_frame(struct conn *c, const uint8_t *p, size_t n)
         return;
     case WIRE_OP_GOSSIP:
         native_gossip(c, &req);
+        return;
+    case WIRE_OP_ADMIN:
+        native_admin(c, &req);
         return;
     case WIRE_OP_RPUT:
     case WIRE_OP_RGET:

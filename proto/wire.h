@@ -147,6 +147,9 @@ enum wire_op {
     WIRE_OP_AUTH,  /* "auth": the dialer's proof */
     /* membership: node to node, one-way (answered with a plain ok) */
     WIRE_OP_GOSSIP, /* "gossip": one opaque payload for the member layer */
+    /* membership administration: clients (join, leave, remove, members,
+     * transfers) and peers (leave_req, remove_req, xfer_done) */
+    WIRE_OP_ADMIN, /* "admin": cmd, arg, part, json -> text */
     WIRE_OP_MAX
 };
 
@@ -168,6 +171,9 @@ struct wire_limits {
  * slack for the member layer's framing. A payload is also refused when it
  * exceeds the limits' max_frame. */
 #define WIRE_MAX_GOSSIP ((1u << 20) + 4096u)
+
+#define WIRE_MAX_ADMIN_CMD 32  /* bytes of an admin command name */
+#define WIRE_MAX_ADMIN_ARG 300 /* bytes of its argument */
 
 /* The peer handshake's fields (hello and auth requests, the hello
  * response); each NULL when absent. Strings are not NUL-terminated. */
@@ -207,6 +213,15 @@ struct wire_req {
      * bytes), opaque to the codec; NULL when empty */
     const uint8_t *data;
     uint32_t data_len;
+    /* admin: command (str, 1..WIRE_MAX_ADMIN_CMD bytes, required), its
+     * argument (str, 0..WIRE_MAX_ADMIN_ARG bytes), a partition (uint,
+     * < 65536) and whether the answer should be JSON. Decoded strings are
+     * NUL-terminated copies in the zone; cmd and arg are NULL when absent
+     * on encode. */
+    const char *cmd;
+    const char *arg;
+    uint32_t part;
+    bool json;
 };
 
 #define WIRE_F_OVERWRITE 0x1u /* supersede every stored version (RESP) */
@@ -285,6 +300,8 @@ struct wire_resp {
     bool existed;
     /* hello: the acceptor's node id, nonce and proof */
     struct wire_hello hello;
+    /* admin: the answer (NUL-terminated; human text or JSON) */
+    const char *text;
 };
 
 /* Appends one framed response. Returns 0 or -ENOMEM. */

@@ -37,7 +37,7 @@ static const char *const wire_op_names[WIRE_OP_MAX] = {
     [WIRE_OP_FPUT] = "fput",     [WIRE_OP_FDEL] = "fdel",
     [WIRE_OP_RING] = "ring",     [WIRE_OP_MEMBERS] = "members",
     [WIRE_OP_HELLO] = "hello",   [WIRE_OP_AUTH] = "auth",
-    [WIRE_OP_GOSSIP] = "gossip",
+    [WIRE_OP_GOSSIP] = "gossip", [WIRE_OP_ADMIN] = "admin",
 };
 
 const char *wire_op_name(enum wire_op op)
@@ -189,6 +189,10 @@ enum {
     WIRE_RQ_NONCE,
     WIRE_RQ_MAC,
     WIRE_RQ_DATA,
+    WIRE_RQ_CMD,
+    WIRE_RQ_ARG,
+    WIRE_RQ_PART,
+    WIRE_RQ_JSON,
     WIRE_RQ_N
 };
 
@@ -296,6 +300,42 @@ static int decode_gossip(const msgpack_object *data,
     return 0;
 }
 
+/* An admin request's fields f[0..4) (cmd, arg, part, json). */
+static int decode_admin(const struct wire_field *f, msgpack_zone *zone,
+                        struct wire_req *out, const char **why)
+{
+    const msgpack_object *cmd = f[0].val, *arg = f[1].val;
+    const msgpack_object *part = f[2].val, *json = f[3].val;
+    if (cmd == NULL || cmd->type != MSGPACK_OBJECT_STR ||
+        cmd->via.str.size == 0 || cmd->via.str.size > WIRE_MAX_ADMIN_CMD) {
+        *why = "admin needs cmd: a string of 1..32 bytes";
+        return RK_EBAD_REQUEST;
+    }
+    if (arg != NULL && (arg->type != MSGPACK_OBJECT_STR ||
+                        arg->via.str.size > WIRE_MAX_ADMIN_ARG)) {
+        *why = "arg must be a string of at most 300 bytes";
+        return RK_EBAD_REQUEST;
+    }
+    if (part != NULL && (part->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                         part->via.u64 > 65535)) {
+        *why = "part must be an unsigned integer below 65536";
+        return RK_EBAD_REQUEST;
+    }
+    if (json != NULL && json->type != MSGPACK_OBJECT_BOOLEAN) {
+        *why = "json must be a boolean";
+        return RK_EBAD_REQUEST;
+    }
+    out->cmd = zstr(zone, cmd, WIRE_MAX_ADMIN_CMD);
+    out->arg = arg != NULL ? zstr(zone, arg, WIRE_MAX_ADMIN_ARG) : "";
+    if (out->cmd == NULL || out->arg == NULL) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    out->part = part != NULL ? (uint32_t)part->via.u64 : 0;
+    out->json = json != NULL && json->via.boolean;
+    return 0;
+}
+
 int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
                     msgpack_zone *zone, struct wire_req *out, const char **why)
 {
@@ -321,6 +361,10 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
         [WIRE_RQ_NONCE] = {"nonce", NULL},
         [WIRE_RQ_MAC] = {"mac", NULL},
         [WIRE_RQ_DATA] = {"data", NULL},
+        [WIRE_RQ_CMD] = {"cmd", NULL},
+        [WIRE_RQ_ARG] = {"arg", NULL},
+        [WIRE_RQ_PART] = {"part", NULL},
+        [WIRE_RQ_JSON] = {"json", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -449,6 +493,9 @@ int wire_decode_req(const uint8_t *p, size_t n, const struct wire_limits *lim,
     if (out->op == WIRE_OP_GOSSIP &&
         (rc = decode_gossip(f[WIRE_RQ_DATA].val, lim, out, why)) != 0)
         return rc;
+    if (out->op == WIRE_OP_ADMIN &&
+        (rc = decode_admin(&f[WIRE_RQ_CMD], zone, out, why)) != 0)
+        return rc;
 
     if (op_has_key(out->op)) {
         if (key == NULL) {
@@ -501,9 +548,11 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
     bool has_local = req->op == WIRE_OP_GET && req->local;
     bool has_seq = op_is_fwd(req->op) && req->seq != 0;
     bool has_data = req->op == WIRE_OP_GOSSIP;
+    bool has_admin = req->op == WIRE_OP_ADMIN;
     size_t nf = 2 + has_key + has_value + has_ctx + (req->r != 0) +
                 (req->w != 0) + 2 * has_rec + has_flags + has_local +
-                3 * has_seq + hello_count(&req->hello) + has_data;
+                3 * has_seq + hello_count(&req->hello) + has_data +
+                4 * has_admin;
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -561,6 +610,20 @@ int wire_encode_req(struct wire_buf *b, const struct wire_req *req)
         rc |= pack_key(&pk, "data");
         rc |= msgpack_pack_bin_with_body(&pk, req->data, req->data_len);
     }
+    if (has_admin) {
+        const char *cmd = req->cmd ? req->cmd : "";
+        const char *arg = req->arg ? req->arg : "";
+        rc |= pack_key(&pk, "cmd");
+        rc |= msgpack_pack_str_with_body(&pk, cmd,
+                                         strnlen(cmd, WIRE_MAX_ADMIN_CMD));
+        rc |= pack_key(&pk, "arg");
+        rc |= msgpack_pack_str_with_body(&pk, arg,
+                                         strnlen(arg, WIRE_MAX_ADMIN_ARG));
+        rc |= pack_key(&pk, "part");
+        rc |= msgpack_pack_uint32(&pk, req->part);
+        rc |= pack_key(&pk, "json");
+        rc |= req->json ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    }
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;
@@ -591,6 +654,7 @@ enum {
     WIRE_RS_NODE,
     WIRE_RS_NONCE,
     WIRE_RS_MAC,
+    WIRE_RS_TEXT,
     WIRE_RS_N
 };
 
@@ -609,9 +673,10 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
     bool has_ring = !is_err && resp->op == WIRE_OP_RING;
     bool has_acks = resp->acks != 0;
     bool has_existed = !is_err && resp->existed;
+    bool has_text = !is_err && resp->op == WIRE_OP_ADMIN;
     size_t nf = 2 + (is_err ? 3 : 0) + has_values + has_ctx + has_stats +
                 has_rec + has_members + 3 * has_ring + has_acks + has_existed +
-                hello_count(&resp->hello);
+                hello_count(&resp->hello) + has_text;
 
     int rc = wire_frame_begin(b, &start);
     if (rc != 0)
@@ -693,6 +758,11 @@ int wire_encode_resp(struct wire_buf *b, const struct wire_resp *resp)
         }
     }
     rc |= pack_hello(&pk, &resp->hello);
+    if (has_text) {
+        const char *t = resp->text ? resp->text : "";
+        rc |= pack_key(&pk, "text");
+        rc |= msgpack_pack_str_with_body(&pk, t, strlen(t));
+    }
     if (rc != 0) {
         b->len = start;
         return -ENOMEM;
@@ -938,6 +1008,7 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         [WIRE_RS_NODE] = {"node", NULL},
         [WIRE_RS_NONCE] = {"nonce", NULL},
         [WIRE_RS_MAC] = {"mac", NULL},
+        [WIRE_RS_TEXT] = {"text", NULL},
     };
     const char *dummy;
     msgpack_object obj;
@@ -1013,6 +1084,18 @@ int wire_decode_resp(const uint8_t *p, size_t n, msgpack_zone *zone,
         rc = decode_hello(&f[WIRE_RS_CLUSTER], &out->hello, why);
     if (rc != 0)
         return rc;
+    const msgpack_object *text = f[WIRE_RS_TEXT].val;
+    if (text != NULL) {
+        if (text->type != MSGPACK_OBJECT_STR) {
+            *why = "text must be a string";
+            return RK_EBAD_REQUEST;
+        }
+        out->text = zstr(zone, text, text->via.str.size);
+        if (out->text == NULL) {
+            *why = "out of memory";
+            return -ENOMEM;
+        }
+    }
     *why = NULL;
     return 0;
 }
