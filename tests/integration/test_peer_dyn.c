@@ -359,6 +359,8 @@ Test(peer_dyn, a_gossip_handler_gets_the_payload_and_the_proven_id)
                               .new_epoch = 0x5eed};
     cr_assert_eq(storage_open(&store, &h.loop, &so, &info, err, sizeof(err)), 0,
                  "%s", err);
+    /* The open files live on unlinked: nothing is left if the test fails. */
+    itest_sh(NULL, 0, "rm -rf '%s'", dir);
     env_uv_init(&env, &h.loop, store, NULL);
     const char *ids[1] = {"gn1"};
     cr_assert_eq(ring_build(&ring, 64, ids, 1), 0);
@@ -430,7 +432,6 @@ Test(peer_dyn, a_gossip_handler_gets_the_payload_and_the_proven_id)
     peers_destroy(h.p);
     ring_destroy(ring);
     cr_assert_eq(uv_loop_close(&h.loop), 0, "every handle closed");
-    itest_sh(NULL, 0, "rm -rf '%s'", dir);
 }
 
 Test(peer_dyn, slots_stop_at_peers_max_and_the_refusal_is_counted)
