@@ -167,10 +167,11 @@ struct wire_limits {
 #define WIRE_DEFAULT_MAX_KEY   500u
 #define WIRE_DEFAULT_MAX_VALUE (4u << 20)
 
-/* The largest gossip payload ("data" of a gossip request): 1 MiB plus
- * slack for the member layer's framing. A payload is also refused when it
- * exceeds the limits' max_frame. */
-#define WIRE_MAX_GOSSIP ((1u << 20) + 4096u)
+/* The largest gossip payload ("data" of a gossip request): 1.5 MiB, the
+ * member layer's largest message (gossip/gossip.h GOSSIP_MSG_MAX: a 1 MiB
+ * cluster state plus 512 KiB for the member table; keep the two equal).
+ * A payload is also refused when it exceeds the limits' max_frame. */
+#define WIRE_MAX_GOSSIP ((1u << 20) + (512u << 10))
 
 #define WIRE_MAX_ADMIN_CMD 32  /* bytes of an admin command name */
 #define WIRE_MAX_ADMIN_ARG 300 /* bytes of its argument */

@@ -15,6 +15,7 @@
  *    answers not supported (unknown_op); a server in this process with a
  *    handler (server_on_gossip) hands it the payload and the node id the
  *    peer proved, and answers ok or the handler's error.
+ *  - PEERS_MAX slots at most, the refusal counted; slots are never reused.
  *
  * Waiting is polling the loop with a deadline; nothing asserts on timing.
  */
@@ -358,6 +359,8 @@ Test(peer_dyn, a_gossip_handler_gets_the_payload_and_the_proven_id)
                               .new_epoch = 0x5eed};
     cr_assert_eq(storage_open(&store, &h.loop, &so, &info, err, sizeof(err)), 0,
                  "%s", err);
+    /* The open files live on unlinked: nothing is left if the test fails. */
+    itest_sh(NULL, 0, "rm -rf '%s'", dir);
     env_uv_init(&env, &h.loop, store, NULL);
     const char *ids[1] = {"gn1"};
     cr_assert_eq(ring_build(&ring, 64, ids, 1), 0);
@@ -429,5 +432,30 @@ Test(peer_dyn, a_gossip_handler_gets_the_payload_and_the_proven_id)
     peers_destroy(h.p);
     ring_destroy(ring);
     cr_assert_eq(uv_loop_close(&h.loop), 0, "every handle closed");
-    itest_sh(NULL, 0, "rm -rf '%s'", dir);
+}
+
+Test(peer_dyn, slots_stop_at_peers_max_and_the_refusal_is_counted)
+{
+    struct harness h;
+    struct peers_stats st;
+    char addr[64], err[256] = "";
+    start(&h, "tester", ITEST_SECRET);
+
+    /* Nothing listens on 127.0.0.1:1..1023 here that would matter: the
+     * slots only have to exist (their dials may fail). */
+    for (int i = 1; i < PEERS_MAX; i++) {
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", i);
+        cr_assert_eq(add(&h, NULL, addr), i);
+    }
+    cr_assert_eq(peers_count(h.p), PEERS_MAX);
+    cr_assert_eq(peers_add(h.p, NULL, "127.0.0.2:1", err, sizeof(err)),
+                 -ENOSPC);
+    cr_assert(strstr(err, "PEERS_MAX") != NULL, "%s", err);
+    peers_get_stats(h.p, &st);
+    cr_assert_eq(st.slots_refused, 1);
+    cr_assert_eq(add(&h, NULL, "127.0.0.1:5"), 5, "known ones still found");
+    peers_forget(h.p, 5);
+    cr_assert_eq(add(&h, NULL, "127.0.0.1:5"), 5, "forgotten: same slot");
+    cr_assert_eq(peers_count(h.p), PEERS_MAX, "never reused or grown");
+    stop(&h);
 }
