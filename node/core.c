@@ -1404,6 +1404,11 @@ void core_set_view(struct core *c, const struct core_view *v)
     set_view(c, v);
 }
 
+void core_set_actor(struct core *c, uint64_t actor)
+{
+    c->o.actor = actor;
+}
+
 void core_set_liveness(struct core *c, core_down_fn down, void *arg)
 {
     c->down = down;

@@ -198,6 +198,9 @@ struct core_view {
 
 void core_set_view(struct core *c, const struct core_view *v);
 
+/* From now on this node versions writes as actor (a new storage epoch). */
+void core_set_actor(struct core *c, uint64_t actor);
+
 /* down(arg, member): membership knows member is dead or gone; the core
  * counts it unreachable without waiting on it. NULL: links alone decide. */
 typedef bool (*core_down_fn)(void *arg, uint32_t member);

@@ -47,6 +47,9 @@ struct env_ops {
      * returns. */
     int (*store_scan)(struct env *env, uint32_t partition, const uint8_t *after,
                       uint32_t after_len, storage_scan_fn fn, void *arg);
+    /* A new storage epoch, drawn and stored durably (storage_renew_epoch):
+     * the node's next actor. Returns 0 with *epoch set, or an error. */
+    int (*store_new_epoch)(struct env *env, uint64_t *epoch);
     /* storage_submit(): op->done runs later, on the node's thread. */
     int (*store_submit)(struct env *env, struct storage_op *op);
     /* Runs fn(arg) once after ms milliseconds, unless cancelled first.

@@ -85,6 +85,16 @@ static int op_store_get(struct env *env, uint32_t partition, const uint8_t *key,
     return storage_get(u->store, partition, key, key_len, fn, arg);
 }
 
+static int op_store_new_epoch(struct env *env, uint64_t *epoch)
+{
+    struct env_uv *u = env->impl;
+    uint64_t e = env_uv_random64();
+    int rc = storage_renew_epoch(u->store, e);
+    if (rc == 0)
+        *epoch = e;
+    return rc;
+}
+
 static int op_store_scan(struct env *env, uint32_t partition,
                          const uint8_t *after, uint32_t after_len,
                          storage_scan_fn fn, void *arg)
@@ -294,6 +304,7 @@ static const struct env_ops env_uv_ops = {
     .store_get = op_store_get,
     .store_submit = op_store_submit,
     .store_scan = op_store_scan,
+    .store_new_epoch = op_store_new_epoch,
     .timer_start = op_timer_start,
     .timer_cancel = op_timer_cancel,
     .peer_request = op_peer_request,

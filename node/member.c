@@ -37,6 +37,7 @@
 #define MEMBER_XFER_MAX_BATCH 1024
 #define MEMBER_LEFT_LINGER    10 /* ticks spreading our LEFT before exit */
 #define MEMBER_NO_SLOT        UINT32_MAX
+#define MEMBER_DEPARTED_MS    60000
 #define MEMBER_SLOTS          1024 /* as PEERS_MAX */
 
 struct xrec {
@@ -88,9 +89,22 @@ struct member {
     uint32_t nleave_req;
     char remove_req[MEMBER_MAX_REQS][GOSSIP_ID_MAX + 1];
     uint32_t nremove_req;
+    /* members whose leave completed here: not joined again while they
+     * linger before stopping (MEMBER_DEPARTED_MS) */
+    char departed[MEMBER_MAX_REQS][GOSSIP_ID_MAX + 1];
+    uint32_t ndeparted;
+    uint64_t departed_at;
     struct xfer x;
+    struct env_timer *pump; /* continues transfers between ticks */
+    struct {
+        uint32_t part;
+        char dest[GOSSIP_ID_MAX + 1];
+    } * rep; /* reported copies (report_done) */
+    uint32_t nrep, rep_cap;
+    uint64_t rep_at;
     uint64_t state_changed_ms;
     uint32_t drop_part; /* next partition to check */
+    bool renewed;       /* a new actor was taken for this drop round */
     bool dropping;      /* a drop batch is in flight */
     struct member_stats st;
 };
@@ -223,6 +237,7 @@ static void take_state(struct member *m, struct ring_state *rs)
     m->st.ring_version = ring_state_version(rs);
     m->state_changed_ms = now(m);
     m->drop_part = 0;
+    m->renewed = false;
     install_view(m);
     if (!had_self && ring_has(ring_state_cur(rs), m->self_id))
         mlog(m, LOG_INFO, "in the ring now (version %" PRIu64 ", %u members)",
@@ -251,6 +266,7 @@ static void publish(struct member *m)
         m->st.ring_version = ring_state_version(m->rs);
         m->state_changed_ms = now(m);
         m->drop_part = 0;
+        m->renewed = false;
         install_view(m);
     }
     free(buf);
@@ -430,8 +446,11 @@ static void claim(struct member *m)
         return;
     }
     int n = gossip_members(m->g, now(m), tab, GOSSIP_MAX_MEMBERS);
+    if (m->ndeparted > 0 && now(m) > m->departed_at + MEMBER_DEPARTED_MS)
+        m->ndeparted = 0;
     for (int i = 0; i < n && i < GOSSIP_MAX_MEMBERS; i++)
         if (tab[i].state == GOSSIP_ALIVE && !ring_has(cur, tab[i].id) &&
+            !listed(m->departed, m->ndeparted, tab[i].id) &&
             nj < RING_MAX_NODES - ring_members(cur))
             join[nj++] = tab[i].id;
     for (uint32_t i = 0; i < m->nleave_req; i++)
@@ -465,6 +484,11 @@ static void claim(struct member *m)
         /* A bad request must not block joins forever. */
         m->nleave_req = m->nremove_req = 0;
         return;
+    }
+    if (!ring_state_pending(m->rs)) { /* an empty plan flips at once */
+        for (uint32_t i = 0; i < nl; i++)
+            add_listed(m->departed, &m->ndeparted, leave[i]);
+        m->departed_at = now(m);
     }
     m->st.changes_started++;
     mlog(m, LOG_INFO,
@@ -500,6 +524,8 @@ struct xcb {
     uint32_t gen;
 };
 
+static void pump(struct member *m);
+
 static void xfer_acked(void *arg, int err, const struct wire_resp *resp)
 {
     struct xcb *cb = arg;
@@ -531,6 +557,7 @@ static void xfer_acked(void *arg, int err, const struct wire_resp *resp)
     xfer_free_batch(x);
     if (short_batch)
         x->scan_done = true;
+    pump(m);
 }
 
 struct scan_ctx {
@@ -615,6 +642,8 @@ static void xfer_batch(struct member *m)
     xfer_acked(hold, 0, &(struct wire_resp){0});
 }
 
+static bool reported(struct member *m, uint32_t part, const char *dest);
+
 /* Finds this node's first unfinished transfer in the plan. */
 static bool next_transfer(struct member *m, struct ring_transfer *out)
 {
@@ -623,7 +652,8 @@ static bool next_transfer(struct member *m, struct ring_transfer *out)
         if (ring_state_transfer(m->rs, i, out) != 0)
             continue;
         if (!out->done && out->src != NULL &&
-            strcmp(out->src, m->self_id) == 0 && is_alive(m, out->dest))
+            strcmp(out->src, m->self_id) == 0 && is_alive(m, out->dest) &&
+            !reported(m, out->part, out->dest))
             return true;
     }
     return false;
@@ -640,51 +670,129 @@ static bool still_planned(struct member *m)
     return false;
 }
 
+/* The copies this node finished and reported to the claimant, not yet
+ * marked done in the state it holds: re-reported every MEMBER_RESEND_MS,
+ * and skipped when choosing the next copy, so the source does not wait a
+ * gossip round per partition. */
+static bool reported(struct member *m, uint32_t part, const char *dest)
+{
+    for (uint32_t i = 0; i < m->nrep; i++)
+        if (m->rep[i].part == part && strcmp(m->rep[i].dest, dest) == 0)
+            return true;
+    return false;
+}
+
+static void report_done(struct member *m, uint32_t part, const char *dest)
+{
+    if (!reported(m, part, dest)) {
+        if (m->nrep == m->rep_cap) {
+            uint32_t cap = m->rep_cap ? m->rep_cap * 2 : 64;
+            void *np = realloc(m->rep, cap * sizeof(*m->rep));
+            if (np == NULL)
+                return; /* re-copied later: harmless */
+            m->rep = np;
+            m->rep_cap = cap;
+        }
+        m->rep[m->nrep].part = part;
+        snprintf(m->rep[m->nrep].dest, sizeof(m->rep[0].dest), "%s", dest);
+        m->nrep++;
+    }
+    to_claimant(m, "xfer_done", dest, part);
+}
+
+/* Drops reports the state confirms (or no longer plans); re-sends the
+ * rest now and then. */
+static void rereport(struct member *m)
+{
+    bool resend = now(m) >= m->rep_at;
+    if (resend)
+        m->rep_at = now(m) + MEMBER_RESEND_MS;
+    for (uint32_t i = 0; i < m->nrep;) {
+        struct ring_transfer t;
+        bool open = false;
+        uint32_t n = m->rs ? ring_state_transfers(m->rs) : 0;
+        for (uint32_t j = 0; j < n; j++)
+            if (ring_state_transfer(m->rs, j, &t) == 0 &&
+                t.part == m->rep[i].part && strcmp(t.dest, m->rep[i].dest) == 0)
+                open =
+                    !t.done && t.src != NULL && strcmp(t.src, m->self_id) == 0;
+        if (!open) {
+            m->rep[i] = m->rep[--m->nrep];
+            continue;
+        }
+        if (resend)
+            to_claimant(m, "xfer_done", m->rep[i].dest, m->rep[i].part);
+        i++;
+    }
+}
+
 static void transfers(struct member *m)
 {
     struct xfer *x = &m->x;
     if (m->rs == NULL || !ring_state_pending(m->rs)) {
         if (x->active)
             xfer_stop(m);
+        m->nrep = 0;
         return;
     }
-    if (x->active && !still_planned(m))
-        xfer_stop(m);
-    if (!x->active) {
-        struct ring_transfer t;
-        if (!next_transfer(m, &t))
-            return;
-        x->batch = calloc(m->o.transfer_batch, sizeof(*x->batch));
-        if (x->batch == NULL)
-            return;
-        x->active = true;
-        x->part = t.part;
-        snprintf(x->dest, sizeof(x->dest), "%s", t.dest);
-        x->state_version = ring_state_version(m->rs);
-        x->started_ms = now(m);
-        mlog(m, LOG_INFO, "transfer of partition %u to %s started", x->part,
-             x->dest);
-    }
-    if (x->inflight > 0 || now(m) < x->next_at)
-        return;
-    if (!x->scan_done) {
-        xfer_batch(m);
-        return;
-    }
-    if (x->done_at == 0 || now(m) >= x->done_at + MEMBER_RESEND_MS) {
-        if (x->done_at == 0) {
-            m->st.transfers_sent++;
-            mlog(m, LOG_INFO,
-                 "transfer of partition %u to %s copied: %" PRIu64
-                 " records, %" PRIu64 " bytes in %" PRIu64 " ms",
-                 x->part, x->dest, x->keys, x->bytes, now(m) - x->started_ms);
+    rereport(m);
+    /* Several steps at once: an empty or small partition takes one. */
+    for (int step = 0; step < 64 && m->rs != NULL && ring_state_pending(m->rs);
+         step++) {
+        if (x->active && !still_planned(m))
+            xfer_stop(m);
+        if (!x->active) {
+            struct ring_transfer t;
+            if (!next_transfer(m, &t))
+                return;
+            x->batch = calloc(m->o.transfer_batch, sizeof(*x->batch));
+            if (x->batch == NULL)
+                return;
+            x->active = true;
+            x->part = t.part;
+            snprintf(x->dest, sizeof(x->dest), "%s", t.dest);
+            x->state_version = ring_state_version(m->rs);
+            x->started_ms = now(m);
+            mlog(m, LOG_DEBUG, "transfer of partition %u to %s started",
+                 x->part, x->dest);
         }
-        x->done_at = now(m);
-        char arg[GOSSIP_ID_MAX + 1];
-        snprintf(arg, sizeof(arg), "%s", x->dest);
+        if (x->inflight > 0 || now(m) < x->next_at)
+            return;
+        if (!x->scan_done) {
+            xfer_batch(m);
+            if (!x->scan_done)
+                return; /* a batch is out (or waits for the destination) */
+        }
+        m->st.transfers_sent++;
+        mlog(m, x->keys > 0 ? LOG_INFO : LOG_DEBUG,
+             "transfer of partition %u to %s copied: %" PRIu64
+             " records, %" PRIu64 " bytes in %" PRIu64 " ms",
+             x->part, x->dest, x->keys, x->bytes, now(m) - x->started_ms);
+        char dest[GOSSIP_ID_MAX + 1];
         uint32_t part = x->part;
-        to_claimant(m, "xfer_done", arg, part);
+        snprintf(dest, sizeof(dest), "%s", x->dest);
+        xfer_stop(m);
+        report_done(m, part, dest);
     }
+}
+
+static void pump_fired(void *arg)
+{
+    struct member *m = arg;
+    m->pump = NULL;
+    if (!m->closing)
+        transfers(m);
+}
+
+/* A batch finished: go on without waiting for the tick (throttled by
+ * next_at). */
+static void pump(struct member *m)
+{
+    if (m->pump != NULL || m->closing)
+        return;
+    uint64_t t = now(m), at = m->x.next_at;
+    m->pump =
+        m->env->ops->timer_start(m->env, at > t ? at - t : 0, pump_fired, m);
 }
 
 /* ---- dropping partitions no longer held --------------------------------- */
@@ -750,6 +858,28 @@ static void drops(struct member *m)
         now(m) < m->state_changed_ms + MEMBER_DROP_DELAY_MS)
         return;
     uint32_t q = ring_q(ring_state_cur(m->rs));
+    if (m->drop_part < q && !m->renewed) {
+        /* Dropping keys loses dots this node's actor issued; writes it
+         * coordinates later must not reissue them (docs/design.md, "Safe
+         * actors"): take a new actor first, durably. */
+        bool any = false;
+        for (uint32_t p = m->drop_part; p < q && !any; p++)
+            any = !ring_state_responsible(m->rs, m->self_id, p);
+        if (!any) {
+            m->drop_part = q;
+            return;
+        }
+        uint64_t epoch;
+        int rc = m->env->ops->store_new_epoch(m->env, &epoch);
+        if (rc != 0)
+            return; /* logged; tried again next tick */
+        core_set_actor(m->core, epoch);
+        m->renewed = true;
+        mlog(m, LOG_INFO,
+             "new actor %016" PRIx64 " before dropping partitions this node "
+             "no longer holds",
+             epoch);
+    }
     /* A few partitions per tick; a partition with keys left is revisited. */
     for (uint32_t tries = 0; tries < 8 && m->drop_part < q; tries++) {
         uint32_t p = m->drop_part;
@@ -937,6 +1067,9 @@ void member_close(struct member *m)
     if (m->timer != NULL)
         m->env->ops->timer_cancel(m->env, m->timer);
     m->timer = NULL;
+    if (m->pump != NULL)
+        m->env->ops->timer_cancel(m->env, m->pump);
+    m->pump = NULL;
     xfer_stop(m);
     core_set_liveness(m->core, NULL, NULL);
 }
@@ -946,6 +1079,7 @@ void member_destroy(struct member *m)
     if (m == NULL)
         return;
     xfer_stop(m);
+    free(m->rep);
     gossip_destroy(m->g);
     ring_state_destroy(m->rs);
     free(m);
@@ -1257,7 +1391,18 @@ int member_admin(struct member *m, const char *cmd, const char *arg,
             add_listed(m->remove_req, &m->nremove_req, arg);
         } else {
             uint64_t v = ring_state_version(m->rs);
+            const struct ring *cur = ring_state_cur(m->rs);
+            char gone[MEMBER_MAX_REQS][GOSSIP_ID_MAX + 1];
+            uint32_t ngone = 0;
+            for (uint32_t i = 0; i < ring_members(cur); i++)
+                if (ring_state_leaving(m->rs, ring_member(cur, i)))
+                    add_listed(gone, &ngone, ring_member(cur, i));
             int rc = ring_state_transfer_done(m->rs, part, arg);
+            if (rc == 0 && !ring_state_pending(m->rs)) {
+                for (uint32_t i = 0; i < ngone; i++)
+                    add_listed(m->departed, &m->ndeparted, gone[i]);
+                m->departed_at = now(m);
+            }
             if (rc == 0 && ring_state_version(m->rs) != v) {
                 if (!ring_state_pending(m->rs))
                     mlog(m, LOG_INFO,

@@ -146,6 +146,13 @@ void storage_get_stats(struct storage *s, struct storage_stats *st);
 
 /* ---- scans (loop thread) ------------------------------------------------ */
 
+/* Stores epoch (nonzero) as the store's epoch and syncs, so the node can
+ * take a new actor at run time (after it dropped partitions: it no longer
+ * holds every dot its old actor issued; docs/design.md "Safe actors").
+ * Loop thread; may wait for a commit in progress. Returns 0, -EINVAL or
+ * RK_ESTORAGE. */
+int storage_renew_epoch(struct storage *s, uint64_t epoch);
+
 /* storage_scan_fn: node/storage_op.h */
 
 /* Walks one partition's range in one read snapshot (writes committed during

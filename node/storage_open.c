@@ -281,6 +281,30 @@ void storage__mark_clean(struct storage *s)
                  mdb_strerror(rc));
 }
 
+int storage_renew_epoch(struct storage *s, uint64_t epoch)
+{
+    MDB_txn *txn;
+    uint8_t be[8];
+    if (epoch == 0)
+        return -EINVAL;
+    storage__put_be(be, epoch, 8);
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = meta_put(txn, s->meta, "epoch", be, sizeof(be));
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc == 0)
+        rc = mdb_env_sync(s->env, 1);
+    if (rc != 0) {
+        LOG_ERROR("storage: cannot store a new epoch: %s", mdb_strerror(rc));
+        return RK_ESTORAGE;
+    }
+    return 0;
+}
+
 /* Refuses a data.mdb that is shorter than its meta page says. */
 static int check_size(MDB_env *env, const char *path, char *err, size_t errlen)
 {
