@@ -740,7 +740,7 @@ uint64_t config_max_record(const struct config *c)
 }
 
 /* Parses one "id@host:port" (host may be [v6]) of length len into m. */
-static int member_parse(const char *s, size_t len, struct config_member *m,
+static int parse_member(const char *s, size_t len, struct config_member *m,
                         char *err, size_t errlen)
 {
     const char *at = memchr(s, '@', len);
@@ -820,7 +820,7 @@ int config_members(const struct config *c, struct config_member *out,
                                 CONFIG_MAX_MEMBERS);
                     return RK_ECONFIG;
                 }
-                int rc = member_parse(p, len, &tmp[k], err, errlen);
+                int rc = parse_member(p, len, &tmp[k], err, errlen);
                 if (rc != 0)
                     return rc;
                 for (uint32_t j = 0; j < k; j++) {

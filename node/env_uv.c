@@ -231,7 +231,10 @@ static int op_peer_request(struct env *env, uint32_t member,
     struct env_uv *u = env->impl;
     if (u->peers == NULL)
         return -ENOTCONN;
-    if (u->delay_mean_ms == 0)
+    /* Only replication is delayed (what staleness is about); membership
+     * traffic (gossip, admin) goes out at once. */
+    if (u->delay_mean_ms == 0 || req->op == WIRE_OP_GOSSIP ||
+        req->op == WIRE_OP_ADMIN)
         return peers_request(u->peers, member, req, fn, arg);
     if (u->closed)
         return RK_ESHUTTING_DOWN;

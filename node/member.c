@@ -1015,8 +1015,10 @@ int member_create(struct member **out, struct env *env, struct core *core,
     gc.cluster = m->cluster;
     gc.self_id = m->self_id;
     gc.self_addr = m->self_addr;
-    gc.incarnation =
-        o->incarnation ? o->incarnation : env->ops->random64(env) >> 16;
+    /* Wall-clock milliseconds: a restarted node comes back at a higher
+     * incarnation than its last life had, so its ALIVE outranks whatever
+     * the others remember of it. */
+    gc.incarnation = o->incarnation ? o->incarnation : env->ops->wall_ms(env);
     gc.seed = env->ops->random64(env);
     if (o->probe_interval_ms)
         gc.probe_interval_ms = o->probe_interval_ms;
@@ -1224,8 +1226,7 @@ static void members_out(struct member *m, bool json, struct sbuf *b)
         if (g->self)
             snprintf(heard, sizeof(heard), "self");
         else
-            snprintf(heard, sizeof(heard), "%" PRIu64 " ms ago",
-                     g->since_heard_ms);
+            snprintf(heard, sizeof(heard), "%" PRIu64 "ms", g->since_heard_ms);
         sb_printf(b, "%-20s %-24s %-8s %-12" PRIu64 " %-10s %s\n", g->id,
                   g->addr, gossip_state_name(g->state), g->incarnation, heard,
                   ring_role(m, g->id));

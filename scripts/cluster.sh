@@ -7,6 +7,8 @@
 #   scripts/cluster.sh kill I [--dir D]        SIGKILL node I
 #   scripts/cluster.sh stop-node I [--dir D]   SIGTERM node I, wait for exit
 #   scripts/cluster.sh restart I [--dir D]     start node I again with its options
+#   scripts/cluster.sh add [--dir D]           start one more node that joins
+#   scripts/cluster.sh leave I [--dir D]       node I hands its data over, exits
 #   scripts/cluster.sh logs I [--dir D]        print node I's log
 #   scripts/cluster.sh --help                  this text
 #
@@ -19,15 +21,19 @@
 #   -- OPTS...      start: options for every node, e.g.
 #                   -- --n 3 --r 2 --w 2 --fsync never (docs/config.md)
 #
-# The K nodes form one cluster (each is told every member with --peers).
+# The K nodes form one cluster through gossip: node1 founds it and the
+# others start with --seeds node1 and join (docs/design.md, "Membership").
 # `start` installs dependencies and builds first, refuses ports that are
 # already taken, and returns once every node answers as itself (its node id
 # and process id, so another cluster or program on a port is caught) and
-# every node has a live link to every other; on any failure it stops every
-# node it launched and exits 1. `restart I` returns once node I and every
-# other running node have live links to each other. Waits are bounded (15 s
-# each) and say what they waited for. Commands other than start on a folder
-# that holds no cluster say so and exit 1.
+# every node lists every other alive and in the ring with no change pending;
+# on any failure it stops every node it launched and exits 1. `restart I`
+# returns once every running node lists node I alive at its new
+# incarnation. `add` starts node K+1 with --seeds (a running node) and
+# returns once it is in the ring everywhere; `leave I` returns once node I
+# handed its partitions over and exited. Waits are bounded (15 s each; 120 s
+# for leave) and say what they waited for. Commands other than start on a
+# folder that holds no cluster say so and exit 1.
 #
 # RINGKV_BIN_DIR=DIR uses the ringkv and ringkv-cli already built in DIR
 # (e.g. build/asan/bin) and skips installing and building.
@@ -133,15 +139,17 @@ build() {
 
 # The one place that says how node $1 is started: writes its options to
 # D/nodeI/args (NUL-separated), which launch and restart replay. $2 is the
-# --peers list.
+# --seeds list (empty: the node founds the cluster).
 write_args() {
-    local i=$1 peers=$2
+    local i=$1 seeds=$2
+    local extra=()
+    [ -z "$seeds" ] || extra=(--seeds "$seeds")
     printf '%s\0' \
         --node-id "node$i" \
         --data-dir "$dir/node$i/data" \
         --port $((base + i)) \
         --resp-port $((base + 100 + i)) \
-        --peers "$peers" \
+        "${extra[@]}" \
         --cluster-secret-file "$dir/secret" \
         "${node_opts[@]}" >"$dir/node$i/args"
 }
@@ -188,26 +196,40 @@ wait_up() {
     return 1
 }
 
-# The state ("up"/"down") node $1 reports for member node$2 (its live link).
-link_state() {
+# What node $1 reports for member node$2: "STATE INCARNATION RING"
+# (members: alive/suspect/dead/left, ring role member/joining/leaving/none).
+member_row() {
     local port
     read -r port <"$dir/node$1/port"
     "$cli" -p "$port" --timeout 500 members 2>/dev/null |
-        awk -v m="node$2" '$1 == m { print $3 }'
+        awk -v m="node$2" '$1 == m { print $3, $4, $6 }'
 }
 
-# Wait until node $1 reports node$2 as $3 ("up" or "down").
-wait_link() {
-    local from=$1 to=$2 want=$3
+# True when node $1 reports a ring change in progress.
+ring_pending() {
+    local port
+    read -r port <"$dir/node$1/port"
+    "$cli" -p "$port" --timeout 500 members 2>/dev/null | grep -q "change pending"
+}
+
+# Wait until node $1 lists node$2 alive and a ring member, no change
+# pending; $3 (optional) is the incarnation it must be listed at.
+wait_member() {
+    local from=$1 to=$2 inc=${3:-} row
     for _ in $(seq 1 $((wait_s * 10))); do
-        [ "$(link_state "$from" "$to")" = "$want" ] && return 0
+        row=$(member_row "$from" "$to")
+        if [ "${row%% *}" = alive ] && [ "${row##* }" = member ] &&
+            { [ -z "$inc" ] || [ "$(awk '{ print $2 }' <<<"$row")" = "$inc" ]; } &&
+            ! ring_pending "$from"; then
+            return 0
+        fi
         node_pid "$from" >/dev/null || {
-            echo "cluster.sh: node$from exited while waiting for its link to node$to" >&2
+            echo "cluster.sh: node$from exited while waiting for node$to" >&2
             return 1
         }
         sleep 0.1
     done
-    echo "cluster.sh: node$from does not see node$to $want after $wait_s s" >&2
+    echo "cluster.sh: node$from does not list node$to alive in the ring after $wait_s s (it says: ${row:-nothing})" >&2
     return 1
 }
 
@@ -295,10 +317,6 @@ start)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     build
-    peers=""
-    for i in $(seq 1 "$nodes"); do
-        peers+="${peers:+,}node$i@127.0.0.1:$((base + i))"
-    done
     # The cluster secret peers prove they hold: made once, mode 0600.
     [ -s "$dir/secret" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/secret")
     for i in $(seq 1 "$nodes"); do
@@ -306,14 +324,18 @@ start)
         mkdir -p "$d"
         echo $((base + i)) >"$d/port"
         echo $((base + 100 + i)) >"$d/resp_port"
-        write_args "$i" "$peers"
+        seeds=""
+        [ "$i" = 1 ] || seeds=127.0.0.1:$((base + 1))
+        write_args "$i" "$seeds"
         launched+=("$i")
         launch "$i"
+        # node1 founds the cluster before the others ask to join it
+        [ "$i" != 1 ] || wait_up 1 || start_fail
     done
     for i in $(seq 1 "$nodes"); do wait_up "$i" || start_fail; done
     for i in $(seq 1 "$nodes"); do
         for j in $(seq 1 "$nodes"); do
-            [ "$i" = "$j" ] || wait_link "$i" "$j" up || start_fail
+            wait_member "$i" "$j" || start_fail
         done
     done
     trap - INT TERM
@@ -353,15 +375,70 @@ restart)
     for j in $(known_nodes); do
         [ "$j" != "$idx" ] && node_pid "$j" >/dev/null && others+=("$j")
     done
-    # The others must first notice the old process is gone, so that "up"
-    # below is a link to the new one.
-    for j in "${others[@]}"; do wait_link "$j" "$idx" down || exit 1; done
     launch "$idx"
     wait_up "$idx" || exit 1
-    for j in "${others[@]}"; do
-        wait_link "$idx" "$j" up || exit 1
-        wait_link "$j" "$idx" up || exit 1
+    # A new process has a new incarnation: the others list that one alive.
+    inc=""
+    for _ in $(seq 1 $((wait_s * 10))); do
+        inc=$(member_row "$idx" "$idx" | awk '{ print $2 }')
+        [ -n "$inc" ] && break
+        sleep 0.1
     done
+    for j in "${others[@]}"; do
+        wait_member "$j" "$idx" "$inc" || exit 1
+        wait_member "$idx" "$j" || exit 1
+    done
+    ;;
+add)
+    need_cluster
+    build
+    seed=""
+    for j in $(known_nodes); do
+        if node_pid "$j" >/dev/null; then seed=$j; break; fi
+    done
+    [ -n "$seed" ] || { echo "cluster.sh: no node of $dir is running: nothing to join" >&2; exit 1; }
+    last=$(known_nodes | tail -n 1)
+    idx=$((last + 1))
+    base=$(($(cat "$dir/node$seed/port") - seed))
+    for p in $((base + idx)) $((base + 100 + idx)); do
+        if port_taken "$p"; then
+            echo "cluster.sh: port $p (node$idx) is already in use by another process" >&2
+            exit 1
+        fi
+    done
+    # The new node takes the options the seed was started with.
+    mapfile -d '' -t seed_args <"$dir/node$seed/args"
+    node_opts=()
+    for ((k = 0; k < ${#seed_args[@]}; k++)); do
+        case "${seed_args[$k]}" in
+        --node-id | --data-dir | --port | --resp-port | --seeds | --cluster-secret-file) k=$((k + 1)) ;;
+        *) node_opts+=("${seed_args[$k]}") ;;
+        esac
+    done
+    d=$dir/node$idx
+    mkdir -p "$d"
+    echo $((base + idx)) >"$d/port"
+    echo $((base + 100 + idx)) >"$d/resp_port"
+    write_args "$idx" "127.0.0.1:$((base + seed))"
+    launch "$idx"
+    wait_up "$idx" || exit 1
+    for j in $(known_nodes); do
+        node_pid "$j" >/dev/null || continue
+        wait_member "$j" "$idx" || exit 1
+    done
+    echo "cluster.sh: node$idx joined (native $((base + idx)), resp $((base + 100 + idx)))"
+    ;;
+leave)
+    need_idx
+    pid=$(node_pid "$idx") || { echo "cluster.sh: node$idx is not running" >&2; exit 1; }
+    "$cli" -p "$(cat "$dir/node$idx/port")" leave
+    for _ in $(seq 1 1200); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+        echo "cluster.sh: node$idx is still handing its data over after 120 s (see 'ringkv-cli -p $(cat "$dir/node$idx/port") transfers')" >&2
+        exit 1
+    fi
+    rm -f "$dir/node$idx/pid"
+    echo "cluster.sh: node$idx left the cluster and stopped"
     ;;
 logs)
     need_idx

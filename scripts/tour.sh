@@ -98,7 +98,7 @@ expect "SIBLINGS" "$(redis-cli -p $r1 SIBLINGS k)" "fruit-salad"
 
 begin "members and ring"
 members=$(cli -p $p1 members) || fail "members failed"
-expect "members up" "$(grep -c ' up' <<<"$members")" "3"
+expect "members alive in the ring" "$(grep -c ' alive .* member$' <<<"$members")" "3"
 expect "ring | head -3" "$(cli -p $p1 ring | head -3 | wc -l)" "3"
 
 begin "kill 3; --w 2 put succeeds with node 3 down"

@@ -305,8 +305,8 @@ Test(peer_dyn, gossip_is_for_authenticated_peers_only)
         .op = WIRE_OP_GOSSIP, .data = (const uint8_t *)"hi", .data_len = 2};
     cr_assert_eq(peers_request(h.p, 1, &g, on_reply, &h), 0);
     run_until(&h, 1, replied, "the gossip answer");
-    cr_assert_eq(h.last_err, RK_EUNKNOWN_OP,
-                 "without a membership layer: not supported");
+    cr_assert_eq(h.last_err, RK_EPROTO,
+                 "the node's membership layer refuses a malformed payload");
     stop(&h);
 }
 

@@ -83,14 +83,14 @@ holder=""
     fail "start failed"
 for i in 1 2 3; do
     m=$("$cli" -p $((base + i)) members) || fail "node$i does not answer members"
-    [ "$(grep -c ' up' <<<"$m")" = 3 ] || fail "after start node$i sees: $m"
+    [ "$(grep -c ' alive .* member$' <<<"$m")" = 3 ] || fail "after start node$i sees: $m"
 done
 # restart 3 (after kill): every other node linked to node 3 at once.
 "$cluster" kill 3 --dir "$tmp/c2" || fail "kill 3"
 "$cluster" restart 3 --dir "$tmp/c2" || fail "restart 3"
 for i in 1 2 3; do
     m=$("$cli" -p $((base + i)) members) || fail "node$i does not answer members"
-    [ "$(grep -c ' up' <<<"$m")" = 3 ] || fail "after restart 3 node$i sees: $m"
+    [ "$(grep -c ' alive .* member$' <<<"$m")" = 3 ] || fail "after restart 3 node$i sees: $m"
 done
 # A second start on the same folder refuses.
 if "$cluster" start --dir "$tmp/c2" --base-port "$base" >/dev/null 2>&1; then
