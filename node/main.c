@@ -221,6 +221,7 @@ static int start_member(struct node *n, const struct config *cfg, char *err,
         return rc;
     server_on_gossip(n->server, on_gossip, n->member);
     server_on_admin(n->server, on_admin, n->member);
+    server_set_member(n->server, n->member);
     peers_on_link(n->peers, on_link, n->member);
     LOG_INFO("membership: advertised as %s, %u seed(s)%s", self_addr,
              (unsigned)ns, saved_len > 0 ? ", ring state restored" : "");

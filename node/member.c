@@ -1114,7 +1114,44 @@ void member_link(struct member *m, uint32_t slot, const char *id, bool up)
 
 void member_get_stats(const struct member *m, struct member_stats *st)
 {
+    static struct gossip_member tab[GOSSIP_MAX_MEMBERS];
+    struct gossip_stats gs;
     *st = m->st;
+    int n = gossip_members(m->g, m->env->ops->now_ms(m->env), tab,
+                           GOSSIP_MAX_MEMBERS);
+    for (int i = 0; i < n && i < GOSSIP_MAX_MEMBERS; i++) {
+        switch (tab[i].state) {
+        case GOSSIP_ALIVE:
+            st->alive++;
+            break;
+        case GOSSIP_SUSPECT:
+            st->suspect++;
+            break;
+        case GOSSIP_DEAD:
+            st->dead++;
+            break;
+        default:
+            st->left++;
+            break;
+        }
+    }
+    if (m->rs != NULL) {
+        st->ring_members = ring_members(ring_state_cur(m->rs));
+        st->ring_pending = ring_state_pending(m->rs);
+        st->transfers = ring_state_transfers(m->rs);
+        st->transfers_done = ring_state_transfers_done(m->rs);
+        st->transfers_blocked = ring_state_transfers_blocked(m->rs);
+    }
+    gossip_stats(m->g, &gs);
+    st->gossip_sent = gs.msgs_sent;
+    st->gossip_received = gs.msgs_received;
+    st->gossip_refused_cluster = gs.refused_cluster;
+    st->gossip_refused_sender = gs.refused_sender;
+    st->gossip_malformed = gs.malformed;
+    st->gossip_dropped = gs.out_dropped;
+    st->suspicions = gs.suspicions;
+    st->refuted = gs.refuted;
+    st->deaths = gs.deaths;
 }
 
 /* ---- admin -------------------------------------------------------------- */

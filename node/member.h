@@ -73,6 +73,18 @@ struct member_opts {
 };
 
 struct member_stats {
+    /* gossip's member table as this node sees it */
+    uint64_t alive, suspect, dead, left;
+    /* the ring state */
+    uint64_t ring_members;      /* members of the ring reads use */
+    uint64_t ring_pending;      /* 1 while a change is pending */
+    uint64_t transfers;         /* copies in the pending change's plan */
+    uint64_t transfers_done;    /* ... done */
+    uint64_t transfers_blocked; /* ... without a live source */
+    /* gossip counters (gossip.h) */
+    uint64_t gossip_sent, gossip_received, gossip_refused_cluster,
+        gossip_refused_sender, gossip_malformed, gossip_dropped, suspicions,
+        refuted, deaths;
     uint64_t ring_version;
     uint64_t changes_started; /* claimant: changes begun */
     uint64_t transfers_sent;  /* partitions this node finished sending */

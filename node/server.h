@@ -108,6 +108,11 @@ typedef int (*server_admin_fn)(void *arg, const char *cmd, const char *carg,
                                char **text);
 void server_on_admin(struct server *s, server_admin_fn fn, void *arg);
 
+/* The membership service whose counters the stats op reports (NULL: a
+ * node without membership reports them as 0). */
+struct member;
+void server_set_member(struct server *s, struct member *m);
+
 /* ---- test hooks (tests/fuzz/fuzz_conn.c) ------------------------------ */
 
 /* Serves fd, an already connected stream socket (TCP, or AF_UNIX from

@@ -89,6 +89,7 @@ struct server {
                      size_t len);
     void *gossip_arg;
     server_admin_fn admin_fn; /* server_on_admin(), NULL = none */
+    struct member *member;    /* server_set_member(), NULL = none */
     void *admin_arg;
     struct resp_arg argv[SERVER_RESP_ARGS];
 };
@@ -118,7 +119,7 @@ size_t server__reply_cap(const struct server *s);
 
 /* Stats as name/value pairs for INFO and the native stats op; st has room
  * for SERVER_NSTATS entries. Returns how many were filled. */
-#define SERVER_NSTATS 80
+#define SERVER_NSTATS 128 /* stats server__collect() reports, at most */
 uint32_t server__collect(struct server *s, struct wire_stat *st);
 
 /* Native (server_native.c): splits, decodes and runs the frames c's
