@@ -75,6 +75,11 @@ static void fuzz_req_again(const struct wire_req *a,
     FUZZ_CHECK(fuzz_bytes_eq(h->nonce, h->nonce_len, g->nonce, g->nonce_len));
     FUZZ_CHECK(fuzz_bytes_eq(h->mac, h->mac_len, g->mac, g->mac_len));
     FUZZ_CHECK(fuzz_bytes_eq(r.data, r.data_len, a->data, a->data_len));
+    if (a->op == WIRE_OP_ADMIN) {
+        FUZZ_CHECK(strcmp(r.cmd, a->cmd) == 0);
+        FUZZ_CHECK(strcmp(r.arg, a->arg) == 0);
+        FUZZ_CHECK(r.part == a->part && r.json == a->json);
+    }
     /* Our encoder writes the id first: a skipped frame is answerable. */
     uint64_t id = 0;
     FUZZ_CHECK(wire_peek_id(body, n, &id) == 0 && id == a->id);

@@ -1130,3 +1130,83 @@ Test(wire, gossip_without_bin_data_is_a_bad_request)
     cr_assert_eq(out.id, 3);
     msgpack_zone_destroy(&zone);
 }
+
+Test(wire, admin_round_trips_its_fields_and_text)
+{
+    struct wire_buf b;
+    msgpack_zone zone;
+    struct wire_req out;
+    msgpack_zone_init(&zone, 1024);
+    cr_assert_str_eq(wire_op_name(WIRE_OP_ADMIN), "admin");
+    struct wire_req a = {.id = 4,
+                         .op = WIRE_OP_ADMIN,
+                         .cmd = "xfer_done",
+                         .arg = "node3",
+                         .part = 65535,
+                         .json = true};
+    cr_assert_eq(req_round_trip(&a, &b, &zone, &test_limits, &out), 0);
+    cr_assert_eq(out.op, WIRE_OP_ADMIN);
+    cr_assert_str_eq(out.cmd, "xfer_done");
+    cr_assert_str_eq(out.arg, "node3");
+    cr_assert_eq(out.part, 65535);
+    cr_assert(out.json);
+    wire_buf_free(&b);
+
+    /* The answer's text, through the response codec. */
+    struct wire_resp r = {
+        .id = 4, .op = WIRE_OP_ADMIN, .text = "{\"members\":[]}\n"};
+    struct wire_resp rd;
+    const char *why = NULL;
+    wire_buf_init(&b);
+    cr_assert_eq(wire_encode_resp(&b, &r), 0);
+    cr_assert_eq(wire_decode_resp(b.data + WIRE_HDR_LEN, b.len - WIRE_HDR_LEN,
+                                  &zone, &rd, &why),
+                 0);
+    cr_assert_str_eq(rd.text, "{\"members\":[]}\n");
+    wire_buf_free(&b);
+    msgpack_zone_destroy(&zone);
+}
+
+Test(wire, admin_fields_are_checked)
+{
+    msgpack_zone zone;
+    struct wire_req out;
+    const char *why = NULL;
+    uint8_t body[512];
+    msgpack_zone_init(&zone, 1024);
+    /* {"id": 5, "op": "admin"}: no cmd */
+    size_t n = unhex("82a2696405a26f70a561646d696e", body, sizeof(body));
+    cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    cr_assert_eq(out.id, 5);
+    /* cmd of 33 bytes */
+    n = unhex(
+        "83a2696405a26f70a561646d696ea3636d64d921"
+        "616161616161616161616161616161616161616161616161616161616161616161",
+        body, sizeof(body));
+    cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    /* part 65536 */
+    n = unhex("84a2696405a26f70a561646d696ea3636d64a46c697374a470617274ce000100"
+              "00",
+              body, sizeof(body));
+    cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    cr_assert_str_eq(why, "part must be an unsigned integer below 65536");
+    /* json that is not a boolean */
+    n = unhex("84a2696405a26f70a561646d696ea3636d64a46c697374a46a736f6e01",
+              body, sizeof(body));
+    cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    cr_assert_str_eq(why, "json must be a boolean");
+    /* an arg over 300 bytes */
+    uint8_t big[400];
+    size_t k =
+        unhex("84a2696405a26f70a561646d696ea3636d64a46c697374a3617267da012d",
+              big, sizeof(big));
+    memset(big + k, 'x', 301);
+    cr_assert_eq(wire_decode_req(big, k + 301, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    cr_assert_str_eq(why, "arg must be a string of at most 300 bytes");
+    msgpack_zone_destroy(&zone);
+}
