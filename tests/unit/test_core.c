@@ -290,3 +290,86 @@ Test(core, a_refused_forged_record_is_logged_through_the_env)
     core_destroy(c);
     ring_destroy(ring);
 }
+
+/* During a membership change a write goes to the key's replicas in the
+ * current ring and in the next one, and is acknowledged only once w of
+ * each ring have it (docs/design.md, "Membership"): here w = 2 acks that
+ * both lie in the current ring are not enough while the next ring holds
+ * only one of them. */
+Test(core, a_write_during_a_change_needs_w_in_both_rings)
+{
+    static const char *const ids4[] = {"a", "b", "c", "d"};
+    struct fake f;
+    struct ring *ring, *next;
+    struct core *c = three_node_core(&f, &ring);
+    struct answer a = {0};
+    uint32_t p_cur[3], p_next[3];
+    char key[16];
+    uint32_t part = 0;
+
+    cr_assert_eq(ring_rebuild(&next, ring, ids4, 4), 0);
+    /* A key this node replicates in both rings, whose lists differ. */
+    for (int i = 0;; i++) {
+        cr_assert_lt(i, 10000);
+        snprintf(key, sizeof(key), "k%d", i);
+        part = ring_partition(key, strlen(key), 64);
+        cr_assert_eq(ring_pref_list(ring, part, 3, p_cur), 3);
+        cr_assert_eq(ring_pref_list(next, part, 3, p_next), 3);
+        bool self_next = false, differ = false;
+        for (int j = 0; j < 3; j++) {
+            self_next |= p_next[j] == 0;
+            bool in_cur = false;
+            for (int k = 0; k < 3; k++)
+                in_cur |= p_cur[k] == p_next[j];
+            differ |= !in_cur;
+        }
+        if (self_next && differ)
+            break;
+    }
+    /* next's members are a, b, c, d (sorted): member numbers 0..3 */
+    uint32_t cur_slot[3] = {0, 1, 2}, next_slot[4] = {0, 1, 2, 3};
+    struct core_view v = {.cur = ring,
+                          .next = next,
+                          .cur_slot = cur_slot,
+                          .next_slot = next_slot,
+                          .self = 0};
+    core_set_view(c, &v);
+
+    struct core_req req = {.op = WIRE_OP_PUT,
+                           .key = (const uint8_t *)key,
+                           .key_len = (uint32_t)strlen(key),
+                           .value = (const uint8_t *)"v",
+                           .value_len = 1,
+                           .w = 2};
+    core_request(c, &req, record_reply, &a);
+    fake_commit(&f);
+    cr_assert_eq(f.nreqs, 3, "two other replicas of cur, one new in next");
+    /* Ack from the member that is in cur but not in next, if any; else any
+     * other member of cur. */
+    int only_cur = -1, only_next = -1;
+    for (uint32_t i = 0; i < f.nreqs; i++) {
+        bool in_cur = false, in_next = false;
+        for (int k = 0; k < 3; k++) {
+            in_cur |= f.reqs[i].member == p_cur[k];
+            in_next |= f.reqs[i].member == p_next[k];
+        }
+        if (in_cur && !in_next)
+            only_cur = (int)i;
+        if (in_next && !in_cur)
+            only_next = (int)i;
+    }
+    cr_assert_geq(only_cur, 0);
+    cr_assert_geq(only_next, 0);
+    f.reqs[only_cur].fn(f.reqs[only_cur].arg, 0, &(struct wire_resp){0});
+    cr_assert_eq(a.calls, 0,
+                 "2 acks, both in cur, only 1 in next: not yet acknowledged");
+    f.reqs[only_next].fn(f.reqs[only_next].arg, 0, &(struct wire_resp){0});
+    cr_assert_eq(a.calls, 1);
+    cr_assert_eq(a.err, 0, "w in each ring: ok (%s)", a.msg);
+    for (uint32_t i = 0; i < f.nreqs; i++)
+        if ((int)i != only_cur && (int)i != only_next)
+            f.reqs[i].fn(f.reqs[i].arg, -ECONNRESET, NULL);
+    core_destroy(c);
+    ring_destroy(next);
+    ring_destroy(ring);
+}
