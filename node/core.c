@@ -1391,6 +1391,8 @@ static void set_view(struct core *c, const struct core_view *v)
         c->members[0] = v->members[0];
     for (uint32_t i = 0; v->next != NULL && i < ring_members(v->next); i++)
         c->next_slot[i] = v->next_slot ? v->next_slot[i] : i;
+    if (v->nval > 0 && v->nval <= QUORUM_MAX_N / 2)
+        c->o.n = (uint8_t)v->nval;
     c->nval = c->o.n < c->nmembers ? c->o.n : c->nmembers;
     if (c->nval > QUORUM_MAX_N / 2)
         c->nval = QUORUM_MAX_N / 2;

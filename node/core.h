@@ -194,6 +194,7 @@ struct core_view {
     const uint32_t *cur_slot, *next_slot;
     const struct core_member *members;
     uint32_t self; /* this node's member number */
+    uint32_t nval; /* the cluster's N (the ring state's); 0: keep core_opts.n */
 };
 
 void core_set_view(struct core *c, const struct core_view *v);

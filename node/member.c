@@ -211,6 +211,7 @@ static void install_view(struct member *m)
     static uint32_t cur_slot[RING_MAX_NODES], next_slot[RING_MAX_NODES];
     struct core_view v = {.self = m->self_slot};
     if (m->rs != NULL) {
+        v.nval = ring_state_nval(m->rs);
         v.cur = ring_state_cur(m->rs);
         v.next = ring_state_next(m->rs);
         map_ring(m, v.cur, cur_slot);
@@ -293,6 +294,18 @@ static void adopt(struct member *m)
     }
     if (ring_state_version(rs) != version) {
         m->st.states_refused++;
+        ring_state_destroy(rs);
+        return;
+    }
+    if (ring_q(ring_state_cur(rs)) != m->o.partitions) {
+        /* Keys are stored under partition prefixes: a node created with
+         * another Q cannot hold this cluster's data. */
+        m->st.states_refused++;
+        mlog(m, LOG_ERROR,
+             "ring state version %" PRIu64 " has %u partitions but this "
+             "node's store has %u: refused (partitions must be the same on "
+             "every node)",
+             version, ring_q(ring_state_cur(rs)), m->o.partitions);
         ring_state_destroy(rs);
         return;
     }
