@@ -4,7 +4,8 @@
 # no network); otherwise apt-get, through sudo when not root.
 #
 #   scripts/deps.sh            build + test dependencies
-#   scripts/deps.sh --bench    also redis-server (the benchmark baseline)
+#   scripts/deps.sh --bench    also redis-server (the benchmark baseline) and
+#                              gnuplot-nox (bench-quorum.sh's plots)
 set -euo pipefail
 
 pkgs=(
@@ -21,7 +22,7 @@ pkgs=(
     python3-redis                      # redis-py: the client matrix test
 )
 if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(redis-server)
+    pkgs+=(redis-server gnuplot-nox)
 fi
 
 missing=()
