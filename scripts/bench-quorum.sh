@@ -43,7 +43,9 @@
 #   --out DIR          results.md, results.json and PNG plots go here
 #                      (default bench-results/)
 #   --base-port B      ringkv nodes on B+1..B+3 (RESP B+101..B+103),
-#                      redis-server on B+300 (default 17500)
+#                      redis-server on B+300 (default 18500: clear of
+#                      tests/scripts' 17600.. and the integration tests'
+#                      20000..)
 #   --duration S       throughput seconds per point (quick 1, full 5;
 #                      --compare: ignored, fixed op counts)
 #   --stale-duration S staleness seconds per setting (quick 2, full 12)
@@ -54,6 +56,8 @@
 #   --settings LIST    only these R:W settings, e.g. 1:1,2:2 (all seven)
 #   --no-down          skip the one-node-down runs
 #   --no-plots         skip gnuplot
+#   --repeat N         --compare: run every point N times, interleaved;
+#                      the report shows the median by ops/s and every run (1)
 #
 # Environment: RINGKV_BIN_DIR=DIR uses ringkv, ringkv-cli and ringkv-bench
 # from DIR and skips building; otherwise the script installs dependencies
@@ -89,7 +93,7 @@ need_int() { # option value: a positive integer (at most 9 digits)
 quick=0
 compare=0
 out="bench-results"
-base=17500
+base=18500
 duration=""
 stale_duration=""
 delay=5
@@ -99,6 +103,7 @@ keys=10000
 settings="1:1,1:2,2:1,2:2,1:3,3:1,3:3"
 down_too=1
 plots=1
+repeat=1
 while [ $# -gt 0 ]; do
     case "$1" in
     -h | --help) usage; exit 0 ;;
@@ -107,7 +112,7 @@ while [ $# -gt 0 ]; do
     --no-down) down_too=0; shift ;;
     --no-plots) plots=0; shift ;;
     --out | --base-port | --duration | --stale-duration | --peer-delay | \
-        --connections | --pipeline | --keys | --settings)
+        --connections | --pipeline | --keys | --settings | --repeat)
         [ $# -ge 2 ] || die_usage "$1 needs a value"
         case "$1" in
         --out) [ -n "$2" ] || die_usage "--out needs a directory"; out=$2 ;;
@@ -123,6 +128,7 @@ while [ $# -gt 0 ]; do
         --connections) need_int "$1" "$2"; conns=$2 ;;
         --pipeline) need_int "$1" "$2"; pipeline=$2 ;;
         --keys) need_int "$1" "$2"; keys=$2 ;;
+        --repeat) need_int "$1" "$2"; repeat=$2 ;;
         --settings)
             [[ $2 =~ ^[1-3]:[1-3](,[1-3]:[1-3])*$ ]] ||
                 die_usage "--settings takes R:W[,R:W...] with R, W in 1..3, not '$2'"
@@ -372,28 +378,30 @@ sweep() {
 }
 
 compare_run() {
-    local op pl ops rr target
+    local op pl ops rr target rep
     start_redis
     start_cluster 2 2
+    for rep in $(seq 1 "$repeat"); do
     for pl in 1 16; do
         ops=$([ "$pl" = 1 ] && echo 200000 || echo 1000000)
         for op in SET GET; do
             rr=$([ "$op" = SET ] && echo 0 || echo 1)
             for target in redis ringkv-native ringkv-resp; do
                 echo "bench-quorum.sh: $op P=$pl $target" >&2
-                local meta="{\"kind\":\"compare\",\"op\":\"$op\",\"pipeline\":$pl,\"target\":\"$target\",\"label\":\"$op P=$pl $target\"}"
+                local meta="{\"kind\":\"compare\",\"op\":\"$op\",\"pipeline\":$pl,\"target\":\"$target\",\"run\":$rep,\"label\":\"$op P=$pl $target run $rep\"}"
                 local args=(--connections 50 --pipeline "$pl" --ops "$ops"
                     --keys 100000 --value-size 100 --read-ratio "$rr")
                 case $target in
-                redis) measure "cmp-$op-$pl-0redis" "$meta" 0.1 "$redis_pid" -- \
+                redis) measure "cmp-$op-$pl-0redis-$rep" "$meta" 0.1 "$redis_pid" -- \
                     --resp --nodes "127.0.0.1:$redis_port" "${args[@]}" ;;
-                ringkv-native) measure "cmp-$op-$pl-1native" "$meta" 0.1 "$(node_pids)" -- \
+                ringkv-native) measure "cmp-$op-$pl-1native-$rep" "$meta" 0.1 "$(node_pids)" -- \
                     --nodes "$(targets 3)" "${args[@]}" ;;
-                ringkv-resp) measure "cmp-$op-$pl-2resp" "$meta" 0.1 "$(node_pids)" -- \
+                ringkv-resp) measure "cmp-$op-$pl-2resp-$rep" "$meta" 0.1 "$(node_pids)" -- \
                     --resp --nodes "$(targets 3 100)" "${args[@]}" ;;
                 esac
             done
         done
+    done
     done
     stop_cluster
 }
