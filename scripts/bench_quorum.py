@@ -419,6 +419,21 @@ def gp(script, out):
     return os.path.exists(out)
 
 
+def bars(png, term, title, ylabel, key, plot_cmd):
+    """A clustered bar chart of the columns plot_cmd names."""
+    return gp(term + f"""set output '{png}'
+set title '{title}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set ylabel '{ylabel}'
+set yrange [0:*]
+set key {key}
+set grid ytics
+plot {plot_cmd}
+""", png)
+
+
 def plot(out, thr, stale):
     made = []
     if shutil.which("gnuplot") is None:
@@ -445,32 +460,17 @@ def plot(out, thr, stale):
                             b["ops"][op]["count"] else None
                         row.append(f"{v:.3f}" if v else "NaN")
                 f.write(" ".join(row) + "\n")
-        png = os.path.join(out, "throughput.png")
-        if gp(term + f"""set output '{png}'
-set title 'ringkv N=3: throughput per setting (answered requests/s)'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set ylabel 'ops/s'
-set yrange [0:*]
-set key top right
-set grid ytics
-plot '{dat}' using 2:xtic(1) title '3 nodes up', '' using 3 title 'one node down'
-""", png):
+        if bars(os.path.join(out, "throughput.png"), term,
+                "ringkv N=3: throughput per setting (answered requests/s)",
+                "ops/s", "top right",
+                f"'{dat}' using 2:xtic(1) title '3 nodes up', "
+                "'' using 3 title 'one node down'"):
             made.append(("throughput.png", "throughput per setting"))
-        png = os.path.join(out, "p99.png")
-        if gp(term + f"""set output '{png}'
-set title 'ringkv N=3: p99 latency per setting'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set ylabel 'p99 (ms)'
-set yrange [0:*]
-set key top left
-set grid ytics
-plot '{dat}' using 4:xtic(1) title 'get, 3 up', '' using 5 title 'put, 3 up', \\
-     '' using 6 title 'get, 1 down', '' using 7 title 'put, 1 down'
-""", png):
+        if bars(os.path.join(out, "p99.png"), term,
+                "ringkv N=3: p99 latency per setting", "p99 (ms)", "top left",
+                f"'{dat}' using 4:xtic(1) title 'get, 3 up', "
+                "'' using 5 title 'put, 3 up', "
+                "'' using 6 title 'get, 1 down', '' using 7 title 'put, 1 down'"):
             made.append(("p99.png", "p99 latency per setting"))
     for down, name in ((0, "staleness.png"), (1, "staleness-down.png")):
         ps = [p for p in stale if p["down"] == down and stale_rows(p)
