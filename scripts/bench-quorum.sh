@@ -64,8 +64,10 @@
 # (scripts/deps.sh --bench: redis-server, gnuplot-nox) and builds build/rel
 # (Release). Every cluster lives under DIR/work (removed at the end unless
 # the run failed); every process the script starts is stopped on exit,
-# failure or Ctrl-C. Exit status: 0 when the results were written, 1 on a
-# failure (a cluster that did not start, a port taken), 2 for bad usage.
+# failure, Ctrl-C, TERM or HUP. One run per --out folder at a time. Exit
+# status: 0 when the results were written, 1 on a failure (a cluster that
+# did not start, a port taken, the folder in use), 2 for bad usage, 130 /
+# 143 / 129 when interrupted.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -164,10 +166,27 @@ fi
 # ---- processes we own ------------------------------------------------------
 work=""
 redis_pid=""
+child=""    # the long step running now (a measurement, a cluster start)
 clusters=() # cluster directories that may hold running nodes
+# run_child CMD...: run CMD and wait for it. In the background and with
+# the wait builtin, so that Ctrl-C or a TERM runs our trap at once: bash
+# postpones a trap until a foreground child exits, and drops SIGINT when
+# that child handled it (cluster.sh does) and exited normally.
+run_child() {
+    local rc=0
+    "$@" &
+    child=$!
+    wait "$child" || rc=$?
+    child=""
+    return "$rc"
+}
 cleanup() {
     local rc=$? d
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM HUP
+    if [ -n "$child" ]; then # cluster.sh stops what it launched; the helper its generator
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
     for d in "${clusters[@]}"; do
         if [ -d "$d" ]; then
             "$root/scripts/cluster.sh" stop --dir "$d" >/dev/null 2>&1 || true
@@ -187,6 +206,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # ---- build and tools -------------------------------------------------------
 if [ -n "${RINGKV_BIN_DIR:-}" ]; then
@@ -218,13 +238,6 @@ else
     pinning="not pinned: one cpu, servers and generator share it"
 fi
 
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-work=$out/work
-rm -rf "$work"
-mkdir -p "$work/points"
-rm -f "$out"/*.png "$out"/*.dat
-
 port_taken() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 for p in $((base + 1)) $((base + 2)) $((base + 3)) $((base + 101)) \
     $((base + 102)) $((base + 103)) $((base + 300)); do
@@ -233,6 +246,20 @@ for p in $((base + 1)) $((base + 2)) $((base + 3)) $((base + 101)) \
         exit 1
     fi
 done
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+# One run per --out folder: another one's clusters live in DIR/work.
+if [ -f "$out/work/pid" ] && read -r other <"$out/work/pid" &&
+    kill -0 "$other" 2>/dev/null; then
+    echo "bench-quorum.sh: another run (pid $other) uses $out; pick another --out" >&2
+    exit 1
+fi
+work=$out/work
+rm -rf "$work"
+mkdir -p "$work/points"
+echo $$ >"$work/pid"
+rm -f "$out"/*.png "$out"/*.dat
 
 mode=full
 [ "$quick" = 0 ] || mode=quick
@@ -267,7 +294,7 @@ start_cluster() {
     shift 2
     rm -rf "$cdir"
     clusters=("$cdir")
-    "${pin_srv[@]}" "$root/scripts/cluster.sh" start --nodes 3 \
+    run_child "${pin_srv[@]}" "$root/scripts/cluster.sh" start --nodes 3 \
         --base-port "$base" --dir "$cdir" -- --n 3 --r "$r" --w "$w" \
         --fsync never "$@" >"$work/cluster-start.log" 2>&1 || {
         cat "$work/cluster-start.log" >&2
@@ -313,7 +340,7 @@ targets() { # native (or, with resp, RESP) addresses of the nodes up
 measure() {
     local f=$1 meta=$2 settle=$3 pids=$4
     shift 5
-    python3 "$helper" run --out "$work/points/$f.json" --meta "$meta" \
+    run_child python3 "$helper" run --out "$work/points/$f.json" --meta "$meta" \
         --pids "$pids" --settle "$settle" -- \
         "${pin_gen[@]}" "$bench" --json "$@" || true
 }

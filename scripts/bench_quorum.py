@@ -27,6 +27,7 @@ import math
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,13 @@ def cmd_run(a):
     before_rusage = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def stop(signum, _frame):  # bench-quorum.sh stopping: the generator too
+        p.terminate()
+        p.wait()
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     # Sample at the start of the measured window (connect + warmup).
     deadline = t0 + a.settle
     while time.monotonic() < deadline and p.poll() is None:
