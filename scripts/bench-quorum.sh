@@ -48,7 +48,7 @@
 #                      20000..)
 #   --duration S       throughput seconds per point (quick 1, full 5;
 #                      --compare: ignored, fixed op counts)
-#   --stale-duration S staleness seconds per setting (quick 2, full 12)
+#   --stale-duration S staleness seconds per setting (quick 1.5, full 12)
 #   --peer-delay MS    peer_delay_mean_ms of the staleness clusters (5)
 #   --connections C    throughput connections (48)
 #   --pipeline P       throughput pipeline depth (4)
@@ -149,10 +149,10 @@ fi
     die_usage "--quick and --compare are separate runs; pick one"
 if [ "$quick" = 1 ]; then
     duration=${duration:-1}
-    stale_duration=${stale_duration:-2}
+    stale_duration=${stale_duration:-1.5}
     warmup=0.5
-    stale_warmup=1
-    stale_kpc=4
+    stale_warmup=2
+    stale_kpc=8
     delays=0,1,5,20,100
 else
     duration=${duration:-5}
@@ -390,10 +390,10 @@ sweep() {
             # 12 clients with stale_kpc keys each. The warmup gives every key
             # dozens of versions first: a read of version v < k is "fewer
             # than k behind" whatever it finds (version 0, not found, is on
-            # every replica), which would flatter k-staleness (measured:
-            # +0.01..0.025 for k = 2 after a 0.5 s warmup with 16 keys per
-            # client). A key's next version comes stale_kpc writes later,
-            # which is what lifts P(consistent) at the larger t.
+            # every replica), which would flatter k-staleness (shorter
+            # warmups measured +0.01..0.025 at k = 2; docs/benchmarks.md).
+            # A key's next version comes stale_kpc writes later, which is
+            # what lifts P(consistent) at the larger t.
             measure "stale-$r-$w-$down" "$meta" "$stale_settle" "$(node_pids)" -- \
                 --nodes "$(targets "$n")" --staleness --connections 12 \
                 --pipeline 8 --keys $((12 * stale_kpc)) --warmup "$stale_warmup" \
