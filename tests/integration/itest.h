@@ -159,27 +159,43 @@ static inline void itest_wait_up(struct itest_node *n)
     }
 }
 
-/* Creates a node with a fresh temp dir and the given extra arguments
- * (NULL-terminated), starts it and waits until it serves. */
-static inline struct itest_node *itest_start(const char *first, ...)
+/* A new node slot with a fresh temp dir (data/ and log in it) and free
+ * ports; nothing started. */
+static inline struct itest_node *itest_new_node(void)
 {
     cr_assert(itest_nnodes < ITEST_MAX_NODES);
     struct itest_node *n = &itest_nodes[itest_nnodes++];
-    va_list ap;
+    char dir[sizeof(n->dir)] = "/tmp/ringkv-itest-XXXXXX";
 
     memset(n, 0, sizeof(*n));
-    char dir[sizeof(n->dir)] = "/tmp/ringkv-itest-XXXXXX";
     cr_assert(mkdtemp(dir) != NULL);
     memcpy(n->dir, dir, sizeof(dir));
     snprintf(n->data, sizeof(n->data), "%s/data", dir);
     snprintf(n->log, sizeof(n->log), "%s/log", dir);
     n->port = itest_pick_ports();
     n->resp_port = n->port + 1;
-    va_start(ap, first);
+    return n;
+}
+
+/* Appends first and the rest of ap (NULL-terminated) to n's arguments. */
+static inline void itest_add_args(struct itest_node *n, const char *first,
+                                  va_list ap)
+{
     for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
         cr_assert(n->nextra < ITEST_MAX_ARGS);
         n->extra[n->nextra++] = a;
     }
+}
+
+/* Creates a node with a fresh temp dir and the given extra arguments
+ * (NULL-terminated), starts it and waits until it serves. */
+static inline struct itest_node *itest_start(const char *first, ...)
+{
+    struct itest_node *n = itest_new_node();
+    va_list ap;
+
+    va_start(ap, first);
+    itest_add_args(n, first, ap);
     va_end(ap);
     itest_spawn(n);
     itest_wait_up(n);
@@ -337,6 +353,36 @@ static inline struct itest_node *itest_cluster(int k, const char *first, ...)
     for (int i = 0; i < k; i++)
         itest_wait_members(&itest_nodes[i], k);
     return &itest_nodes[0];
+}
+
+/* Starts node `id` with a fresh temp dir, the given cluster secret, and
+ * --seeds pointing at seed's native port (seed NULL: no seeds, so the node
+ * founds a one-member ring); the NULL-terminated extra arguments follow.
+ * Waits until it serves (not until it is in the ring). */
+static inline struct itest_node *itest_seeded(const char *id,
+                                              const struct itest_node *seed,
+                                              const char *secret,
+                                              const char *first, ...)
+{
+    struct itest_node *n = itest_new_node();
+    va_list ap;
+
+    snprintf(n->id, sizeof(n->id), "%s", id);
+    n->extra[n->nextra++] = "--node-id";
+    n->extra[n->nextra++] = n->id;
+    n->extra[n->nextra++] = "--cluster-secret";
+    n->extra[n->nextra++] = secret;
+    if (seed != NULL) {
+        snprintf(n->peers, sizeof(n->peers), "127.0.0.1:%d", seed->port);
+        n->extra[n->nextra++] = "--seeds";
+        n->extra[n->nextra++] = n->peers;
+    }
+    va_start(ap, first);
+    itest_add_args(n, first, ap);
+    va_end(ap);
+    itest_spawn(n);
+    itest_wait_up(n);
+    return n;
 }
 
 /* The integer stat `name` of node n (fails the test when it has none). */

@@ -7,7 +7,9 @@
 #   - start fails, naming the port, when another program holds one of its
 #     ports, and leaves none of its nodes running;
 #   - after start, every node has a live link to every other; after
-#     restart I, every other node has a live link to node I.
+#     restart I, every other node has a live link to node I;
+#   - add makes node4 a ring member on every node; leave 4 makes node4's
+#     process exit and the others list it left or not in the ring.
 # Ports 17600.. (below the integration tests' 20000..32767). Cleans up on
 # any exit. Exits 1 at the first failure, saying which.
 set -euo pipefail
@@ -91,6 +93,26 @@ done
 for i in 1 2 3; do
     m=$("$cli" -p $((base + i)) members) || fail "node$i does not answer members"
     [ "$(grep -c ' alive .* member$' <<<"$m")" = 3 ] || fail "after restart 3 node$i sees: $m"
+done
+# add: node4 joins; every node lists it alive and a ring member.
+"$cluster" add --dir "$tmp/c2" >/dev/null || fail "add"
+for i in 1 2 3 4; do
+    m=$("$cli" -p $((base + i)) members) || fail "node$i does not answer members"
+    grep -q '^node4 .* alive .* member$' <<<"$m" || fail "after add node$i sees: $m"
+done
+# leave 4: its process exits; the others list it left or outside the ring.
+pid4=$(cat "$tmp/c2/node4/pid")
+"$cluster" leave 4 --dir "$tmp/c2" >/dev/null || fail "leave 4"
+# (a zombie waiting for its reaper counts as exited)
+if [ -r "/proc/$pid4/stat" ]; then
+    st=$(sed 's/.*) //' "/proc/$pid4/stat" | cut -c1)
+    [ "$st" = Z ] || fail "node4 (pid $pid4, state $st) still runs after leave"
+fi
+for i in 1 2 3; do
+    m=$("$cli" -p $((base + i)) members) || fail "node$i does not answer members"
+    row=$(grep '^node4 ' <<<"$m" || true)
+    [ -z "$row" ] || grep -q ' left \| none$' <<<"$row" ||
+        fail "after leave 4 node$i lists: $row"
 done
 # A second start on the same folder refuses.
 if "$cluster" start --dir "$tmp/c2" --base-port "$base" >/dev/null 2>&1; then
