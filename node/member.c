@@ -424,7 +424,7 @@ static void add_listed(char (*list)[GOSSIP_ID_MAX + 1], uint32_t *n,
 {
     if (listed(list, *n, id) || *n >= MEMBER_MAX_REQS)
         return;
-    snprintf(list[(*n)++], GOSSIP_ID_MAX + 1, "%s", id);
+    snprintf(list[(*n)++], GOSSIP_ID_MAX + 1, "%.64s", id);
 }
 
 static void drop_listed(char (*list)[GOSSIP_ID_MAX + 1], uint32_t *n,
