@@ -771,6 +771,8 @@ static void transfers(struct member *m)
         }
         if (x->inflight > 0 || now(m) < x->next_at)
             return;
+        if (!x->scan_done && m->o.test_skip_copy)
+            x->scan_done = true; /* TEST ONLY: a broken transfer */
         if (!x->scan_done) {
             xfer_batch(m);
             if (!x->scan_done)
