@@ -382,12 +382,13 @@ static void disk_make_durable(struct sim *s, struct sim_node *nd)
     for (uint32_t b = 0; b < SIM_STORE_BUCKETS; b++) {
         for (struct sim_rec *r = nd->overlay.b[b]; r != NULL; r = r->next) {
             const struct sim_rec *old = sim__durable(nd, r->key, r->key_len);
-            if (old != NULL) {
+            /* A deletion (member.c dropping a partition this node no
+             * longer holds) removes the record: no vector to compare. */
+            if (old != NULL && r->val != NULL) {
                 struct dvv_arena a;
                 struct dvv x, y;
                 dvv_arena_init(&a);
-                bool ok = r->val != NULL &&
-                          dvv_decode(old->val, old->len, &a, &x) == 0 &&
+                bool ok = dvv_decode(old->val, old->len, &a, &x) == 0 &&
                           dvv_decode(r->val, r->len, &a, &y) == 0 &&
                           dvv_covers(&y, &x);
                 dvv_arena_free(&a);
@@ -1082,6 +1083,8 @@ static int start_node(struct sim *s, struct sim_node *nd)
     nd->core = core_create(&nd->env, &o);
     if (nd->core == NULL)
         return -ENOMEM;
+    /* A (re)started member service waits out the drop delay afresh. */
+    s->state_changed_ms = s->now;
     return start_member(s, nd);
 }
 
