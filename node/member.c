@@ -904,10 +904,11 @@ static void drops(struct member *m)
         }
         struct drop_scan ds = {m, p, 0, 0};
         int rc = m->env->ops->store_scan(m->env, p, NULL, 0, drop_one, &ds);
-        if (rc < 0 || ds.n == 0) {
-            if (rc == 0 && ds.n == 0)
-                m->drop_part++;
-            return;
+        if (rc < 0)
+            return; /* tried again next tick */
+        if (ds.n == 0) {
+            m->drop_part++; /* nothing held here: check the next one */
+            continue;
         }
         if (ds.n < 256) {
             m->st.partitions_dropped++;
