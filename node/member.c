@@ -448,6 +448,25 @@ static void claim(struct member *m)
     const struct ring *cur = ring_state_cur(m->rs);
 
     if (ring_state_pending(m->rs)) {
+        /* A joiner that died before its copies finished would block this
+         * change, and every later one (a removal waits for no change to be
+         * pending), for good: abandon the change. cur holds every write
+         * (W acks in cur too); the joiner is joined again if it returns. */
+        const struct ring *next = ring_state_next(m->rs);
+        for (uint32_t i = 0; i < ring_members(next); i++) {
+            char id[GOSSIP_ID_MAX + 1];
+            snprintf(id, sizeof(id), "%s", ring_member(next, i));
+            if (ring_has(cur, id) || is_alive(m, id))
+                continue;
+            if (ring_state_abort(m->rs) == 0) { /* frees next */
+                mlog(m, LOG_WARN,
+                     "ring change abandoned: joining member %s is dead "
+                     "(version %" PRIu64 ")",
+                     id, ring_state_version(m->rs));
+                publish(m);
+            }
+            return;
+        }
         /* Re-source transfers whose source is not alive. */
         for (uint32_t i = 0; i < ring_members(cur); i++)
             if (!is_alive(m, ring_member(cur, i)))
