@@ -448,21 +448,33 @@ static void claim(struct member *m)
     const struct ring *cur = ring_state_cur(m->rs);
 
     if (ring_state_pending(m->rs)) {
-        /* A joiner that died before its copies finished would block this
-         * change, and every later one (a removal waits for no change to be
-         * pending), for good: abandon the change. cur holds every write
-         * (W acks in cur too); the joiner is joined again if it returns. */
+        /* A dead destination never receives its copies, so the change
+         * would never finish, and a removal waits for no change to be
+         * pending: everything would stay blocked for good. Abandon the
+         * change when a joiner died (it is joined again if it returns) or
+         * when a dead member is to be removed (the next change plans the
+         * removal with the rest). cur holds every write (W acks in cur). */
         const struct ring *next = ring_state_next(m->rs);
-        for (uint32_t i = 0; i < ring_members(next); i++) {
-            char id[GOSSIP_ID_MAX + 1];
+        const char *why = NULL;
+        char id[GOSSIP_ID_MAX + 1] = "";
+        for (uint32_t i = 0; i < ring_members(next) && why == NULL; i++) {
             snprintf(id, sizeof(id), "%s", ring_member(next, i));
-            if (ring_has(cur, id) || is_alive(m, id))
-                continue;
+            if (!ring_has(cur, id) && !is_alive(m, id))
+                why = "joining member %s is dead";
+        }
+        for (uint32_t i = 0; i < m->nremove_req && why == NULL; i++) {
+            snprintf(id, sizeof(id), "%s", m->remove_req[i]);
+            if (ring_has(cur, id) && !is_alive(m, id) &&
+                !ring_state_removed(m->rs, id))
+                why = "dead member %s is to be removed";
+        }
+        if (why != NULL) {
             if (ring_state_abort(m->rs) == 0) { /* frees next */
+                char msg[160];
+                snprintf(msg, sizeof(msg), why, id);
                 mlog(m, LOG_WARN,
-                     "ring change abandoned: joining member %s is dead "
-                     "(version %" PRIu64 ")",
-                     id, ring_state_version(m->rs));
+                     "ring change abandoned: %s (version %" PRIu64 ")", msg,
+                     ring_state_version(m->rs));
                 publish(m);
             }
             return;
