@@ -38,7 +38,8 @@
 #define MEMBER_LEFT_LINGER    10 /* ticks spreading our LEFT before exit */
 #define MEMBER_NO_SLOT        UINT32_MAX
 #define MEMBER_DEPARTED_MS    60000
-#define MEMBER_SLOTS          1024 /* as PEERS_MAX */
+#define MEMBER_ABORT_MS       10000 /* a change blocked this long is dropped */
+#define MEMBER_SLOTS          1024  /* as PEERS_MAX */
 
 struct xrec {
     uint8_t *key;
@@ -103,9 +104,10 @@ struct member {
     uint32_t nrep, rep_cap;
     uint64_t rep_at;
     uint64_t state_changed_ms;
-    uint32_t drop_part; /* next partition to check */
-    bool renewed;       /* a new actor was taken for this drop round */
-    bool dropping;      /* a drop batch is in flight */
+    uint64_t abort_since; /* claimant: the pending change blocked since */
+    uint32_t drop_part;   /* next partition to check */
+    bool renewed;         /* a new actor was taken for this drop round */
+    bool dropping;        /* a drop batch is in flight */
     struct member_stats st;
 };
 
@@ -439,6 +441,19 @@ static void drop_listed(char (*list)[GOSSIP_ID_MAX + 1], uint32_t *n,
     }
 }
 
+/* Re-sources the pending change's transfers whose source is not alive. */
+static void replan(struct member *m, const struct ring *cur, const char **unav,
+                   uint32_t nu)
+{
+    for (uint32_t i = 0; i < ring_members(cur); i++)
+        if (!is_alive(m, ring_member(cur, i)))
+            unav[nu++] = ring_member(cur, i);
+    uint64_t v = ring_state_version(m->rs);
+    if (ring_state_replan(m->rs, unav, nu) >= 0 &&
+        ring_state_version(m->rs) != v)
+        publish(m);
+}
+
 static void claim(struct member *m)
 {
     static struct gossip_member tab[GOSSIP_MAX_MEMBERS];
@@ -468,27 +483,28 @@ static void claim(struct member *m)
                 !ring_state_removed(m->rs, id))
                 why = "dead member %s is to be removed";
         }
-        if (why != NULL) {
-            if (ring_state_abort(m->rs) == 0) { /* frees next */
-                char msg[160];
-                snprintf(msg, sizeof(msg), why, id);
-                mlog(m, LOG_WARN,
-                     "ring change abandoned: %s (version %" PRIu64 ")", msg,
-                     ring_state_version(m->rs));
-                publish(m);
-            }
+        /* Only after the reason held for MEMBER_ABORT_MS: an abort and a
+         * flip of the same change get the same version, so a claimant
+         * whose state is stale (the change already flipped elsewhere) must
+         * have had time to hear of the flip first. */
+        if (why == NULL || m->abort_since == 0 ||
+            now(m) < m->abort_since + MEMBER_ABORT_MS) {
+            if (why == NULL || m->abort_since == 0)
+                m->abort_since = why != NULL ? now(m) : 0;
+            replan(m, cur, unav, nu);
             return;
         }
-        /* Re-source transfers whose source is not alive. */
-        for (uint32_t i = 0; i < ring_members(cur); i++)
-            if (!is_alive(m, ring_member(cur, i)))
-                unav[nu++] = ring_member(cur, i);
-        uint64_t v = ring_state_version(m->rs);
-        if (ring_state_replan(m->rs, unav, nu) >= 0 &&
-            ring_state_version(m->rs) != v)
+        m->abort_since = 0;
+        if (ring_state_abort(m->rs) == 0) { /* frees next */
+            char msg[160];
+            snprintf(msg, sizeof(msg), why, id);
+            mlog(m, LOG_WARN, "ring change abandoned: %s (version %" PRIu64 ")",
+                 msg, ring_state_version(m->rs));
             publish(m);
+        }
         return;
     }
+    m->abort_since = 0;
     int n = gossip_members(m->g, now(m), tab, GOSSIP_MAX_MEMBERS);
     if (m->ndeparted > 0 && now(m) > m->departed_at + MEMBER_DEPARTED_MS)
         m->ndeparted = 0;
