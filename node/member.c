@@ -275,6 +275,18 @@ static void publish(struct member *m)
     free(buf);
 }
 
+/* True when rs encodes to exactly bytes[0..len). */
+static bool same_state(const struct ring_state *rs, const uint8_t *bytes,
+                       size_t len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    bool same = ring_state_encode(rs, &buf, &n) == 0 && n == len &&
+                memcmp(buf, bytes, len) == 0;
+    free(buf);
+    return same;
+}
+
 /* Gossip brought a state: adopt it when it is newer than ours. */
 static void adopt(struct member *m)
 {
@@ -285,7 +297,10 @@ static void adopt(struct member *m)
     const char *why = NULL;
 
     gossip_get_state(m->g, &version, &bytes, &len);
-    if (len == 0 || (m->rs != NULL && version <= ring_state_version(m->rs)))
+    if (len == 0 || (m->rs != NULL && version < ring_state_version(m->rs)))
+        return;
+    if (m->rs != NULL && version == ring_state_version(m->rs) &&
+        same_state(m->rs, bytes, len))
         return;
     int rc = ring_state_decode(bytes, len, &rs, &why);
     if (rc != 0) {
@@ -309,6 +324,23 @@ static void adopt(struct member *m)
              "every node)",
              version, ring_q(ring_state_cur(rs)), m->o.partitions);
         ring_state_destroy(rs);
+        return;
+    }
+    if (m->rs != NULL && version == ring_state_version(m->rs)) {
+        /* Another state at our version (two claimants marked different
+         * copies done): gossip keeps the one with the greater hash, so
+         * merge it in. When the merge keeps content the other lacks at the
+         * same version, bump it, or gossip would never carry it and the
+         * change would wait for good (simulator seed 5179 --membership
+         * on). */
+        rc = ring_state_merge(m->rs, rs);
+        ring_state_destroy(rs);
+        if (rc < 0 ||
+            (ring_state_version(m->rs) == version &&
+             !same_state(m->rs, bytes, len) && ring_state_bump(m->rs) != 0))
+            return;
+        publish(m);
+        mlog(m, LOG_DEBUG, "ring state version %" PRIu64 " merged", version);
         return;
     }
     save(m, bytes, len);

@@ -433,6 +433,17 @@ int ring_state_abort(struct ring_state *s)
     return 0;
 }
 
+int ring_state_bump(struct ring_state *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    int rc = step_room(s);
+    if (rc != 0)
+        return rc;
+    s->version++;
+    return 0;
+}
+
 int ring_state_replan(struct ring_state *s, const char *const *unavailable,
                       uint32_t n)
 {

@@ -191,6 +191,11 @@ int ring_state_replan(struct ring_state *s, const char *const *unavailable,
  * (nothing pending), -EOVERFLOW. */
 int ring_state_abort(struct ring_state *s);
 
+/* step + 1, nothing else: s then outranks another state of the same
+ * version (a node whose merge kept its own content at that version bumps
+ * it so gossip carries it). Errors: -EINVAL (s NULL), -EOVERFLOW. */
+int ring_state_bump(struct ring_state *s);
+
 /* Merges o, another node's view of the same cluster, into s, so that gossip
  * converges even when two nodes mark different transfers done at the same
  * version. If both are pending with the same change (same epoch, N, cur, next

@@ -224,6 +224,23 @@ Test(ring_state, abort_keeps_cur_drops_the_plan_and_outranks_the_change)
     ring_state_destroy(s);
 }
 
+Test(ring_state, bump_only_raises_the_step)
+{
+    struct ring_state *s = state_of(3, 64, 3);
+    const char *j[] = {"n4"};
+    struct ring_change c = joining(j, 1);
+    cr_assert_eq(ring_state_change(s, &c), 0);
+    uint64_t v = ring_state_version(s);
+    uint32_t n = ring_state_transfers(s);
+    cr_assert_eq(ring_state_bump(s), 0);
+    cr_assert_eq(ring_state_version(s), v + 1);
+    cr_assert(ring_state_pending(s));
+    cr_assert_eq(ring_state_transfers(s), n);
+    cr_assert_eq(ring_state_transfers_done(s), 0);
+    cr_assert_eq(ring_state_bump(NULL), -EINVAL);
+    ring_state_destroy(s);
+}
+
 Test(ring_state, leave_sources_from_the_leaver_and_drops_it_at_the_flip)
 {
     struct ring_state *s = state_of(5, 64, 3);
