@@ -480,6 +480,17 @@ static int pick_random(struct gossip *g, int k, int skip)
     return k;
 }
 
+/* A random DEAD (not LEFT) member's index, or 0 when there is none (no
+ * random draw then). */
+static int pick_dead(struct gossip *g)
+{
+    int c = 0;
+    for (int i = 1; i < g->n; i++)
+        if (g->m[i].state == GOSSIP_DEAD)
+            g->scratch[c++] = i;
+    return c > 0 ? g->scratch[rnd_below(g, c)] : 0;
+}
+
 /* ---- probing ----------------------------------------------------------- */
 
 static void send_ping_reqs(struct gossip *g, int target)
@@ -667,6 +678,16 @@ void gossip_tick(struct gossip *g, uint64_t now)
             g->next_sync_at = now + g->conf.sync_interval_ms;
         if (pick_random(g, 1, -1) == 1) {
             send_sync(g, g->m[g->scratch[0]].addr, GOSSIP_MSG_SYNC);
+            g->stats.syncs++;
+        }
+        /* After a partition longer than the suspicion timeout each side
+         * holds the other DEAD and probes only live members, so nothing
+         * would ever cross again: two clusters for good. A sync also goes
+         * to one DEAD member: if it is alive it hears our verdict and
+         * refutes, and its answer brings it (and its view) back. */
+        int d = pick_dead(g);
+        if (d > 0) {
+            send_sync(g, g->m[d].addr, GOSSIP_MSG_SYNC);
             g->stats.syncs++;
         }
     }

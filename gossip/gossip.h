@@ -73,7 +73,9 @@
  *   paths must fail); suspicion_mult is the refutation window in periods
  *   (raise it on lossy networks, lower it for faster detection);
  *   retransmit_mult sets how reliably one update reaches everyone;
- *   sync_interval_ms bounds how long a missed update can stay missed;
+ *   sync_interval_ms bounds how long a missed update can stay missed
+ *   (each sync round also syncs with one DEAD member, so the sides of a
+ *   healed partition that declared each other dead meet again);
  *   reap_ms how long DEAD/LEFT members stay listed.
  *
  * Purity: no I/O, no clock, no libc randomness: time is the now_ms argument

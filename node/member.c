@@ -38,7 +38,8 @@
 #define MEMBER_LEFT_LINGER    10 /* ticks spreading our LEFT before exit */
 #define MEMBER_NO_SLOT        UINT32_MAX
 #define MEMBER_DEPARTED_MS    60000
-#define MEMBER_SLOTS          1024 /* as PEERS_MAX */
+#define MEMBER_ABORT_MS       10000 /* a change blocked this long is dropped */
+#define MEMBER_SLOTS          1024  /* as PEERS_MAX */
 
 struct xrec {
     uint8_t *key;
@@ -103,9 +104,10 @@ struct member {
     uint32_t nrep, rep_cap;
     uint64_t rep_at;
     uint64_t state_changed_ms;
-    uint32_t drop_part; /* next partition to check */
-    bool renewed;       /* a new actor was taken for this drop round */
-    bool dropping;      /* a drop batch is in flight */
+    uint64_t abort_since; /* claimant: the pending change blocked since */
+    uint32_t drop_part;   /* next partition to check */
+    bool renewed;         /* a new actor was taken for this drop round */
+    bool dropping;        /* a drop batch is in flight */
     struct member_stats st;
 };
 
@@ -273,6 +275,18 @@ static void publish(struct member *m)
     free(buf);
 }
 
+/* True when rs encodes to exactly bytes[0..len). */
+static bool same_state(const struct ring_state *rs, const uint8_t *bytes,
+                       size_t len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    bool same = ring_state_encode(rs, &buf, &n) == 0 && n == len &&
+                memcmp(buf, bytes, len) == 0;
+    free(buf);
+    return same;
+}
+
 /* Gossip brought a state: adopt it when it is newer than ours. */
 static void adopt(struct member *m)
 {
@@ -283,7 +297,10 @@ static void adopt(struct member *m)
     const char *why = NULL;
 
     gossip_get_state(m->g, &version, &bytes, &len);
-    if (len == 0 || (m->rs != NULL && version <= ring_state_version(m->rs)))
+    if (len == 0 || (m->rs != NULL && version < ring_state_version(m->rs)))
+        return;
+    if (m->rs != NULL && version == ring_state_version(m->rs) &&
+        same_state(m->rs, bytes, len))
         return;
     int rc = ring_state_decode(bytes, len, &rs, &why);
     if (rc != 0) {
@@ -307,6 +324,23 @@ static void adopt(struct member *m)
              "every node)",
              version, ring_q(ring_state_cur(rs)), m->o.partitions);
         ring_state_destroy(rs);
+        return;
+    }
+    if (m->rs != NULL && version == ring_state_version(m->rs)) {
+        /* Another state at our version (two claimants marked different
+         * copies done): gossip keeps the one with the greater hash, so
+         * merge it in. When the merge keeps content the other lacks at the
+         * same version, bump it, or gossip would never carry it and the
+         * change would wait for good (simulator seed 5179 --membership
+         * on). */
+        rc = ring_state_merge(m->rs, rs);
+        ring_state_destroy(rs);
+        if (rc < 0 ||
+            (ring_state_version(m->rs) == version &&
+             !same_state(m->rs, bytes, len) && ring_state_bump(m->rs) != 0))
+            return;
+        publish(m);
+        mlog(m, LOG_DEBUG, "ring state version %" PRIu64 " merged", version);
         return;
     }
     save(m, bytes, len);
@@ -439,6 +473,19 @@ static void drop_listed(char (*list)[GOSSIP_ID_MAX + 1], uint32_t *n,
     }
 }
 
+/* Re-sources the pending change's transfers whose source is not alive. */
+static void replan(struct member *m, const struct ring *cur, const char **unav,
+                   uint32_t nu)
+{
+    for (uint32_t i = 0; i < ring_members(cur); i++)
+        if (!is_alive(m, ring_member(cur, i)))
+            unav[nu++] = ring_member(cur, i);
+    uint64_t v = ring_state_version(m->rs);
+    if (ring_state_replan(m->rs, unav, nu) >= 0 &&
+        ring_state_version(m->rs) != v)
+        publish(m);
+}
+
 static void claim(struct member *m)
 {
     static struct gossip_member tab[GOSSIP_MAX_MEMBERS];
@@ -448,16 +495,48 @@ static void claim(struct member *m)
     const struct ring *cur = ring_state_cur(m->rs);
 
     if (ring_state_pending(m->rs)) {
-        /* Re-source transfers whose source is not alive. */
-        for (uint32_t i = 0; i < ring_members(cur); i++)
-            if (!is_alive(m, ring_member(cur, i)))
-                unav[nu++] = ring_member(cur, i);
-        uint64_t v = ring_state_version(m->rs);
-        if (ring_state_replan(m->rs, unav, nu) >= 0 &&
-            ring_state_version(m->rs) != v)
+        /* A dead destination never receives its copies, so the change
+         * would never finish, and a removal waits for no change to be
+         * pending: everything would stay blocked for good. Abandon the
+         * change when a joiner died (it is joined again if it returns) or
+         * when a dead member is to be removed (the next change plans the
+         * removal with the rest). cur holds every write (W acks in cur). */
+        const struct ring *next = ring_state_next(m->rs);
+        const char *why = NULL;
+        char id[GOSSIP_ID_MAX + 1] = "";
+        for (uint32_t i = 0; i < ring_members(next) && why == NULL; i++) {
+            snprintf(id, sizeof(id), "%s", ring_member(next, i));
+            if (!ring_has(cur, id) && !is_alive(m, id))
+                why = "joining member %s is dead";
+        }
+        for (uint32_t i = 0; i < m->nremove_req && why == NULL; i++) {
+            snprintf(id, sizeof(id), "%s", m->remove_req[i]);
+            if (ring_has(cur, id) && !is_alive(m, id) &&
+                !ring_state_removed(m->rs, id))
+                why = "dead member %s is to be removed";
+        }
+        /* Only after the reason held for MEMBER_ABORT_MS: an abort and a
+         * flip of the same change get the same version, so a claimant
+         * whose state is stale (the change already flipped elsewhere) must
+         * have had time to hear of the flip first. */
+        if (why == NULL || m->abort_since == 0 ||
+            now(m) < m->abort_since + MEMBER_ABORT_MS) {
+            if (why == NULL || m->abort_since == 0)
+                m->abort_since = why != NULL ? now(m) : 0;
+            replan(m, cur, unav, nu);
+            return;
+        }
+        m->abort_since = 0;
+        if (ring_state_abort(m->rs) == 0) { /* frees next */
+            char msg[160];
+            snprintf(msg, sizeof(msg), why, id);
+            mlog(m, LOG_WARN, "ring change abandoned: %s (version %" PRIu64 ")",
+                 msg, ring_state_version(m->rs));
             publish(m);
+        }
         return;
     }
+    m->abort_since = 0;
     int n = gossip_members(m->g, now(m), tab, GOSSIP_MAX_MEMBERS);
     if (m->ndeparted > 0 && now(m) > m->departed_at + MEMBER_DEPARTED_MS)
         m->ndeparted = 0;
@@ -771,6 +850,8 @@ static void transfers(struct member *m)
         }
         if (x->inflight > 0 || now(m) < x->next_at)
             return;
+        if (!x->scan_done && m->o.test_skip_copy)
+            x->scan_done = true; /* TEST ONLY: a broken transfer */
         if (!x->scan_done) {
             xfer_batch(m);
             if (!x->scan_done)
@@ -902,10 +983,11 @@ static void drops(struct member *m)
         }
         struct drop_scan ds = {m, p, 0, 0};
         int rc = m->env->ops->store_scan(m->env, p, NULL, 0, drop_one, &ds);
-        if (rc < 0 || ds.n == 0) {
-            if (rc == 0 && ds.n == 0)
-                m->drop_part++;
-            return;
+        if (rc < 0)
+            return; /* tried again next tick */
+        if (ds.n == 0) {
+            m->drop_part++; /* nothing held here: check the next one */
+            continue;
         }
         if (ds.n < 256) {
             m->st.partitions_dropped++;

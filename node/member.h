@@ -70,6 +70,10 @@ struct member_opts {
     /* Called once a leave completed: the node should stop. */
     void (*on_left)(void *arg);
     void *cb_arg;
+    /* TEST ONLY (the simulator's --break-transfer): a transfer's source
+     * reports every partition copied without sending a record, so a
+     * membership change loses data. Never set in production. */
+    bool test_skip_copy;
 };
 
 struct member_stats {

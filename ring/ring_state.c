@@ -420,6 +420,30 @@ int ring_state_transfer_done(struct ring_state *s, uint32_t k, const char *dest)
     return -ENOENT;
 }
 
+int ring_state_abort(struct ring_state *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (s->next == NULL)
+        return -ENOENT;
+    if (RING_STATE_EPOCH(s->version) + 1 > RING_STATE_EPOCH_MAX)
+        return -EOVERFLOW;
+    ring__change_free(s);
+    next_epoch(s);
+    return 0;
+}
+
+int ring_state_bump(struct ring_state *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    int rc = step_room(s);
+    if (rc != 0)
+        return rc;
+    s->version++;
+    return 0;
+}
+
 int ring_state_replan(struct ring_state *s, const char *const *unavailable,
                       uint32_t n)
 {

@@ -183,6 +183,19 @@ int ring_state_transfer_done(struct ring_state *s, uint32_t k,
 int ring_state_replan(struct ring_state *s, const char *const *unavailable,
                       uint32_t n);
 
+/* Abandons the pending change: cur stays, next and the plan are dropped,
+ * next epoch (so the result outranks every state of the change). Safe for
+ * data: cur's members never dropped anything while the change was pending
+ * and every acknowledged write reached W of them. For a change that cannot
+ * finish (a joining destination died). Errors: -EINVAL (s NULL), -ENOENT
+ * (nothing pending), -EOVERFLOW. */
+int ring_state_abort(struct ring_state *s);
+
+/* step + 1, nothing else: s then outranks another state of the same
+ * version (a node whose merge kept its own content at that version bumps
+ * it so gossip carries it). Errors: -EINVAL (s NULL), -EOVERFLOW. */
+int ring_state_bump(struct ring_state *s);
+
 /* Merges o, another node's view of the same cluster, into s, so that gossip
  * converges even when two nodes mark different transfers done at the same
  * version. If both are pending with the same change (same epoch, N, cur, next

@@ -48,6 +48,9 @@
 #define SIM_WALL_BASE_MS 1700000000000ull
 #define SIM_MAX_EVENTS   50000000ull
 #define SIM_QUIESCE_MS   (30ull * 60 * 1000) /* longest drain allowed */
+/* Membership settles when the last ring state change is this old: past
+ * member.c's MEMBER_DROP_DELAY_MS (5 s), plus time to drop. */
+#define SIM_SETTLE_MS 8000ull
 
 /* ---- PRNG ----------------------------------------------------------------
  */
@@ -165,8 +168,9 @@ static void event_free(struct sim_event *e)
  */
 
 static const char *const ev_names[SIM_EV_MAX] = {
-    "msg",   "timer",   "commit", "sync",    "give_up", "reset",     "creq",
-    "cnext", "nemesis", "heal",   "restart", "unpause", "end_active"};
+    "msg",        "timer",  "commit",  "sync", "give_up", "reset",
+    "creq",       "cnext",  "nemesis", "heal", "restart", "unpause",
+    "end_active", "member", "admin",   "stop"};
 
 void sim__trace(struct sim *s, const char *fmt, ...)
 {
@@ -378,12 +382,13 @@ static void disk_make_durable(struct sim *s, struct sim_node *nd)
     for (uint32_t b = 0; b < SIM_STORE_BUCKETS; b++) {
         for (struct sim_rec *r = nd->overlay.b[b]; r != NULL; r = r->next) {
             const struct sim_rec *old = sim__durable(nd, r->key, r->key_len);
-            if (old != NULL) {
+            /* A deletion (member.c dropping a partition this node no
+             * longer holds) removes the record: no vector to compare. */
+            if (old != NULL && r->val != NULL) {
                 struct dvv_arena a;
                 struct dvv x, y;
                 dvv_arena_init(&a);
-                bool ok = r->val != NULL &&
-                          dvv_decode(old->val, old->len, &a, &x) == 0 &&
+                bool ok = dvv_decode(old->val, old->len, &a, &x) == 0 &&
                           dvv_decode(r->val, r->len, &a, &y) == 0 &&
                           dvv_covers(&y, &x);
                 dvv_arena_free(&a);
@@ -475,6 +480,74 @@ static int op_store_get(struct env *env, uint32_t partition, const uint8_t *key,
         return RK_ESTORAGE;
     const struct sim_rec *r = sim__durable(nd, key, key_len);
     return fn(arg, r ? r->val : NULL, r ? r->len : 0);
+}
+
+static uint64_t new_epoch(struct sim *s);
+
+static int key_cmp(const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    if (c != 0)
+        return c;
+    return al < bl ? -1 : al > bl ? 1 : 0;
+}
+
+static int rec_cmp(const void *x, const void *y)
+{
+    const struct sim_rec *a = *(const struct sim_rec *const *)x;
+    const struct sim_rec *b = *(const struct sim_rec *const *)y;
+    return key_cmp(a->key, a->key_len, b->key, b->key_len);
+}
+
+/* The durable records of partition in key order (LMDB's: bytes, then
+ * length), strictly after after; fn may submit ops (they change nothing
+ * durable before this returns). */
+static int op_store_scan(struct env *env, uint32_t partition,
+                         const uint8_t *after, uint32_t after_len,
+                         storage_scan_fn fn, void *arg)
+{
+    struct sim_node *nd = node_of(env);
+    const struct sim_rec **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    if (!nd->up)
+        return RK_ESTORAGE;
+    for (uint32_t b = 0; b < SIM_STORE_BUCKETS; b++) {
+        for (const struct sim_rec *r = nd->durable.b[b]; r; r = r->next) {
+            if (r->val == NULL ||
+                sim__partition(nd->sim, r->key, r->key_len) != partition ||
+                (after != NULL &&
+                 key_cmp(r->key, r->key_len, after, after_len) <= 0))
+                continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                const struct sim_rec **nv = realloc(v, cap * sizeof(*v));
+                if (nv == NULL)
+                    abort();
+                v = nv;
+            }
+            v[n++] = r;
+        }
+    }
+    if (n > 1)
+        qsort(v, n, sizeof(*v), rec_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fn(arg, v[i]->key, v[i]->key_len, v[i]->val, v[i]->len);
+    free(v);
+    return rc < 0 ? rc : 0;
+}
+
+/* A new epoch from the epoch stream, kept in the node's durable state: a
+ * restart (without a wipe) comes back with it. */
+static int op_store_new_epoch(struct env *env, uint64_t *epoch)
+{
+    struct sim_node *nd = node_of(env);
+    if (!nd->up)
+        return RK_ESTORAGE;
+    nd->epoch = new_epoch(nd->sim);
+    *epoch = nd->epoch;
+    sim__trace(nd->sim, "n%d new epoch %016" PRIx64, nd->idx + 1, nd->epoch);
+    return 0;
 }
 
 static int op_store_submit(struct env *env, struct storage_op *op)
@@ -673,7 +746,7 @@ static void op_log(struct env *env, enum log_level level, const char *msg)
     if (s->cfg.trace != NULL)
         sim__trace(s, "n%d log %s: %s", nd->idx + 1, log_level_name(level),
                    msg);
-    else
+    else if (level >= LOG_WARN) /* membership's info lines: trace only */
         fprintf(stderr, "%8" PRIu64 " seed %" PRIu64 " n%d %s: %s\n", s->now,
                 s->cfg.seed, nd->idx + 1, log_level_name(level), msg);
 }
@@ -682,6 +755,8 @@ static const struct env_ops sim_env_ops = {
     .now_ms = op_now_ms,
     .wall_ms = op_wall_ms,
     .store_get = op_store_get,
+    .store_scan = op_store_scan,
+    .store_new_epoch = op_store_new_epoch,
     .store_submit = op_store_submit,
     .timer_start = op_timer_start,
     .timer_cancel = op_timer_cancel,
@@ -741,6 +816,44 @@ static void peer_reply(void *arg, const struct core_reply *rep)
     free(q);
 }
 
+/* gossip and admin go to the member service, answered as
+ * node/server_native.c's native_gossip and native_admin do (the sender is
+ * an authenticated peer). */
+static void member_request(struct sim *s, struct sim_node *nd, int src,
+                           const struct wire_req *req)
+{
+    struct wire_resp r = {.id = req->id, .op = req->op};
+    struct wire_buf b;
+    char *text = NULL;
+    int rc;
+
+    if (nd->member == NULL)
+        rc = RK_EUNKNOWN_OP;
+    else if (req->op == WIRE_OP_GOSSIP)
+        rc = member_gossip_in(nd->member, s->members[src].id, req->data,
+                              req->data_len);
+    else
+        rc = member_admin(nd->member, req->cmd ? req->cmd : "",
+                          req->arg ? req->arg : "", req->part, req->json, true,
+                          &text);
+    if (rc < 0 || (req->op == WIRE_OP_ADMIN && rc != 0)) {
+        r.err = rc;
+        r.definite = true;
+        r.msg = text;
+    } else {
+        r.text = text;
+    }
+    if (nd->up) { /* member_admin may not stop it, but be sure */
+        wire_buf_init(&b);
+        if (wire_encode_resp(&b, &r) == 0)
+            net_send(s, nd->idx, src, true, b.data, b.len);
+        else
+            s->res->sim_errors++;
+        wire_buf_free(&b);
+    }
+    free(text);
+}
+
 static void deliver_request(struct sim *s, struct sim_node *nd, int src,
                             const uint8_t *body, size_t n)
 {
@@ -762,6 +875,11 @@ static void deliver_request(struct sim *s, struct sim_node *nd, int src,
     sim__trace(s, "n%d -> n%d %s id=%" PRIu64 " key=%.*s", src + 1, nd->idx + 1,
                wire_op_name(req.op), req.id, (int)req.key_len,
                req.key ? (const char *)req.key : "");
+    if (req.op == WIRE_OP_GOSSIP || req.op == WIRE_OP_ADMIN) {
+        member_request(s, nd, src, &req);
+        msgpack_zone_destroy(&zone);
+        return;
+    }
     struct sim_inreq *q = malloc(sizeof(*q));
     if (q == NULL)
         abort();
@@ -865,15 +983,94 @@ static uint64_t new_epoch(struct sim *s)
  * secret do: contexts are tagged and checked across coordinators. */
 static const uint8_t sim_ctx_key[PEER_AUTH_CTX_KEY_LEN] = "sim-context-key";
 
+/* member_opts.save_state: the node's durable ring state (a wipe keeps it:
+ * see docs/simulation.md, "Not modelled yet"). */
+static void save_state(void *arg, const uint8_t *buf, size_t len)
+{
+    struct sim_node *nd = arg;
+    if (nd->state != NULL && nd->state_len == len &&
+        memcmp(nd->state, buf, len) == 0)
+        return;
+    nd->sim->state_changed_ms = nd->sim->now;
+    uint8_t *c = malloc(len ? len : 1);
+    if (c == NULL)
+        abort();
+    memcpy(c, buf, len);
+    free(nd->state);
+    nd->state = c;
+    nd->state_len = len;
+}
+
+/* member_opts.on_left: the node stops, from an event of its own (not
+ * inside the member service's tick). */
+static void on_left(void *arg)
+{
+    struct sim_node *nd = arg;
+    struct sim_event *e = sim__event(nd->sim, nd->sim->now, SIM_EV_STOP, -1);
+    e->src = nd->idx;
+    e->inc = nd->inc;
+}
+
+/* Gossip timing in virtual time: a probe timeout over the slowest round
+ * trip the seed's network can take, a tick-friendly interval. */
+static void gossip_timing(const struct sim *s, uint32_t *interval,
+                          uint32_t *timeout)
+{
+    uint64_t t = 2 * s->p.delay_max_ms + 100;
+    if (t < 200)
+        t = 200;
+    *timeout = (uint32_t)t;
+    *interval = (uint32_t)(t + 300);
+}
+
+static int start_member(struct sim *s, struct sim_node *nd)
+{
+    const char *ids[SIM_MAX_NODES], *seeds[SIM_MAX_NODES];
+    uint32_t nids = 0, nseeds = 0;
+    char err[160];
+    bool founder = (uint32_t)nd->idx < s->ninit;
+    for (uint32_t i = 0; i < s->nnodes; i++) {
+        if (i < s->ninit && founder)
+            ids[nids++] = s->members[i].id;
+        if ((int)i != nd->idx && !s->node[i].absent)
+            seeds[nseeds++] = s->members[i].addr;
+    }
+    struct member_opts mo = {
+        .cluster = "sim",
+        .self_id = s->members[nd->idx].id,
+        .self_addr = s->members[nd->idx].addr,
+        .seeds = seeds,
+        .nseeds = nseeds,
+        .static_ids = ids,
+        .nstatic = nids,
+        .partitions = ring_q(s->ring),
+        .nval = s->cfg.n,
+        .transfer_batch = 16,
+        .saved = nd->state,
+        .saved_len = nd->state_len,
+        .save_state = save_state,
+        .on_left = on_left,
+        .cb_arg = nd,
+        .test_skip_copy = s->cfg.break_transfer,
+    };
+    gossip_timing(s, &mo.probe_interval_ms, &mo.probe_timeout_ms);
+    int rc =
+        member_create(&nd->member, &nd->env, nd->core, &mo, err, sizeof(err));
+    if (rc != 0)
+        sim__report(s, "simulator: n%d's member service: %s", nd->idx + 1, err);
+    return rc;
+}
+
 static int start_node(struct sim *s, struct sim_node *nd)
 {
+    bool founder = (uint32_t)nd->idx < s->ninit;
     memset(nd->forgotten, 0, sizeof(nd->forgotten));
     struct core_opts o = {
         .actor = nd->epoch,
         .partitions = ring_q(s->ring),
         .conflict = CORE_CONFLICT_SIBLINGS,
-        .ring = s->ring,
-        .members = s->members,
+        .ring = founder ? s->ring : NULL,
+        .members = founder ? s->members : NULL,
         .self = (uint32_t)nd->idx,
         .n = s->cfg.n,
         .r = s->cfg.r,
@@ -884,7 +1081,11 @@ static int start_node(struct sim *s, struct sim_node *nd)
     nd->up = true;
     nd->inc++;
     nd->core = core_create(&nd->env, &o);
-    return nd->core ? 0 : -ENOMEM;
+    if (nd->core == NULL)
+        return -ENOMEM;
+    /* A (re)started member service waits out the drop delay afresh. */
+    s->state_changed_ms = s->now;
+    return start_member(s, nd);
 }
 
 static void crash_node(struct sim *s, struct sim_node *nd)
@@ -894,6 +1095,7 @@ static void crash_node(struct sim *s, struct sim_node *nd)
     nd->up = false;
     nd->inc++;
     sim__client_node_crashed(s, nd);
+    member_close(nd->member);
     core_shutdown(nd->core);
     while (nd->pend != NULL || nd->queue != NULL || nd->batch != NULL) {
         while (nd->pend != NULL) {
@@ -904,6 +1106,8 @@ static void crash_node(struct sim *s, struct sim_node *nd)
         }
         disk_fail_all(nd);
     }
+    member_destroy(nd->member);
+    nd->member = NULL;
     core_destroy(nd->core);
     nd->core = NULL;
     /* The others' connections to it reset: what waits on it fails. */
@@ -924,7 +1128,7 @@ static void crash_node(struct sim *s, struct sim_node *nd)
 
 static void restart_node(struct sim *s, struct sim_node *nd, bool wipe)
 {
-    if (nd->up)
+    if (nd->up || nd->absent)
         return;
     if (wipe) {
         store_clear(&nd->durable);
@@ -1075,6 +1279,175 @@ static void end_active(struct sim *s)
             s->node[i].paused_until = s->now;
         restart_node(s, &s->node[i], false);
     }
+}
+
+/* ---- membership events ------------------------------------------------
+ *
+ * On seeds with membership events (cfg.membership): a few SIM_EV_MEMBER
+ * in the active phase, each a join (a spare slot starts with seeds and no
+ * ring), a leave (admin "leave" on a member; it stops when on_left fires)
+ * or a removal (a member is killed for good, then admin "remove" on
+ * another). At least nval + 1 members stay; a removed node counts against
+ * the wipe budget (its copies are gone). SIM_EV_ADMIN re-issues leaves and
+ * removals until they are done (a node that crashed forgot its wish; a
+ * removal needs gossip to have declared the victim dead first).
+ */
+
+/* The decoded ring state with the highest version among present, live
+ * nodes (owned by the caller), or NULL. */
+static struct ring_state *latest_state(struct sim *s)
+{
+    struct ring_state *best = NULL;
+    for (uint32_t i = 0; i < s->nnodes; i++) {
+        struct sim_node *nd = &s->node[i];
+        struct ring_state *rs = NULL;
+        if (nd->absent || !nd->up || nd->state == NULL ||
+            ring_state_decode(nd->state, nd->state_len, &rs, NULL) != 0)
+            continue;
+        if (best == NULL || ring_state_version(rs) > ring_state_version(best)) {
+            ring_state_destroy(best);
+            best = rs;
+        } else {
+            ring_state_destroy(rs);
+        }
+    }
+    return best;
+}
+
+static uint32_t present_count(const struct sim *s)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->nnodes; i++)
+        n += !s->node[i].absent && !s->node[i].leaving;
+    return n;
+}
+
+int sim__pick_node(struct sim *s, struct sim_rng *r)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->nnodes; i++)
+        n += !s->node[i].absent;
+    uint64_t k = sim__below(r, n);
+    for (uint32_t i = 0; i < s->nnodes; i++)
+        if (!s->node[i].absent && k-- == 0)
+            return (int)i;
+    return 0;
+}
+
+/* A present, live node with a member service other than not, or -1. */
+static int pick_admin(struct sim *s, int not )
+{
+    int c[SIM_MAX_NODES], n = 0;
+    for (uint32_t i = 0; i < s->nnodes; i++)
+        if ((int)i != not &&!s->node[i].absent && s->node[i].up &&
+            s->node[i].member != NULL && !s->node[i].leaving)
+            c[n++] = (int)i;
+    return n ? c[sim__below(&s->member, (uint64_t)n)] : -1;
+}
+
+static void admin(struct sim *s, int at, const char *cmd, const char *arg)
+{
+    char *out = NULL;
+    int rc = member_admin(s->node[at].member, cmd, arg, 0, false, false, &out);
+    sim__trace(s, "n%d admin %s %s: %s%s", at + 1, cmd, arg,
+               rc ? rk_err_code(rc) : "ok ", out ? out : "");
+    free(out);
+}
+
+static void arm_admin(struct sim *s)
+{
+    if (!s->admin_armed) {
+        s->admin_armed = true;
+        sim__event(s, s->now + 1000, SIM_EV_ADMIN, -1);
+    }
+}
+
+static void admin_retry(struct sim *s)
+{
+    s->admin_armed = false;
+    if (s->members_closed)
+        return;
+    struct ring_state *rs = latest_state(s);
+    bool more = false;
+    for (uint32_t i = 0; i < s->nnodes; i++) {
+        struct sim_node *nd = &s->node[i];
+        bool in_ring = rs != NULL && ring_member_index(ring_state_cur(rs),
+                                                       s->members[i].id) >= 0;
+        if (nd->leaving && !nd->absent) {
+            more = true;
+            if (nd->up && nd->member != NULL)
+                admin(s, (int)i, "leave", "");
+        } else if (nd->removing && in_ring) {
+            int at = pick_admin(s, (int)i);
+            more = true;
+            if (at >= 0)
+                admin(s, at, "remove", s->members[i].id);
+        }
+    }
+    ring_state_destroy(rs);
+    if (more)
+        arm_admin(s);
+}
+
+static void member_event(struct sim *s)
+{
+    uint64_t kind = sim__below(&s->member, 3);
+    if (!s->active)
+        return;
+    if (kind == 0) { /* join: the first spare slot */
+        for (uint32_t i = s->ninit; i < s->nnodes; i++) {
+            struct sim_node *nd = &s->node[i];
+            if (nd->started)
+                continue;
+            nd->started = true;
+            nd->absent = false;
+            s->res->joins++;
+            sim__trace(s, "n%u JOINS with seeds", i + 1);
+            if (start_node(s, nd) != 0)
+                s->res->sim_errors++;
+            return;
+        }
+        kind = 1 + sim__below(&s->member, 2);
+    }
+    if (present_count(s) < (uint32_t)s->nval + 2) {
+        sim__trace(s, "membership event skipped: too few members");
+        return;
+    }
+    int victim = pick_admin(s, -1);
+    if (victim < 0)
+        return;
+    struct sim_node *nd = &s->node[victim];
+    uint32_t bit = 1u << victim;
+    if (kind == 2 && (uint32_t)__builtin_popcount(s->wiped_mask | bit) < s->w) {
+        /* Removal: kill it for good; its data counts as wiped. */
+        sim__trace(s, "n%d KILLED for good, to be removed", victim + 1);
+        crash_node(s, nd);
+        s->res->crashes--;
+        nd->absent = true;
+        nd->removing = true;
+        s->wiped_mask |= bit;
+        s->res->removes++;
+        int at = pick_admin(s, victim);
+        if (at >= 0)
+            admin(s, at, "remove", s->members[victim].id);
+    } else {
+        nd->leaving = true;
+        s->res->leaves++;
+        admin(s, victim, "leave", "");
+    }
+    arm_admin(s);
+}
+
+/* A node that left the cluster stops and stays away. */
+static void stop_event(struct sim *s, struct sim_event *e)
+{
+    struct sim_node *nd = &s->node[e->src];
+    if (!nd->up || nd->inc != e->inc)
+        return;
+    sim__trace(s, "n%d STOPS: it left the cluster", e->src + 1);
+    crash_node(s, nd);
+    s->res->crashes--;
+    nd->absent = true;
 }
 
 /* ---- parameters (swarm)
@@ -1233,35 +1606,132 @@ static void dispatch(struct sim *s, struct sim_event *e)
     case SIM_EV_END_ACTIVE:
         end_active(s);
         break;
+    case SIM_EV_MEMBER:
+        member_event(s);
+        break;
+    case SIM_EV_ADMIN:
+        admin_retry(s);
+        break;
+    case SIM_EV_STOP:
+        stop_event(s, e);
+        break;
     case SIM_EV_MAX:
         break;
     }
+}
+
+/* Processes the next event. */
+static void step(struct sim *s)
+{
+    struct sim_event *e = heap_pop(s);
+    s->now = e->t;
+    s->res->events++;
+    if (e->node >= 0 && e->inc == s->node[e->node].inc &&
+        sim__paused(s, e->node)) {
+        /* A paused node processes nothing: defer, keeping order. */
+        e->t = s->node[e->node].paused_until;
+        e->seq = s->seq++;
+        heap_push(s, e);
+        return;
+    }
+    hash_event(s, e);
+    dispatch(s, e);
+    event_free(e);
 }
 
 /* Runs events until the queue is empty; false if it would not drain. */
 static bool run_queue(struct sim *s, uint64_t deadline)
 {
     while (s->nheap > 0) {
-        struct sim_event *e = heap_pop(s);
-        if (e->t > deadline || s->res->events >= SIM_MAX_EVENTS) {
-            event_free(e);
+        if (s->heap[0]->t > deadline || s->res->events >= SIM_MAX_EVENTS)
             return false;
-        }
-        s->now = e->t;
-        s->res->events++;
-        if (e->node >= 0 && e->inc == s->node[e->node].inc &&
-            sim__paused(s, e->node)) {
-            /* A paused node processes nothing: defer, keeping order. */
-            e->t = s->node[e->node].paused_until;
-            e->seq = s->seq++;
-            heap_push(s, e);
-            continue;
-        }
-        hash_event(s, e);
-        dispatch(s, e);
-        event_free(e);
+        step(s);
     }
     return true;
+}
+
+/* Runs the events due by until (the member services never run dry);
+ * false when the event budget ran out. */
+static bool run_until(struct sim *s, uint64_t until)
+{
+    while (s->nheap > 0 && s->heap[0]->t <= until) {
+        if (s->res->events >= SIM_MAX_EVENTS)
+            return false;
+        step(s);
+    }
+    if (s->now < until)
+        s->now = until;
+    return true;
+}
+
+/* Membership has settled: every present node is up, holds the latest ring
+ * state, which has no change pending, contains every present node and no
+ * node that left or was removed. */
+static bool members_agree(struct sim *s, uint64_t *version)
+{
+    struct ring_state *rs = latest_state(s);
+    bool ok = rs != NULL && !ring_state_pending(rs);
+    for (uint32_t i = 0; ok && i < s->nnodes; i++) {
+        struct sim_node *nd = &s->node[i];
+        bool in = ring_member_index(ring_state_cur(rs), s->members[i].id) >= 0;
+        if (nd->absent) {
+            ok = !in;
+            continue;
+        }
+        /* The same bytes: two states can share a version. */
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        ok = nd->up && in && !nd->leaving && nd->state != NULL &&
+             ring_state_encode(rs, &buf, &len) == 0 && len == nd->state_len &&
+             memcmp(buf, nd->state, len) == 0;
+        free(buf);
+    }
+    *version = rs ? ring_state_version(rs) : 0;
+    ring_state_destroy(rs);
+    return ok;
+}
+
+/* After the active phase: runs until membership has settled and the last
+ * state change is SIM_SETTLE_MS old (drops done), then stops every member
+ * service so the queue can drain. False when it did not settle. */
+static bool settle(struct sim *s, uint64_t deadline)
+{
+    uint64_t version = 0;
+    bool ok = false;
+    while (s->now < deadline) {
+        if (!run_until(s, s->now + 1000))
+            break;
+        if (members_agree(s, &version) &&
+            s->now >= s->state_changed_ms + SIM_SETTLE_MS) {
+            ok = true;
+            break;
+        }
+    }
+    s->members_closed = true;
+    sim__trace(
+        s, "membership %s at ring version %" PRIu64 ": member services stop",
+        ok ? "settled" : "DID NOT SETTLE", version);
+    for (uint32_t i = 0; i < s->nnodes; i++)
+        if (s->node[i].member != NULL)
+            member_close(s->node[i].member);
+    s->final = latest_state(s);
+    s->res->ring_version = s->final ? ring_state_version(s->final) : 0;
+    return ok;
+}
+
+int sim__owners(struct sim *s, uint32_t part, uint32_t *nodes)
+{
+    const struct ring *r = s->final ? ring_state_cur(s->final) : s->ring;
+    uint32_t pref[QUORUM_MAX_N];
+    int n = ring_pref_list(r, part, s->nval, pref);
+    for (int i = 0; i < n; i++) {
+        const char *id = ring_member(r, pref[i]);
+        nodes[i] = 0;
+        for (uint32_t k = 0; k < s->nnodes; k++)
+            if (strcmp(s->members[k].id, id) == 0)
+                nodes[i] = k;
+    }
+    return n;
 }
 
 void sim_config_default(struct sim_config *c)
@@ -1275,6 +1745,20 @@ void sim_config_default(struct sim_config *c)
     c->clients = 4;
     c->duration_ms = 20000;
     c->faults = SIM_FAULTS_SWARM;
+}
+
+const char *sim_membership_name(enum sim_membership m)
+{
+    static const char *const names[SIM_MEMBERSHIP_MAX] = {"auto", "on", "off"};
+    return m < SIM_MEMBERSHIP_MAX ? names[m] : "?";
+}
+
+int sim_membership_parse(const char *str)
+{
+    for (int m = 0; m < SIM_MEMBERSHIP_MAX; m++)
+        if (strcmp(str, sim_membership_name((enum sim_membership)m)) == 0)
+            return m;
+    return -1;
 }
 
 const char *sim_faults_name(enum sim_faults f)
@@ -1309,18 +1793,26 @@ static int sim_setup(struct sim *s)
     if ((s->xx = XXH64_createState()) == NULL)
         return -ENOMEM;
     XXH64_reset(s->xx, s->cfg.seed);
-    s->nnodes = s->cfg.nodes;
+    sim__rng_seed(&s->member, s->cfg.seed, SIM_S_MEMBER);
+    s->membership =
+        s->cfg.membership == SIM_MEMBERSHIP_ON ||
+        (s->cfg.membership == SIM_MEMBERSHIP_AUTO && s->cfg.seed % 4 == 0);
+    s->ninit = s->cfg.nodes;
+    /* Seeds with membership events get up to two spare slots to join. */
+    s->nnodes = s->ninit;
+    if (s->membership)
+        s->nnodes = s->ninit + 2 < SIM_MAX_NODES ? s->ninit + 2 : SIM_MAX_NODES;
     for (uint32_t i = 0; i < s->nnodes; i++) {
         snprintf(names[i], sizeof(names[i]), "n%u", i + 1);
         ids[i] = names[i];
     }
-    if ((err = ring_build(&s->ring, 64, ids, s->nnodes)) != 0)
+    if ((err = ring_build(&s->ring, 64, ids, s->ninit)) != 0)
         return err;
-    s->nval = (uint8_t)(s->cfg.n < s->nnodes ? s->cfg.n : s->nnodes);
+    s->nval = (uint8_t)(s->cfg.n < s->ninit ? s->cfg.n : s->ninit);
     s->w = (uint8_t)(s->cfg.w < s->nval ? s->cfg.w : s->nval);
     for (uint32_t i = 0; i < s->nnodes; i++) {
         struct sim_node *nd = &s->node[i];
-        const char *id = ring_member(s->ring, i);
+        const char *id = i < s->ninit ? ring_member(s->ring, i) : ids[i];
         snprintf(s->members[i].id, sizeof(s->members[i].id), "%s", id);
         snprintf(s->members[i].addr, sizeof(s->members[i].addr), "sim:%u",
                  i + 1);
@@ -1336,9 +1828,12 @@ static int sim_setup(struct sim *s)
                 ? 0
                 : (int64_t)sim__range(&s->clock, 0, 2 * s->p.skew_max_ms) -
                       (int64_t)s->p.skew_max_ms;
-        if ((err = start_node(s, nd)) != 0)
-            return err;
+        nd->absent = i >= s->ninit; /* a joiner, started by an event */
     }
+    /* Every node's id and address first: the member services know them. */
+    for (uint32_t i = 0; i < s->ninit; i++)
+        if ((err = start_node(s, &s->node[i])) != 0)
+            return err;
     return sim__work_init(s);
 }
 
@@ -1359,7 +1854,9 @@ static void sim_teardown(struct sim *s)
         }
         store_clear(&nd->durable);
         store_clear(&nd->overlay);
+        free(nd->state);
     }
+    ring_state_destroy(s->final);
     sim__work_free(s);
     ring_destroy(s->ring);
     free(s->heap);
@@ -1378,7 +1875,8 @@ int sim_run(const struct sim_config *c, struct sim_result *res)
     if (c->nodes < SIM_MIN_NODES || c->nodes > SIM_MAX_NODES ||
         c->clients < 1 || c->clients > SIM_MAX_CLIENTS || c->n < 1 ||
         c->n > QUORUM_MAX_N || c->r < 1 || c->w < 1 || c->r > c->n ||
-        c->w > c->n || c->faults >= SIM_FAULTS_MAX)
+        c->w > c->n || c->faults >= SIM_FAULTS_MAX ||
+        c->membership >= SIM_MEMBERSHIP_MAX)
         return -EINVAL;
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return -ENOMEM;
@@ -1403,8 +1901,27 @@ int sim_run(const struct sim_config *c, struct sim_result *res)
     if (s->p.nemesis_every_ms > 0)
         sim__event(s, s->p.nemesis_every_ms, SIM_EV_NEMESIS, -1);
     sim__event(s, c->duration_ms, SIM_EV_END_ACTIVE, -1);
+    if (s->membership) {
+        uint64_t k = sim__range(&s->member, 1, 3);
+        for (uint64_t i = 0; i < k; i++)
+            sim__event(s,
+                       sim__range(&s->member, 1000,
+                                  c->duration_ms * 3 / 4 > 1000
+                                      ? c->duration_ms * 3 / 4
+                                      : 1000),
+                       SIM_EV_MEMBER, -1);
+    }
     sim__work_start(s);
-    if (!run_queue(s, c->duration_ms + SIM_QUIESCE_MS)) {
+    if (!run_until(s, c->duration_ms)) {
+        res->sim_errors++;
+        sim__report(s, "the event budget ran out in the active phase");
+        goto out;
+    }
+    if (!settle(s, c->duration_ms + SIM_QUIESCE_MS)) {
+        res->unsettled++;
+        sim__report(s, "membership did not settle after the active phase");
+    }
+    if (!run_queue(s, s->now + SIM_QUIESCE_MS)) {
         res->sim_errors++;
         sim__report(s, "the cluster did not quiesce after the active phase");
         goto out;
@@ -1424,7 +1941,8 @@ out:
     res->failures = res->lost_acked + res->diverged + res->definite_observed +
                     res->resurrected + res->vv_regressed +
                     res->ack_underreplicated + res->epoch_reused +
-                    res->final_read_failed + res->sim_errors;
+                    res->final_read_failed + res->misplaced + res->unsettled +
+                    res->sim_errors;
     free(s);
     return res->failures ? 1 : 0;
 }

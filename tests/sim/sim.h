@@ -21,6 +21,14 @@
 #define SIM_MAX_NODES   7
 #define SIM_MAX_CLIENTS 16
 
+/* Membership events (joins, leaves, removals) during the active phase. */
+enum sim_membership {
+    SIM_MEMBERSHIP_AUTO = 0, /* on for every fourth seed (seed % 4 == 0) */
+    SIM_MEMBERSHIP_ON,
+    SIM_MEMBERSHIP_OFF,
+    SIM_MEMBERSHIP_MAX
+};
+
 enum sim_faults {
     SIM_FAULTS_NONE = 0, /* a perfect network, no crashes, no pauses */
     SIM_FAULTS_LIGHT,    /* a little of everything */
@@ -40,6 +48,13 @@ struct sim_config {
      * replica merge (an rput) produced, so acknowledged writes get lost.
      * Proves the checker can fail; production has no such switch. */
     bool break_merge;
+    /* Whether this seed joins, removes and retires nodes while it runs
+     * (gossip and the member service run on every seed regardless). */
+    enum sim_membership membership;
+    /* TEST ONLY: a transfer's source reports the partition copied without
+     * sending a record (member_opts.test_skip_copy), so a membership change
+     * loses data. Proves the checkers see a broken transfer. */
+    bool break_transfer;
     FILE *trace;  /* one readable line per event, or NULL */
     FILE *report; /* the checker's findings, or NULL */
 };
@@ -53,6 +68,8 @@ struct sim_result {
     uint64_t ops, ops_ok, ops_definite, ops_indefinite;
     uint64_t crashes, wipes, partitions, pauses;
     uint64_t msgs_sent, msgs_lost, msgs_duplicated;
+    uint64_t joins, leaves, removes; /* membership events started */
+    uint64_t ring_version;           /* of the final ring */
     /* findings; failures is their sum */
     uint32_t lost_acked;          /* an acknowledged add missing at the end */
     uint32_t diverged;            /* replicas of a key that disagree */
@@ -62,7 +79,9 @@ struct sim_result {
     uint32_t ack_underreplicated; /* ok with fewer than w durable copies */
     uint32_t epoch_reused;        /* a fresh store got an old epoch */
     uint32_t final_read_failed;   /* the converging read could not run */
-    uint32_t sim_errors;          /* the simulator itself failed (ENOMEM..) */
+    uint32_t misplaced;  /* a key not on exactly the final ring's N owners */
+    uint32_t unsettled;  /* membership changes did not finish */
+    uint32_t sim_errors; /* the simulator itself failed (ENOMEM..) */
     uint32_t failures;
 };
 
@@ -74,6 +93,10 @@ void sim_config_default(struct sim_config *c);
  * passed, 1 when some failed (res says which, c->report says why), or a
  * negative error when the configuration is invalid (-EINVAL). */
 int sim_run(const struct sim_config *c, struct sim_result *res);
+
+/* "auto", "on", "off" <-> enum; parse returns -1 if unknown. */
+const char *sim_membership_name(enum sim_membership m);
+int sim_membership_parse(const char *s);
 
 /* "none", "light", "heavy", "swarm" <-> enum; parse returns -1 if unknown. */
 const char *sim_faults_name(enum sim_faults f);

@@ -14,8 +14,10 @@
 
 #include "node/core.h"
 #include "node/env.h"
+#include "node/member.h"
 #include "proto/rng.h"
 #include "ring/ring.h"
+#include "ring/ring_state.h"
 #include "tests/sim/sim.h"
 
 /* ---- PRNG: xoshiro256** per stream, streams seeded by splitmix64 ------- */
@@ -32,6 +34,7 @@ enum sim_stream {
     SIM_S_EPOCH,        /* storage epochs */
     SIM_S_CLOCK,        /* skews */
     SIM_S_CHECK,        /* the final phase's coordinators */
+    SIM_S_MEMBER,       /* membership events: when, what, whom */
     SIM_S_CLIENT0 = 64, /* + client index */
     SIM_S_NODE0 = 128   /* + node index: the node's env random64 */
 };
@@ -59,6 +62,9 @@ enum sim_ev_kind {
     SIM_EV_RESTART,     /* a crashed node restarts */
     SIM_EV_UNPAUSE,     /* a pause ends (trace only: pauses are times) */
     SIM_EV_END_ACTIVE,  /* the active phase ends: heal and quiesce */
+    SIM_EV_MEMBER,      /* a membership event: join, leave or remove */
+    SIM_EV_ADMIN,       /* re-issues unfinished leaves and removals */
+    SIM_EV_STOP,        /* a node that left stops (its on_left fired) */
     SIM_EV_MAX
 };
 
@@ -106,6 +112,14 @@ struct sim_node {
     int idx;
     struct env env;
     struct core *core;
+    struct member *member; /* its member service (node/member.h) */
+    bool started;          /* a joiner: it has been started once */
+    bool absent;           /* not in the cluster: a joiner not started yet,
+                              or a node that left or was removed */
+    bool leaving;          /* asked to leave; stops when on_left fires */
+    bool removing;         /* killed for good: remove it from the ring */
+    uint8_t *state;        /* durable: the last ring state it saved */
+    size_t state_len;
     bool up;      /* not crashed */
     uint32_t inc; /* incarnation: bumps at crash and at restart */
     uint64_t paused_until;
@@ -152,7 +166,7 @@ struct sim {
     struct sim_config cfg;
     struct sim_result *res;
     struct sim_params p;
-    struct sim_rng swarm, net, fault, disk, epoch, clock, check;
+    struct sim_rng swarm, net, fault, disk, epoch, clock, check, member;
     uint64_t now;
     uint64_t seq;
     struct sim_event **heap;
@@ -161,7 +175,13 @@ struct sim {
     struct ring *ring;
     struct core_member members[SIM_MAX_NODES];
     struct sim_node node[SIM_MAX_NODES];
-    uint32_t nnodes;
+    uint32_t nnodes;           /* node slots, joiners included */
+    uint32_t ninit;            /* the founding members: n1..n<ninit> */
+    bool membership;           /* membership events this seed */
+    bool admin_armed;          /* an SIM_EV_ADMIN is scheduled */
+    bool members_closed;       /* settled: member services stopped */
+    uint64_t state_changed_ms; /* a node last saved a new ring state */
+    struct ring_state *final;  /* the settled ring state (checkers) */
     uint8_t nval, w;
     bool blocked[SIM_MAX_NODES][SIM_MAX_NODES];
     bool partitioned;
@@ -187,6 +207,13 @@ const struct sim_rec *sim__durable(struct sim_node *nd, const uint8_t *key,
 uint32_t sim__partition(const struct sim *s, const uint8_t *key,
                         uint32_t key_len);
 bool sim__paused(const struct sim *s, int node);
+/* A present node (not absent), drawn uniformly with r: the k-th of them
+ * for k = below(number present), so seeds without membership events draw
+ * exactly as before. */
+int sim__pick_node(struct sim *s, struct sim_rng *r);
+/* The node indices of partition part's owners in the final ring (s->final,
+ * or the founding ring); returns how many (at most QUORUM_MAX_N). */
+int sim__owners(struct sim *s, uint32_t part, uint32_t *nodes);
 
 /* sim_work.c: clients and checkers */
 int sim__work_init(struct sim *s);

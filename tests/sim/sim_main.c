@@ -40,6 +40,12 @@ static void usage(FILE *f)
            "  --quiet          print only failures and the summary\n"
            "  --break-merge    TEST ONLY: replica merges keep one sibling, so\n"
            "                   the checkers must report lost writes\n"
+           "  --membership M   auto | on | off: joins, leaves and removals\n"
+           "                   while the seed runs (default auto: seeds\n"
+           "                   with seed %% 4 == 0)\n"
+           "  --break-transfer TEST ONLY: transfers report partitions copied\n"
+           "                   without sending them, so the checkers must\n"
+           "                   fail on seeds with membership changes\n"
            "  --help           this text\n"
            "\n"
            "A failing seed reproduces exactly: scripts/simulate.sh --seed S\n"
@@ -90,6 +96,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--break-merge") == 0) {
             cfg.break_merge = true;
             takes = false;
+        } else if (strcmp(a, "--break-transfer") == 0) {
+            cfg.break_transfer = true;
+            takes = false;
         } else if (val == NULL) {
             fprintf(stderr, "ringkv-sim: %s needs a value\n", a);
             return 2;
@@ -100,6 +109,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             cfg.faults = (enum sim_faults)f;
+        } else if (strcmp(a, "--membership") == 0) {
+            int mm = sim_membership_parse(val);
+            if (mm < 0) {
+                fprintf(stderr, "ringkv-sim: unknown --membership %s\n", val);
+                return 2;
+            }
+            cfg.membership = (enum sim_membership)mm;
         } else if (parse_u64(val, &v) != 0) {
             fprintf(stderr, "ringkv-sim: %s: not a number: %s\n", a, val);
             return 2;
@@ -137,12 +153,15 @@ int main(int argc, char **argv)
     if (cfg.break_merge && el + 16 < sizeof(extra))
         el +=
             (size_t)snprintf(extra + el, sizeof(extra) - el, " --break-merge");
+    if (cfg.break_transfer && el + 20 < sizeof(extra))
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el,
+                               " --break-transfer");
     cfg.trace = trace ? stdout : NULL;
     /* With a trace, findings go to the same stream, in order. */
     cfg.report = trace ? stdout : stderr;
 
     uint64_t failed = 0, *fails = NULL, nfail_cap = 0;
-    uint64_t events = 0;
+    uint64_t events = 0, changed = 0;
     double t0 = now_s();
     for (uint64_t k = 0; k < seeds; k++) {
         struct sim_result res;
@@ -159,11 +178,16 @@ int main(int argc, char **argv)
                    " ops %" PRIu64 " (ok %" PRIu64 " fail %" PRIu64
                    " indefinite %" PRIu64 ") crashes %" PRIu64 " wipes %" PRIu64
                    " partitions %" PRIu64 " pauses %" PRIu64 " msgs %" PRIu64
-                   " lost %" PRIu64 " dup %" PRIu64 " %s\n",
+                   " lost %" PRIu64 " dup %" PRIu64 " joins %" PRIu64
+                   " leaves %" PRIu64 " removes %" PRIu64 " ring v%" PRIu64
+                   " %s\n",
                    res.seed, res.hash, res.events, res.ops, res.ops_ok,
                    res.ops_definite, res.ops_indefinite, res.crashes, res.wipes,
                    res.partitions, res.pauses, res.msgs_sent, res.msgs_lost,
-                   res.msgs_duplicated, rc == 0 ? "PASS" : "FAIL");
+                   res.msgs_duplicated, res.joins, res.leaves, res.removes,
+                   res.ring_version, rc == 0 ? "PASS" : "FAIL");
+        if (res.joins + res.leaves + res.removes > 0)
+            changed++;
         if (rc != 0) {
             if (failed == nfail_cap) {
                 nfail_cap = nfail_cap ? 2 * nfail_cap : 16;
@@ -183,6 +207,7 @@ int main(int argc, char **argv)
         printf("FAILED seed %" PRIu64 ": reproduce with scripts/simulate.sh "
                "--seed %" PRIu64 "%s\n",
                fails[i], fails[i], extra);
+    printf("seeds with membership changes: %" PRIu64 "\n", changed);
     printf("seeds run: %" PRIu64 ", seeds failed: %" PRIu64
            ", seeds/second: %.1f (%.0f events/second)\n",
            seeds, failed, dt > 0 ? (double)seeds / dt : 0.0,

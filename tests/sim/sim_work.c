@@ -514,7 +514,7 @@ void sim__client_next(struct sim *s, uint32_t c)
 
     if (s->stopping)
         return;
-    node = (int)sim__below(&cl->rng, s->nnodes);
+    node = sim__pick_node(s, &cl->rng);
     if (cl->have_read) {
         cl->have_read = false;
         if (cl->next == OP_SET_ADD) {
@@ -643,7 +643,7 @@ void sim__work_final_reads(struct sim *s)
 {
     struct sim_work *w = s->work;
     for (uint32_t k = 0; k < w->nkeys; k++) {
-        int node = (int)sim__below(&s->check, s->nnodes);
+        int node = sim__pick_node(s, &s->check);
         uint32_t hop = new_hop(s, UINT32_MAX, OP_FINAL_READ, k);
         issue(s, UINT32_MAX, node, hop, WIRE_OP_GET, NULL, 0, NULL, 0, s->nval);
     }
@@ -662,6 +662,38 @@ static int replica_rec(struct sim_node *nd, const struct wkey *k,
     return r ? dvv_decode(r->val, r->len, a, out) : 0;
 }
 
+/* Every key on exactly the final ring's N owners: a present node that is
+ * not an owner holds no record of it (drops ran), and when any node holds
+ * one, every owner does (transfers copied it, read repair filled gaps). */
+static void check_owners(struct sim *s, const struct wkey *k,
+                         const uint32_t *pref, int n)
+{
+    bool own[SIM_MAX_NODES] = {false};
+    uint32_t held = 0, stray = 0;
+    char line[160];
+    size_t l = 0;
+    for (int i = 0; i < n; i++)
+        own[pref[i]] = true;
+    for (uint32_t i = 0; i < s->nnodes; i++) {
+        struct sim_node *nd = &s->node[i];
+        bool has = !nd->absent &&
+                   sim__durable(nd, (const uint8_t *)k->name, k->len) != NULL;
+        if (has && !own[i])
+            stray++;
+        held += has && own[i];
+        if (has && l + 8 < sizeof(line))
+            l += (size_t)snprintf(line + l, sizeof(line) - l, " n%u%s", i + 1,
+                                  own[i] ? "" : "(not an owner)");
+    }
+    if (stray == 0 && (held == 0 || held == (uint32_t)n))
+        return;
+    s->res->misplaced++;
+    sim__report(s,
+                "MISPLACED: key '%s' should be on its %d owners of the "
+                "final ring (version %" PRIu64 "), yet it is held by:%s",
+                k->name, n, s->res->ring_version, l ? line : " nobody");
+}
+
 static void check_key(struct sim *s, uint32_t ki)
 {
     struct sim_work *w = s->work;
@@ -669,11 +701,11 @@ static void check_key(struct sim *s, uint32_t ki)
     uint32_t pref[QUORUM_MAX_N];
     struct dvv_arena a;
     struct dvv recs[QUORUM_MAX_N], merged = {0};
-    int n = ring_pref_list(s->ring,
-                           sim__partition(s, (const uint8_t *)k->name, k->len),
-                           s->nval, pref);
+    int n = sim__owners(s, sim__partition(s, (const uint8_t *)k->name, k->len),
+                        pref);
     bool diverged = false;
 
+    check_owners(s, k, pref, n);
     dvv_arena_init(&a);
     for (int i = 0; i < n; i++) {
         struct dvv next;

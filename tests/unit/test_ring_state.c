@@ -192,6 +192,55 @@ Test(ring_state, join_one_into_three_copies_exactly_the_needed_pairs)
     ring_state_destroy(s);
 }
 
+Test(ring_state, abort_keeps_cur_drops_the_plan_and_outranks_the_change)
+{
+    struct ring_state *s = state_of(3, 64, 3), *d = NULL;
+    const char *j[] = {"n4"};
+    struct ring_change c = joining(j, 1);
+    struct ring *before = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(ring_build(&before, 64, ids, 3), 0);
+    cr_assert_eq(ring_state_abort(s), -ENOENT, "nothing pending");
+    cr_assert_eq(ring_state_change(s, &c), 0);
+    uint64_t pending = ring_state_version(s);
+    cr_assert_eq(ring_state_abort(s), 0);
+    cr_assert(!ring_state_pending(s));
+    cr_assert_gt(ring_state_version(s), pending);
+    cr_assert_eq(ring_state_version(s), 2ull << 32, "epoch 2, step 0");
+    assert_same(ring_state_cur(s), before);
+    cr_assert_eq(ring_state_transfers(s), 0);
+    cr_assert(!ring_state_responsible(s, "n4", 0));
+    cr_assert_eq(ring_state_encode(s, &buf, &len), 0);
+    cr_assert_eq(ring_state_decode(buf, len, &d, NULL), 0, "a valid state");
+    cr_assert_eq(ring_state_version(d), ring_state_version(s));
+    /* the same join can start again */
+    cr_assert_eq(ring_state_change(s, &c), 0);
+    cr_assert(ring_state_pending(s));
+    free(buf);
+    ring_state_destroy(d);
+    ring_destroy(before);
+    ring_state_destroy(s);
+}
+
+Test(ring_state, bump_only_raises_the_step)
+{
+    struct ring_state *s = state_of(3, 64, 3);
+    const char *j[] = {"n4"};
+    struct ring_change c = joining(j, 1);
+    cr_assert_eq(ring_state_change(s, &c), 0);
+    uint64_t v = ring_state_version(s);
+    uint32_t n = ring_state_transfers(s);
+    cr_assert_eq(ring_state_bump(s), 0);
+    cr_assert_eq(ring_state_version(s), v + 1);
+    cr_assert(ring_state_pending(s));
+    cr_assert_eq(ring_state_transfers(s), n);
+    cr_assert_eq(ring_state_transfers_done(s), 0);
+    cr_assert_eq(ring_state_bump(NULL), -EINVAL);
+    ring_state_destroy(s);
+}
+
 Test(ring_state, leave_sources_from_the_leaver_and_drops_it_at_the_flip)
 {
     struct ring_state *s = state_of(5, 64, 3);
