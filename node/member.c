@@ -104,10 +104,12 @@ struct member {
     uint32_t nrep, rep_cap;
     uint64_t rep_at;
     uint64_t state_changed_ms;
-    uint64_t abort_since; /* claimant: the pending change blocked since */
-    uint32_t drop_part;   /* next partition to check */
-    bool renewed;         /* a new actor was taken for this drop round */
-    bool dropping;        /* a drop batch is in flight */
+    uint64_t pending_since; /* when this node first saw the change pending */
+    uint32_t done_since;    /* copies done then (for the ETA) */
+    uint64_t abort_since;   /* claimant: the pending change blocked since */
+    uint32_t drop_part;     /* next partition to check */
+    bool renewed;           /* a new actor was taken for this drop round */
+    bool dropping;          /* a drop batch is in flight */
     struct member_stats st;
 };
 
@@ -1046,6 +1048,8 @@ static void removing(struct member *m)
 
 /* ---- the tick ----------------------------------------------------------- */
 
+static void watch_change(struct member *m);
+
 static void tick(void *arg)
 {
     struct member *m = arg;
@@ -1054,6 +1058,7 @@ static void tick(void *arg)
         return;
     gossip_tick(m->g, now(m));
     on_events(m);
+    watch_change(m);
     if (m->rs != NULL && am_claimant(m))
         claim(m);
     transfers(m);
@@ -1368,10 +1373,32 @@ static void members_out(struct member *m, bool json, struct sbuf *b)
               m->rs && ring_state_pending(m->rs) ? ", change pending" : "");
 }
 
+/* Tracks how long the pending change has been watched, for the ETA. */
+static void watch_change(struct member *m)
+{
+    if (m->rs == NULL || !ring_state_pending(m->rs)) {
+        m->pending_since = 0;
+    } else if (m->pending_since == 0) {
+        m->pending_since = now(m);
+        m->done_since = ring_state_transfers_done(m->rs);
+    }
+}
+
+/* Seconds until every copy is done at the pace seen so far; -1 when no
+ * copy finished yet while watched (or nothing is pending). */
+static int64_t eta_s(struct member *m, uint32_t n, uint32_t done)
+{
+    if (m->pending_since == 0 || done <= m->done_since || done >= n)
+        return done >= n && n > 0 ? 0 : -1;
+    uint64_t el = now(m) - m->pending_since;
+    return (int64_t)(el * (n - done) / (done - m->done_since) / 1000);
+}
+
 static void transfers_out(struct member *m, bool json, struct sbuf *b)
 {
     uint32_t n = m->rs ? ring_state_transfers(m->rs) : 0;
     uint32_t done = m->rs ? ring_state_transfers_done(m->rs) : 0;
+    int64_t eta = eta_s(m, n, done);
     uint32_t blocked = m->rs ? ring_state_transfers_blocked(m->rs) : 0;
     struct xfer *x = &m->x;
     uint64_t el = x->active ? now(m) - x->started_ms : 0;
@@ -1380,11 +1407,12 @@ static void transfers_out(struct member *m, bool json, struct sbuf *b)
         sb_printf(b,
                   "{\"ring_version\":%" PRIu64
                   ",\"pending\":%s,\"total\":%u,\"done\":%u,\"blocked\":%u,"
-                  "\"sent_partitions\":%" PRIu64 ",\"sent_keys\":%" PRIu64
-                  ",\"sent_bytes\":%" PRIu64 ",\"active\":",
+                  "\"eta_s\":%" PRId64 ",\"sent_partitions\":%" PRIu64
+                  ",\"sent_keys\":%" PRIu64 ",\"sent_bytes\":%" PRIu64
+                  ",\"active\":",
                   m->rs ? ring_state_version(m->rs) : 0,
                   m->rs && ring_state_pending(m->rs) ? "true" : "false", n,
-                  done, blocked, m->st.transfers_sent, m->st.transfer_keys,
+                  done, blocked, eta, m->st.transfers_sent, m->st.transfer_keys,
                   m->st.transfer_bytes);
         if (x->active) {
             sb_printf(b, "{\"partition\":%u,\"dest\":", x->part);
@@ -1405,6 +1433,8 @@ static void transfers_out(struct member *m, bool json, struct sbuf *b)
                   m->rs && ring_state_pending(m->rs) ? "change pending"
                                                      : "no change pending",
                   n, done, n - done, blocked);
+        if (eta > 0)
+            sb_printf(b, "about %" PRId64 " s to go at the pace so far\n", eta);
         sb_printf(b,
                   "this node sent %" PRIu64 " partitions, %" PRIu64
                   " records, %" PRIu64 " bytes\n",
