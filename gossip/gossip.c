@@ -31,6 +31,7 @@
 #include "gossip/gossip.h"
 #include "gossip/gossip_msg.h"
 #include "proto/errors.h"
+#include "proto/rng.h"
 
 struct member {
     char id[GOSSIP_ID_MAX + 1];
@@ -62,7 +63,7 @@ struct gossip {
     struct member *m; /* m[0] is self */
     int n, cap;
 
-    uint64_t rng[4];
+    struct rk_rng rng;
 
     int order[GOSSIP_MAX_MEMBERS];
     int order_len, order_pos;
@@ -122,32 +123,10 @@ struct gossip_conf gossip_conf_defaults(void)
     return c;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** */
+/* The seeded xoshiro256** of proto/rng.h (deterministic per seed). */
 static uint64_t rnd(struct gossip *g)
 {
-    uint64_t *s = g->rng;
-    uint64_t r = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
+    return rk_rng_next(&g->rng);
 }
 
 static int rnd_below(struct gossip *g, int n)
@@ -604,9 +583,7 @@ int gossip_create(struct gossip **out, const struct gossip_conf *c,
     self->state_at = self->heard_at = now_ms;
     self->tx_sent = 0;
     g->n = 1;
-    uint64_t x = c->seed;
-    for (int i = 0; i < 4; i++)
-        g->rng[i] = splitmix64(&x);
+    rk_rng_seed(&g->rng, c->seed);
     /* spread the members' first probes over the period */
     g->next_probe_at = now_ms + rnd(g) % c->probe_interval_ms;
     g->next_sync_at = now_ms + c->sync_interval_ms;
