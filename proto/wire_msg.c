@@ -325,6 +325,12 @@ static int decode_admin(const struct wire_field *f, msgpack_zone *zone,
         *why = "json must be a boolean";
         return RK_EBAD_REQUEST;
     }
+    /* They become C strings: an embedded NUL would cut them short. */
+    if (memchr(cmd->via.str.ptr, 0, cmd->via.str.size) != NULL ||
+        (arg != NULL && memchr(arg->via.str.ptr, 0, arg->via.str.size))) {
+        *why = "cmd and arg must not contain NUL bytes";
+        return RK_EBAD_REQUEST;
+    }
     out->cmd = zstr(zone, cmd, WIRE_MAX_ADMIN_CMD);
     out->arg = arg != NULL ? zstr(zone, arg, WIRE_MAX_ADMIN_ARG) : "";
     if (out->cmd == NULL || out->arg == NULL) {

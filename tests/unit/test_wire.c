@@ -1199,6 +1199,12 @@ Test(wire, admin_fields_are_checked)
     cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
                  RK_EBAD_REQUEST);
     cr_assert_str_eq(why, "json must be a boolean");
+    /* a cmd with NUL bytes (found by fuzz_wire: it re-encoded shorter) */
+    n = unhex("83a2696405a26f70a561646d696ea3636d64a6000000357665", body,
+              sizeof(body));
+    cr_assert_eq(wire_decode_req(body, n, &test_limits, &zone, &out, &why),
+                 RK_EBAD_REQUEST);
+    cr_assert_str_eq(why, "cmd and arg must not contain NUL bytes");
     /* an arg over 300 bytes */
     uint8_t big[400];
     size_t k =
