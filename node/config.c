@@ -739,6 +739,30 @@ uint64_t config_max_record(const struct config *c)
                               : c->max_frame - CONFIG_RECORD_ENVELOPE;
 }
 
+/* The next item of a comma-separated list at *p: *item and *len get it
+ * with blanks (space, tab) trimmed; empty items are skipped. Returns false
+ * at the end of the list. */
+static bool next_item(const char **p, const char **item, size_t *len)
+{
+    while (**p != '\0') {
+        const char *s = *p, *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        *p = e ? e + 1 : s + n;
+        while (n > 0 && (*s == ' ' || *s == '\t')) {
+            s++;
+            n--;
+        }
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n > 0) {
+            *item = s;
+            *len = n;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Parses one "id@host:port" (host may be [v6]) of length len into m. */
 static int parse_member(const char *s, size_t len, struct config_member *m,
                         char *err, size_t errlen)
@@ -805,36 +829,25 @@ int config_members(const struct config *c, struct config_member *out,
         tmp[0].port = (uint16_t)c->port;
         k = 1;
     } else {
-        while (*p != '\0') {
-            const char *e = strchr(p, ',');
-            size_t len = e ? (size_t)(e - p) : strlen(p);
-            while (len > 0 && (*p == ' ' || *p == '\t')) {
-                p++;
-                len--;
+        const char *item;
+        size_t len;
+        while (next_item(&p, &item, &len)) {
+            if (k == CONFIG_MAX_MEMBERS) {
+                config__err(err, errlen, "peers: more than %d members",
+                            CONFIG_MAX_MEMBERS);
+                return RK_ECONFIG;
             }
-            while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-                len--;
-            if (len > 0) {
-                if (k == CONFIG_MAX_MEMBERS) {
-                    config__err(err, errlen, "peers: more than %d members",
-                                CONFIG_MAX_MEMBERS);
+            int rc = parse_member(item, len, &tmp[k], err, errlen);
+            if (rc != 0)
+                return rc;
+            for (uint32_t j = 0; j < k; j++) {
+                if (strcmp(tmp[j].id, tmp[k].id) == 0) {
+                    config__err(err, errlen, "peers: %s is listed twice",
+                                tmp[k].id);
                     return RK_ECONFIG;
                 }
-                int rc = parse_member(p, len, &tmp[k], err, errlen);
-                if (rc != 0)
-                    return rc;
-                for (uint32_t j = 0; j < k; j++) {
-                    if (strcmp(tmp[j].id, tmp[k].id) == 0) {
-                        config__err(err, errlen, "peers: %s is listed twice",
-                                    tmp[k].id);
-                        return RK_ECONFIG;
-                    }
-                }
-                k++;
             }
-            if (e == NULL)
-                break;
-            p = e + 1;
+            k++;
         }
     }
     uint32_t me = k;
@@ -897,32 +910,20 @@ int config_seeds(const struct config *c, char (*out)[CONFIG_ADDR_MAX + 1],
     char one[CONFIG_ADDR_MAX + 1];
     uint32_t k = 0;
     for (int l = 0; l < 2; l++) {
-        const char *p = lists[l];
-        while (*p != '\0') {
-            const char *e = strchr(p, ',');
-            size_t len = e ? (size_t)(e - p) : strlen(p);
-            while (len > 0 && (*p == ' ' || *p == '\t')) {
-                p++;
-                len--;
+        const char *p = lists[l], *item;
+        size_t len;
+        while (next_item(&p, &item, &len)) {
+            int rc = seed_parse(item, len, one, sizeof(one), err, errlen);
+            if (rc != 0)
+                return rc;
+            if (k == CONFIG_MAX_SEEDS) {
+                config__err(err, errlen, "seeds: more than %d",
+                            CONFIG_MAX_SEEDS);
+                return RK_ECONFIG;
             }
-            while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-                len--;
-            if (len > 0) {
-                int rc = seed_parse(p, len, one, sizeof(one), err, errlen);
-                if (rc != 0)
-                    return rc;
-                if (k == CONFIG_MAX_SEEDS) {
-                    config__err(err, errlen, "seeds: more than %d",
-                                CONFIG_MAX_SEEDS);
-                    return RK_ECONFIG;
-                }
-                if (out != NULL && k < cap)
-                    memcpy(out[k], one, sizeof(one));
-                k++;
-            }
-            if (e == NULL)
-                break;
-            p = e + 1;
+            if (out != NULL && k < cap)
+                memcpy(out[k], one, sizeof(one));
+            k++;
         }
     }
     *n = out != NULL && k > cap ? cap : k;

@@ -1057,3 +1057,31 @@ Test(config, docs_reference_table_matches_the_table)
     free(doc);
     free(table);
 }
+
+Test(config, seeds_and_join_make_one_list_of_host_ports)
+{
+    struct config c;
+    char seeds[CONFIG_MAX_SEEDS][CONFIG_ADDR_MAX + 1];
+    uint32_t n = 0;
+    char err[256] = "";
+    cr_assert_eq(config_defaults(&c), 0);
+    cr_assert_eq(
+        config_set(&c, "seeds", " 10.0.0.1:7001,, [::1]:9 ,", err, sizeof(err)),
+        0, "%s", err);
+    cr_assert_eq(config_set(&c, "join", "h:1", err, sizeof(err)), 0);
+    cr_assert_eq(
+        config_seeds(&c, seeds, CONFIG_MAX_SEEDS, &n, err, sizeof(err)), 0,
+        "%s", err);
+    cr_assert_eq(n, 3);
+    cr_expect_str_eq(seeds[0], "10.0.0.1:7001");
+    cr_expect_str_eq(seeds[1], "[::1]:9");
+    cr_expect_str_eq(seeds[2], "h:1");
+
+    cr_assert_eq(config_set(&c, "seeds", "a:1,b:70000", err, sizeof(err)), 0);
+    cr_assert_eq(config_seeds(&c, NULL, 0, &n, err, sizeof(err)), RK_ECONFIG);
+    cr_expect_str_eq(err, "seeds: bad port in \"b:70000\"");
+    cr_assert_eq(config_set(&c, "seeds", "nohost", err, sizeof(err)), 0);
+    cr_assert_eq(config_seeds(&c, NULL, 0, &n, err, sizeof(err)), RK_ECONFIG);
+    cr_expect_str_eq(err, "seeds: \"nohost\" is not host:port");
+    config_free(&c);
+}
